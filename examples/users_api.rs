@@ -1,0 +1,55 @@
+//! The reference document's `POST /api/users`, done right.
+//!
+//! ```text
+//! cargo run --example users_api            # listens on 127.0.0.1:8080 (BIND overrides)
+//! curl -i -X POST localhost:8080/api/users -H 'content-type: application/json' \
+//!      -d '{"username": " Alice ", "email": "ALICE@example.com", "age": 30}'
+//! ```
+//!
+//! Logs go through env_logger (`RUST_LOG=info` by default).
+
+use actix_web::{App, HttpServer, web};
+use secure_api_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The request body of `POST /api/users`.
+#[derive(Debug, Deserialize, Serialize, SecureInput)]
+pub struct CreateUserRequest {
+    #[secure(
+        trim,
+        lowercase,
+        length(min = 3, max = 32),
+        pattern = "[a-z0-9_-]+",
+        deny("admin", "root", "null", "undefined")
+    )]
+    pub username: String,
+    #[secure(trim, lowercase, length(max = 255), email)]
+    pub email: String,
+    #[secure(range(min = 0, max = 150))]
+    pub age: i32,
+}
+
+async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, ApiError> {
+    let user = input.into_inner();
+    log::info!("created user {}", user.username);
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "user": user.username,
+        "email": user.email,
+    })))
+}
+
+/// The example's routes, shared with the integration tests.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/users").route(web::post().to(create_user)));
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    log::info!("users_api listening on http://{bind}");
+    HttpServer::new(|| App::new().wrap(SecureLayer::default()).configure(routes))
+        .bind(bind)?
+        .run()
+        .await
+}

@@ -1,0 +1,310 @@
+//! Parsing: `#[secure(...)]` attributes into the typed model. Syntax errors are recorded in
+//! the context and parsing goes on, so that one typo does not hide the next.
+
+use syn::meta::ParseNestedMeta;
+use syn::parse::ParseStream;
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Lit, LitStr, Token};
+
+use super::model::{Bounds, Container, Field, Literal, NumValue, Number, Rule, RuleKind, Rules, RULE_KEYS};
+use super::serde_attr;
+use crate::ctxt::Ctxt;
+use crate::suggest;
+
+const CONTAINER_KEYS: &[&str] = &["crate"];
+
+/// Parses the derive input. Returns `None` (with errors recorded) for shapes the derive does
+/// not support.
+pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container<'a>> {
+    let mut krate = None;
+    for attr in secure_attrs(&input.attrs) {
+        let result = attr.parse_nested_meta(|meta| {
+            let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            if key == "crate" {
+                let lit: LitStr = meta.value()?.parse()?;
+                match lit.parse::<syn::Path>() {
+                    Ok(path) if krate.is_none() => krate = Some(path),
+                    Ok(_) => cx.error_spanned_by(&meta.path, "duplicate `crate` option; keep one"),
+                    Err(_) => cx.error_spanned_by(
+                        &lit,
+                        "`crate` must be a path such as `\"::my_facade::secure_api_runtime\"`",
+                    ),
+                }
+                Ok(())
+            } else {
+                cx.error_spanned_by(
+                    &meta.path,
+                    suggest::unknown("container option", &key, CONTAINER_KEYS),
+                );
+                skip_value(&meta)
+            }
+        });
+        if let Err(e) = result {
+            cx.syn_error(e);
+        }
+    }
+
+    let data = match &input.data {
+        syn::Data::Struct(data) => data,
+        syn::Data::Enum(data) => {
+            cx.error_spanned_by(
+                data.enum_token,
+                "`SecureInput` cannot be derived for enums: validate the fields of a struct \
+                 and use an enum field with `custom = ...` for per-variant checks",
+            );
+            return None;
+        }
+        syn::Data::Union(data) => {
+            cx.error_spanned_by(data.union_token, "`SecureInput` cannot be derived for unions");
+            return None;
+        }
+    };
+    let named = match &data.fields {
+        syn::Fields::Named(named) => named,
+        syn::Fields::Unnamed(unnamed) => {
+            cx.error_spanned_by(
+                unnamed,
+                "`SecureInput` needs named fields so that errors can point at them; \
+                 use `struct Name { field: Type }` instead of a tuple struct",
+            );
+            return None;
+        }
+        syn::Fields::Unit => {
+            cx.error_spanned_by(
+                input.ident.clone(),
+                "`SecureInput` on a unit struct validates nothing; add named fields or remove the derive",
+            );
+            return None;
+        }
+    };
+
+    let container_serde = serde_attr::container(cx, &input.attrs);
+    let fields = named
+        .named
+        .iter()
+        .map(|f| {
+            let member = f.ident.as_ref().expect("named field");
+            let wire = serde_attr::field_name(cx, member, &f.attrs, &container_serde);
+            Field {
+                member,
+                ty: &f.ty,
+                wire,
+                rules: field_rules(cx, &f.attrs),
+            }
+        })
+        .collect();
+    Some(Container {
+        ident: &input.ident,
+        generics: &input.generics,
+        krate,
+        fields,
+    })
+}
+
+fn secure_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("secure"))
+}
+
+fn field_rules(cx: &Ctxt, attrs: &[Attribute]) -> Rules {
+    let mut rules = Rules::default();
+    for attr in secure_attrs(attrs) {
+        if let syn::Meta::Path(path) = &attr.meta {
+            cx.error_spanned_by(path, "`#[secure]` needs rules, e.g. `#[secure(length(min = 1, max = 64))]`");
+            continue;
+        }
+        let result = attr.parse_nested_meta(|meta| rule(cx, &meta, &mut rules));
+        if let Err(e) = result {
+            cx.syn_error(e);
+        }
+    }
+    rules
+}
+
+/// Parses one rule into `rules`. Unknown keys and malformed rules are recorded and skipped.
+fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result<()> {
+    let Some(key) = meta.path.get_ident().cloned() else {
+        cx.error_spanned_by(&meta.path, suggest::unknown("rule", &path_text(&meta.path), RULE_KEYS));
+        return skip_value(meta);
+    };
+    let name = key.to_string();
+    let kind = match name.as_str() {
+        "length" | "range" => {
+            let bounds = bounds(cx, meta, &key)?;
+            if name == "length" {
+                RuleKind::Length(bounds)
+            } else {
+                RuleKind::Range(bounds)
+            }
+        }
+        "pattern" => {
+            if !meta.input.peek(Token![=]) {
+                cx.error_spanned_by(&key, "`pattern` needs a regex: `pattern = \"^[a-z]+$\"`");
+                return skip_value(meta);
+            }
+            RuleKind::Pattern(meta.value()?.parse()?)
+        }
+        "custom" => {
+            if !meta.input.peek(Token![=]) {
+                cx.error_spanned_by(&key, "`custom` needs a function: `custom = path::to::check`");
+                return skip_value(meta);
+            }
+            let value = meta.value()?;
+            if value.peek(LitStr) {
+                let lit: LitStr = value.parse()?;
+                RuleKind::Custom(lit.parse()?)
+            } else {
+                RuleKind::Custom(value.parse()?)
+            }
+        }
+        "one_of" | "deny" => {
+            if !meta.input.peek(syn::token::Paren) {
+                cx.error_spanned_by(&key, format!("`{name}` needs a list: `{name}(\"a\", \"b\")`"));
+                return skip_value(meta);
+            }
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let items = Punctuated::<Literal, Token![,]>::parse_terminated_with(&content, literal)?;
+            if name == "one_of" {
+                RuleKind::OneOf(items.into_iter().collect())
+            } else {
+                let mut entries = Vec::new();
+                for item in items {
+                    match item {
+                        Literal::Str(s) => entries.push(s),
+                        Literal::Num(n) => cx.error_at(
+                            n.span(),
+                            "`deny` entries are strings; for numbers use `range` or `one_of`",
+                        ),
+                    }
+                }
+                RuleKind::Deny(entries)
+            }
+        }
+        "each" => {
+            if !meta.input.peek(syn::token::Paren) {
+                cx.error_spanned_by(&key, "`each` needs the rules for every item: `each(length(max = 32))`");
+                return skip_value(meta);
+            }
+            let mut inner = Rules::default();
+            meta.parse_nested_meta(|m| rule(cx, &m, &mut inner))?;
+            RuleKind::Each(inner)
+        }
+        "email" | "url" | "ip" | "uuid" | "nested" | "trim" | "lowercase" | "uppercase" | "nfc" => {
+            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                cx.error_spanned_by(&key, format!("`{name}` takes no arguments; write `{name}` alone"));
+                skip_value(meta)?;
+            }
+            match name.as_str() {
+                "email" => RuleKind::Email,
+                "url" => RuleKind::Url,
+                "ip" => RuleKind::Ip,
+                "uuid" => RuleKind::Uuid,
+                "nested" => RuleKind::Nested,
+                "trim" => RuleKind::Trim,
+                "lowercase" => RuleKind::Lowercase,
+                "uppercase" => RuleKind::Uppercase,
+                _ => RuleKind::Nfc,
+            }
+        }
+        _ => {
+            cx.error_spanned_by(&key, suggest::unknown("rule", &name, RULE_KEYS));
+            return skip_value(meta);
+        }
+    };
+    rules.list.push(Rule { key, kind });
+    Ok(())
+}
+
+const BOUND_KEYS: &[&str] = &["min", "max"];
+
+fn bounds(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<Bounds> {
+    let mut bounds = Bounds::default();
+    if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|m| {
+            let name = m.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let slot = match name.as_str() {
+                "min" => &mut bounds.min,
+                "max" => &mut bounds.max,
+                _ => {
+                    cx.error_spanned_by(&m.path, suggest::unknown("bound", &name, BOUND_KEYS));
+                    return skip_value(&m);
+                }
+            };
+            if !m.input.peek(Token![=]) {
+                cx.error_spanned_by(&m.path, format!("`{name}` needs a value: `{name} = 10`"));
+                return skip_value(&m);
+            }
+            let value = m.value()?;
+            if value.is_empty() || value.peek(Token![,]) {
+                cx.error_spanned_by(&m.path, format!("`{name}` needs a value: `{name} = 10`"));
+                return Ok(());
+            }
+            let n = number(value)?;
+            if slot.is_some() {
+                cx.error_spanned_by(&m.path, format!("duplicate `{name}`; give each bound once"));
+            } else {
+                *slot = Some(n);
+            }
+            Ok(())
+        })?;
+    } else if meta.input.peek(Token![=]) {
+        cx.error_spanned_by(key, format!("write `{key}(min = 1, max = 10)`, not `{key} = ...`"));
+        skip_value(meta)?;
+        return Ok(bounds);
+    }
+    if bounds.min.is_none() && bounds.max.is_none() {
+        cx.error_spanned_by(
+            key,
+            format!("`{key}` needs at least one bound: `{key}(min = 1, max = 64)`"),
+        );
+    }
+    Ok(bounds)
+}
+
+fn number(input: ParseStream<'_>) -> syn::Result<Number> {
+    let neg: Option<Token![-]> = input.parse()?;
+    let lit: Lit = input.parse()?;
+    let value = match &lit {
+        Lit::Int(i) => NumValue::Int(i.base10_parse::<i128>()?),
+        Lit::Float(f) => NumValue::Float(f.base10_parse::<f64>()?),
+        other => return Err(syn::Error::new_spanned(other, "expected a number")),
+    };
+    let value = match (neg.is_some(), value) {
+        (true, NumValue::Int(v)) => NumValue::Int(-v),
+        (true, NumValue::Float(v)) => NumValue::Float(-v),
+        (false, v) => v,
+    };
+    Ok(Number { neg, lit, value })
+}
+
+fn literal(input: ParseStream<'_>) -> syn::Result<Literal> {
+    if input.peek(LitStr) {
+        Ok(Literal::Str(input.parse()?))
+    } else if input.peek(Token![-]) || input.peek(syn::LitInt) || input.peek(syn::LitFloat) {
+        Ok(Literal::Num(number(input)?))
+    } else {
+        Err(input.error("expected a string or number literal"))
+    }
+}
+
+/// Consumes whatever follows a key (`= value` or `(...)`), so parsing can continue after an
+/// error.
+pub fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.input.parse::<Token![=]>()?;
+        meta.input.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let content;
+        syn::parenthesized!(content in meta.input);
+        content.parse::<proc_macro2::TokenStream>()?;
+    }
+    Ok(())
+}
+
+fn path_text(path: &syn::Path) -> String {
+    path.segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}

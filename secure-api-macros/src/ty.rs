@@ -1,0 +1,168 @@
+//! Syntactic classification of field types, for checks that can be decided at expansion
+//! time. Types the macro cannot see through (aliases, user types) are `Kind::Unknown` and are
+//! left to trait bounds with `#[diagnostic::on_unimplemented]` messages.
+
+use syn::{GenericArgument, PathArguments, Type};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `String`: string rules and normalisers.
+    String,
+    /// `&str`, `Cow<str>`, `Box<str>`, `Arc<str>`, `Rc<str>`: string rules only.
+    Str,
+    /// Integers; `signed` tells whether negative bounds make sense.
+    Int { signed: bool, bits: u32 },
+    Float,
+    Bool,
+    Char,
+    /// A collection; `seq` when its items can be visited mutably in order (`each`).
+    Collection { seq: bool },
+    Unknown,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::String => "a `String`",
+            Kind::Str => "a borrowed or shared string",
+            Kind::Int { .. } => "an integer",
+            Kind::Float => "a floating-point number",
+            Kind::Bool => "a `bool`",
+            Kind::Char => "a `char`",
+            Kind::Collection { .. } => "a collection",
+            Kind::Unknown => "a type the rule cannot be checked against",
+        }
+    }
+
+    pub fn is_number(self) -> bool {
+        matches!(self, Kind::Int { .. } | Kind::Float)
+    }
+
+    pub fn is_string(self) -> bool {
+        matches!(self, Kind::String | Kind::Str)
+    }
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+/// The type arguments of the last path segment.
+fn type_args(seg: &syn::PathSegment) -> Vec<&Type> {
+    match &seg.arguments {
+        PathArguments::AngleBracketed(args) => args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `T` when `ty` is `Option<T>`.
+pub fn option_inner(ty: &Type) -> Option<&Type> {
+    let seg = last_segment(ty)?;
+    let args = type_args(seg);
+    (seg.ident == "Option" && args.len() == 1).then(|| args[0])
+}
+
+/// The item type of a sequence whose items `each` can visit (`Vec<T>`, `VecDeque<T>`,
+/// `[T; N]`, `Box<[T]>`).
+pub fn seq_item(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Array(a) => Some(&a.elem),
+        Type::Group(g) => seq_item(&g.elem),
+        Type::Paren(p) => seq_item(&p.elem),
+        _ => {
+            let seg = last_segment(ty)?;
+            let args = type_args(seg);
+            if (seg.ident == "Vec" || seg.ident == "VecDeque") && args.len() == 1 {
+                return Some(args[0]);
+            }
+            if seg.ident == "Box" && args.len() == 1 {
+                if let Type::Slice(s) = args[0] {
+                    return Some(&s.elem);
+                }
+            }
+            None
+        }
+    }
+}
+
+/// The kind of a (non-`Option`) type.
+pub fn kind(ty: &Type) -> Kind {
+    match ty {
+        Type::Reference(r) => match &*r.elem {
+            Type::Path(p) if p.path.is_ident("str") => Kind::Str,
+            Type::Slice(_) => Kind::Collection { seq: false },
+            other => kind(other),
+        },
+        Type::Array(_) => Kind::Collection { seq: true },
+        Type::Slice(_) => Kind::Collection { seq: false },
+        Type::Group(g) => kind(&g.elem),
+        Type::Paren(p) => kind(&p.elem),
+        Type::Path(_) => {
+            let Some(seg) = last_segment(ty) else {
+                return Kind::Unknown;
+            };
+            let name = seg.ident.to_string();
+            let args = type_args(seg);
+            let str_arg = args.len() == 1
+                && matches!(args[0], Type::Path(p) if p.path.is_ident("str"));
+            match name.as_str() {
+                "String" if args.is_empty() => Kind::String,
+                "Cow" | "Box" | "Arc" | "Rc" if str_arg => Kind::Str,
+                "Cow" if args.len() == 1 => Kind::Unknown,
+                "Box" if args.len() == 1 && matches!(args[0], Type::Slice(_)) => {
+                    Kind::Collection { seq: true }
+                }
+                "Box" | "Arc" | "Rc" if args.len() == 1 => Kind::Unknown,
+                "i8" => Kind::Int { signed: true, bits: 8 },
+                "i16" => Kind::Int { signed: true, bits: 16 },
+                "i32" => Kind::Int { signed: true, bits: 32 },
+                "i64" => Kind::Int { signed: true, bits: 64 },
+                "i128" => Kind::Int { signed: true, bits: 128 },
+                "isize" => Kind::Int { signed: true, bits: 64 },
+                "u8" => Kind::Int { signed: false, bits: 8 },
+                "u16" => Kind::Int { signed: false, bits: 16 },
+                "u32" => Kind::Int { signed: false, bits: 32 },
+                "u64" => Kind::Int { signed: false, bits: 64 },
+                "u128" => Kind::Int { signed: false, bits: 128 },
+                "usize" => Kind::Int { signed: false, bits: 64 },
+                "f32" | "f64" => Kind::Float,
+                "bool" => Kind::Bool,
+                "char" => Kind::Char,
+                "Vec" | "VecDeque" => Kind::Collection { seq: true },
+                "HashMap" | "HashSet" | "BTreeMap" | "BTreeSet" | "IndexMap" | "IndexSet" => {
+                    Kind::Collection { seq: false }
+                }
+                _ => Kind::Unknown,
+            }
+        }
+        _ => Kind::Unknown,
+    }
+}
+
+/// The inclusive range of an integer kind, as `i128` (u128's top half is clamped).
+pub fn int_bounds(signed: bool, bits: u32) -> (i128, i128) {
+    if bits >= 128 {
+        return if signed {
+            (i128::MIN, i128::MAX)
+        } else {
+            (0, i128::MAX)
+        };
+    }
+    if signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    }
+}

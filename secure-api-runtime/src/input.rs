@@ -1,0 +1,293 @@
+//! Reading untrusted input without actix types: body limits, the JSON nesting limit, and
+//! deserialisation that reports *where* it failed (as a JSON Pointer) and rejects unknown
+//! fields, then normalisation and validation.
+//!
+//! The extractors in [`crate::extract`] are thin adapters over these functions.
+
+use serde::de::DeserializeOwned;
+
+use crate::problem::{ApiError, problems};
+use crate::validation::{SecureInput, ValidationErrors, Violation, push_escaped};
+
+/// Default largest accepted body: 64 KiB.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+/// Default deepest accepted JSON nesting of arrays and objects.
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
+/// Limits applied to request input before it is deserialised.
+///
+/// Install app-wide with `App::new().app_data(InputLimits::default().max_body(16 * 1024))`;
+/// `#[secure_endpoint(max_body = "...")]` sets it per endpoint.
+///
+/// ```
+/// use secure_api_runtime::input::InputLimits;
+/// let limits = InputLimits::default().max_body(16 * 1024).max_depth(8);
+/// assert_eq!(limits.body_limit(), 16 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    max_body: usize,
+    max_depth: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits {
+            max_body: DEFAULT_MAX_BODY,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl InputLimits {
+    /// Sets the largest accepted body in bytes.
+    pub const fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Sets the deepest accepted JSON nesting (arrays and objects).
+    pub const fn max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// The largest accepted body in bytes.
+    pub const fn body_limit(&self) -> usize {
+        self.max_body
+    }
+
+    /// The deepest accepted JSON nesting.
+    pub const fn depth_limit(&self) -> usize {
+        self.max_depth
+    }
+}
+
+/// Whether a `Content-Type` value is JSON: `application/json` or `application/<x>+json`,
+/// with no parameters other than `charset=utf-8`.
+///
+/// ```
+/// use secure_api_runtime::input::is_json_content_type;
+/// assert!(is_json_content_type("application/json"));
+/// assert!(is_json_content_type("Application/JSON; charset=\"UTF-8\""));
+/// assert!(is_json_content_type("application/merge-patch+json"));
+/// assert!(!is_json_content_type("text/plain"));
+/// assert!(!is_json_content_type("application/json; charset=latin1"));
+/// ```
+pub fn is_json_content_type(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let json = essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > "application/+json".len()
+            && essence[..12].eq_ignore_ascii_case("application/")
+            && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"));
+    json && parts.all(|param| {
+        let Some((name, value)) = param.split_once('=') else {
+            return false;
+        };
+        let value = value.trim().trim_matches('"');
+        name.trim().eq_ignore_ascii_case("charset")
+            && (value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8"))
+    })
+}
+
+/// Checks that no array or object in `json` nests deeper than `max_depth`, without parsing
+/// it. Runs before deserialisation so that deep input costs one linear scan.
+///
+/// ```
+/// use secure_api_runtime::input::check_depth;
+/// assert!(check_depth(br#"{"a":[1,{"b":2}]}"#, 3).is_ok());
+/// assert!(check_depth(br#"{"a":[1,{"b":2}]}"#, 2).is_err());
+/// assert!(check_depth(br#"{"a":"[[[[[["}"#, 1).is_ok());
+/// ```
+pub fn check_depth(json: &[u8], max_depth: usize) -> Result<(), ApiError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(ApiError::new(problems::NESTING_TOO_DEEP));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Deserialises a JSON body, rejecting unknown fields, then normalises and validates it.
+///
+/// Errors: malformed JSON or trailing data 400; too deep 400; a value of the wrong type, a
+/// missing field or an unknown field 422 with its pointer; failed rules 422. No message
+/// includes serde's text or any part of the input.
+pub fn json_input<T: DeserializeOwned + SecureInput>(
+    body: &[u8],
+    limits: &InputLimits,
+) -> Result<T, ApiError> {
+    check_depth(body, limits.max_depth)?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut errors = ValidationErrors::new();
+    let parsed = deserialize_tracked(&mut de, &mut errors);
+    let value: T = match parsed {
+        Ok(v) => v,
+        Err(err) => {
+            use serde_json::error::Category;
+            return Err(match err.inner().classify() {
+                // serde stops at the first type error; a document that is also malformed
+                // further on is reported as malformed.
+                Category::Data if is_well_formed(body) => {
+                    data_error(err.path(), &err.inner().to_string())
+                }
+                Category::Data => {
+                    ApiError::new(problems::MALFORMED_REQUEST).with_cause(err.into_inner())
+                }
+                Category::Io | Category::Syntax | Category::Eof => {
+                    ApiError::new(problems::MALFORMED_REQUEST).with_cause(err.into_inner())
+                }
+            });
+        }
+    };
+    de.end()
+        .map_err(|e| ApiError::new(problems::MALFORMED_REQUEST).with_cause(e))?;
+    finish(value, errors)
+}
+
+fn is_well_formed(json: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok()
+}
+
+/// Deserialises a query string (`a=1&b=x`), rejecting unknown fields, then normalises and
+/// validates it. Every failure is a 422 with the pointer of the offending parameter.
+pub fn query_input<T: DeserializeOwned + SecureInput>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    let mut errors = ValidationErrors::new();
+    match deserialize_tracked(de, &mut errors) {
+        Ok(value) => finish(value, errors),
+        Err(err) => Err(data_error(err.path(), &err.inner().to_string())),
+    }
+}
+
+/// Deserialises with unknown fields collected into `errors` and a path kept for failures.
+fn deserialize_tracked<'de, D, T>(
+    de: D,
+    errors: &mut ValidationErrors,
+) -> Result<T, serde_path_to_error::Error<D::Error>>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let mut on_ignored = |path: serde_ignored::Path<'_>| {
+        // Point at the object holding the unknown member, not at the member: its name is
+        // client input and is not echoed back.
+        let mut pointer = String::new();
+        if let serde_ignored::Path::Map { parent, .. } = path {
+            write_ignored_pointer(parent, &mut pointer);
+        } else {
+            write_ignored_pointer(&path, &mut pointer);
+        }
+        let duplicate = errors
+            .iter()
+            .any(|v| v.code() == "unknown_field" && v.pointer() == pointer);
+        if !duplicate {
+            errors.push_violation(Violation::new(pointer, "unknown_field"));
+        }
+    };
+    serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut on_ignored))
+}
+
+fn write_ignored_pointer(path: &serde_ignored::Path<'_>, out: &mut String) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            write_ignored_pointer(parent, out);
+            out.push('/');
+            out.push_str(&index.to_string());
+        }
+        Path::Map { parent, key } => {
+            write_ignored_pointer(parent, out);
+            out.push('/');
+            push_escaped(out, key);
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            write_ignored_pointer(parent, out)
+        }
+    }
+}
+
+/// Normalises and validates an already deserialised `value`: 422 listing every failed rule.
+pub fn secure_value<T: SecureInput>(value: T) -> Result<T, ApiError> {
+    finish(value, ValidationErrors::new())
+}
+
+/// Normalises and validates `value`, reporting its failures after the unknown fields found
+/// while deserialising.
+fn finish<T: SecureInput>(mut value: T, mut errors: ValidationErrors) -> Result<T, ApiError> {
+    value.secure_at(&crate::validation::Location::Root, &mut errors);
+    match errors.into_result() {
+        Ok(()) => Ok(value),
+        Err(errors) => Err(ApiError::validation(errors)),
+    }
+}
+
+/// A 422 for a deserialisation failure of a well-formed document: the pointer comes from the
+/// deserialiser's path and the code from the kind of failure. serde's message is only
+/// classified, never returned.
+pub(crate) fn data_error(path: &serde_path_to_error::Path, message: &str) -> ApiError {
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        use serde_path_to_error::Segment;
+        match segment {
+            Segment::Seq { index } => {
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+            }
+            Segment::Map { key } => {
+                pointer.push('/');
+                push_escaped(&mut pointer, key);
+            }
+            Segment::Enum { variant } => {
+                pointer.push('/');
+                push_escaped(&mut pointer, variant);
+            }
+            Segment::Unknown => break,
+        }
+    }
+    let code = if let Some(rest) = message.strip_prefix("missing field `") {
+        // The field name comes from the type's definition, not from the input.
+        if let Some(field) = rest.split('`').next() {
+            pointer.push('/');
+            push_escaped(&mut pointer, field);
+        }
+        "required"
+    } else if message.starts_with("unknown field") {
+        "unknown_field"
+    } else if message.starts_with("invalid type") {
+        "type"
+    } else if message.starts_with("invalid length") {
+        "length"
+    } else if message.starts_with("unknown variant") {
+        "variant"
+    } else if message.starts_with("duplicate field") {
+        "duplicate_field"
+    } else {
+        "invalid"
+    };
+    let errors: ValidationErrors = std::iter::once(Violation::new(pointer, code)).collect();
+    ApiError::validation(errors).with_cause(message.to_owned())
+}

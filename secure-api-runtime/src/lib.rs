@@ -1,0 +1,87 @@
+//! Secure-by-construction actix-web APIs.
+//!
+//! Annotate request types with `#[derive(SecureInput)]`, take them through [`Valid`],
+//! [`ValidQuery`] or [`ValidPath`], and install [`SecureLayer`]: handlers then only ever
+//! see normalised, validated input, every error response is an RFC 9457 problem that leaks
+//! nothing, and every response carries the security headers.
+//!
+//! ```
+//! use actix_web::{web, App, HttpResponse};
+//! use secure_api_runtime::prelude::*;
+//!
+//! #[derive(serde::Deserialize, SecureInput)]
+//! struct CreateUserRequest {
+//!     #[secure(trim, lowercase, length(min = 3, max = 32), pattern = "[a-z0-9_-]+",
+//!              deny("admin", "root"))]
+//!     username: String,
+//!     #[secure(trim, lowercase, email)]
+//!     email: String,
+//!     #[secure(range(min = 0, max = 150))]
+//!     age: i32,
+//! }
+//!
+//! async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, ApiError> {
+//!     let user = input.into_inner();
+//!     Ok(HttpResponse::Created().json(serde_json::json!({ "user": user.username })))
+//! }
+//!
+//! let app = App::new()
+//!     .wrap(SecureLayer::default())
+//!     .route("/api/users", web::post().to(create_user));
+//! ```
+//!
+//! The policy code (validation rules, input limits) has no actix types and can be used on
+//! its own: see [`validation`] and [`input`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod extract;
+pub mod input;
+pub mod layer;
+pub mod problem;
+pub mod validation;
+
+pub use extract::{Valid, ValidPath, ValidQuery};
+pub use layer::{SecureLayer, SecurityHeaders};
+pub use problem::{ApiError, ProblemType, problems};
+pub use secure_api_macros::SecureInput;
+pub use validation::{SecureInput, ValidationErrors};
+
+/// Everything a handler module needs: `use secure_api_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::extract::{Valid, ValidPath, ValidQuery};
+    pub use crate::input::InputLimits;
+    pub use crate::layer::{SecureLayer, SecurityHeaders};
+    pub use crate::problem::{ApiError, ProblemType, problems};
+    pub use crate::validation::{SecureInput, ValidationErrors};
+    pub use actix_web::HttpResponse;
+    pub use secure_api_macros::SecureInput;
+}
+
+/// What the macros' generated code calls. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::validation::rules::{
+        AsStr, HasLength, Pattern, in_range, is_denied, is_email, is_ip, is_url, is_uuid,
+        length_within, lowercase, nfc, one_of, trim, uppercase,
+    };
+    pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
+
+    /// Asserts at the user's type that it implements [`SecureInput`] (for `nested`).
+    pub const fn assert_secure_input<T: SecureInput + ?Sized>() {}
+
+    /// The string view of a string-like field.
+    #[inline]
+    pub fn as_str<T: AsStr + ?Sized>(value: &T) -> &str {
+        value.as_str()
+    }
+
+    /// The custom-rule signature: `Err(code)` with a fixed, public code.
+    #[inline]
+    pub fn custom<T: ?Sized>(
+        value: &T,
+        check: impl FnOnce(&T) -> Result<(), &'static str>,
+    ) -> Result<(), &'static str> {
+        check(value)
+    }
+}
