@@ -41,7 +41,12 @@ impl Ctxt {
 
     /// Consumes the context: `Err` with every recorded error combined.
     pub fn check(self) -> syn::Result<()> {
-        let mut errors = self.errors.borrow_mut().take().unwrap_or_default().into_iter();
+        let mut errors = self
+            .errors
+            .borrow_mut()
+            .take()
+            .unwrap_or_default()
+            .into_iter();
         let Some(mut combined) = errors.next() else {
             return Ok(());
         };

@@ -25,7 +25,7 @@ use proc_macro::TokenStream;
 ///       | email | url | ip | uuid
 ///       | one_of(lit, ...)                      // strings or numbers
 ///       | deny("value", ...)                    // case-insensitive blocklist
-///       | custom = path::to::check              // fn(&T) -> Result<(), &'static str>
+///       | custom = path::to::check              // fn(&T) -> Result<(), &'static str>; &str for strings
 ///       | nested                                // the field's type derives SecureInput
 ///       | each(rule, ...)                       // rules for every item of a Vec / VecDeque / array
 ///       | trim | lowercase | uppercase | nfc     // normalisers, String fields only
@@ -42,7 +42,7 @@ use proc_macro::TokenStream;
 ///
 /// # Semantics
 ///
-/// Normalisers run first (`nfc`, `trim`, then the case mapping), in place, then every rule
+/// Normalisers run first (`trim`, the case mapping, then `nfc`), in place, then every rule
 /// runs in the order written, fields in declaration order; every failure is collected. Rules
 /// on an `Option<T>` apply when it is `Some`. Violations point at the field's name in the
 /// input (serde's `rename` and `rename_all` are followed) and carry a stable code (the rule's

@@ -11,12 +11,17 @@ pub enum Kind {
     /// `&str`, `Cow<str>`, `Box<str>`, `Arc<str>`, `Rc<str>`: string rules only.
     Str,
     /// Integers; `signed` tells whether negative bounds make sense.
-    Int { signed: bool, bits: u32 },
+    Int {
+        signed: bool,
+        bits: u32,
+    },
     Float,
     Bool,
     Char,
     /// A collection; `seq` when its items can be visited mutably in order (`each`).
-    Collection { seq: bool },
+    Collection {
+        seq: bool,
+    },
     Unknown,
 }
 
@@ -87,10 +92,11 @@ pub fn seq_item(ty: &Type) -> Option<&Type> {
             if (seg.ident == "Vec" || seg.ident == "VecDeque") && args.len() == 1 {
                 return Some(args[0]);
             }
-            if seg.ident == "Box" && args.len() == 1 {
-                if let Type::Slice(s) = args[0] {
-                    return Some(&s.elem);
-                }
+            if seg.ident == "Box"
+                && args.len() == 1
+                && let Type::Slice(s) = args[0]
+            {
+                return Some(&s.elem);
             }
             None
         }
@@ -115,8 +121,8 @@ pub fn kind(ty: &Type) -> Kind {
             };
             let name = seg.ident.to_string();
             let args = type_args(seg);
-            let str_arg = args.len() == 1
-                && matches!(args[0], Type::Path(p) if p.path.is_ident("str"));
+            let str_arg =
+                args.len() == 1 && matches!(args[0], Type::Path(p) if p.path.is_ident("str"));
             match name.as_str() {
                 "String" if args.is_empty() => Kind::String,
                 "Cow" | "Box" | "Arc" | "Rc" if str_arg => Kind::Str,
@@ -125,18 +131,54 @@ pub fn kind(ty: &Type) -> Kind {
                     Kind::Collection { seq: true }
                 }
                 "Box" | "Arc" | "Rc" if args.len() == 1 => Kind::Unknown,
-                "i8" => Kind::Int { signed: true, bits: 8 },
-                "i16" => Kind::Int { signed: true, bits: 16 },
-                "i32" => Kind::Int { signed: true, bits: 32 },
-                "i64" => Kind::Int { signed: true, bits: 64 },
-                "i128" => Kind::Int { signed: true, bits: 128 },
-                "isize" => Kind::Int { signed: true, bits: 64 },
-                "u8" => Kind::Int { signed: false, bits: 8 },
-                "u16" => Kind::Int { signed: false, bits: 16 },
-                "u32" => Kind::Int { signed: false, bits: 32 },
-                "u64" => Kind::Int { signed: false, bits: 64 },
-                "u128" => Kind::Int { signed: false, bits: 128 },
-                "usize" => Kind::Int { signed: false, bits: 64 },
+                "i8" => Kind::Int {
+                    signed: true,
+                    bits: 8,
+                },
+                "i16" => Kind::Int {
+                    signed: true,
+                    bits: 16,
+                },
+                "i32" => Kind::Int {
+                    signed: true,
+                    bits: 32,
+                },
+                "i64" => Kind::Int {
+                    signed: true,
+                    bits: 64,
+                },
+                "i128" => Kind::Int {
+                    signed: true,
+                    bits: 128,
+                },
+                "isize" => Kind::Int {
+                    signed: true,
+                    bits: 64,
+                },
+                "u8" => Kind::Int {
+                    signed: false,
+                    bits: 8,
+                },
+                "u16" => Kind::Int {
+                    signed: false,
+                    bits: 16,
+                },
+                "u32" => Kind::Int {
+                    signed: false,
+                    bits: 32,
+                },
+                "u64" => Kind::Int {
+                    signed: false,
+                    bits: 64,
+                },
+                "u128" => Kind::Int {
+                    signed: false,
+                    bits: 128,
+                },
+                "usize" => Kind::Int {
+                    signed: false,
+                    bits: 64,
+                },
                 "f32" | "f64" => Kind::Float,
                 "bool" => Kind::Bool,
                 "char" => Kind::Char,

@@ -224,9 +224,9 @@ fn write_ignored_pointer(path: &serde_ignored::Path<'_>, out: &mut String) {
             out.push('/');
             push_escaped(out, key);
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            write_ignored_pointer(parent, out)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => write_ignored_pointer(parent, out),
     }
 }
 

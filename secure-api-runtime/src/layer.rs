@@ -252,7 +252,9 @@ impl Finished {
 
 impl std::fmt::Debug for Finished {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Finished").field("status", &self.status).finish()
+        f.debug_struct("Finished")
+            .field("status", &self.status)
+            .finish()
     }
 }
 

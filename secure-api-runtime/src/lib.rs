@@ -67,9 +67,6 @@ pub mod __private {
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
-    /// Asserts at the user's type that it implements [`SecureInput`] (for `nested`).
-    pub const fn assert_secure_input<T: SecureInput + ?Sized>() {}
-
     /// The string view of a string-like field.
     #[inline]
     pub fn as_str<T: AsStr + ?Sized>(value: &T) -> &str {

@@ -218,7 +218,7 @@ pub fn problem_for_status(status: StatusCode) -> ProblemType {
         431 => HEADERS_TOO_LARGE,
         500 => INTERNAL_ERROR,
         503 => SERVICE_UNAVAILABLE,
-        400..=499 => generic(CLIENT_ERROR),
+        _ if status.is_client_error() => generic(CLIENT_ERROR),
         _ => generic(SERVER_ERROR),
     }
 }
@@ -333,7 +333,11 @@ impl ApiError {
     fn render(&self) -> HttpResponse {
         let id = uuid::Uuid::new_v4();
         let p = &self.inner.problem;
-        log_problem(p, &id, self.inner.cause.as_deref().map(|c| c as &dyn fmt::Display));
+        log_problem(
+            p,
+            &id,
+            self.inner.cause.as_deref().map(|c| c as &dyn fmt::Display),
+        );
         let mut builder = HttpResponse::build(p.status_code());
         for (name, value) in &self.inner.headers {
             builder.insert_header((name.clone(), value.clone()));
@@ -385,7 +389,9 @@ impl Serialize for Body<'_> {
         map.serialize_entry("detail", p.detail)?;
         map.serialize_entry(
             "instance",
-            self.instance.urn().encode_lower(&mut uuid::Uuid::encode_buffer()),
+            self.instance
+                .urn()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
         )?;
         for ext in self.extensions {
             match ext {

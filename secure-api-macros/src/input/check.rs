@@ -38,19 +38,29 @@ fn duplicates(cx: &Ctxt, rules: &Rules) {
         if !seen.insert(rule.name()) {
             cx.error_spanned_by(
                 &rule.key,
-                format!("duplicate `{}` rule on this field; merge them into one", rule.name()),
+                format!(
+                    "duplicate `{}` rule on this field; merge them into one",
+                    rule.name()
+                ),
             );
         }
     }
     if let (Some(_), Some(upper)) = (rules.find("lowercase"), rules.find("uppercase")) {
-        cx.error_spanned_by(&upper.key, "`uppercase` conflicts with `lowercase`; keep one");
+        cx.error_spanned_by(
+            &upper.key,
+            "`uppercase` conflicts with `lowercase`; keep one",
+        );
     }
 }
 
 fn wrong_type(cx: &Ctxt, rule: &Rule, kind: Kind, hint: &str) {
     cx.error_spanned_by(
         &rule.key,
-        format!("`{}` does not apply to {}; {hint}", rule.name(), kind.describe()),
+        format!(
+            "`{}` does not apply to {}; {hint}",
+            rule.name(),
+            kind.describe()
+        ),
     );
 }
 
@@ -63,7 +73,10 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
             }
             for n in [&bounds.min, &bounds.max].into_iter().flatten() {
                 if !matches!(n.value, NumValue::Int(v) if v >= 0 && v <= u32::MAX as i128) {
-                    cx.error_at(n.span(), "a length bound is a non-negative whole number of characters or elements");
+                    cx.error_at(
+                        n.span(),
+                        "a length bound is a non-negative whole number of characters or elements",
+                    );
                 }
             }
             min_max(cx, bounds);
@@ -84,11 +97,17 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
                     match n.value {
                         NumValue::Float(_) => cx.error_at(
                             n.span(),
-                            format!("`{}` is an integer field; write the bound as a whole number", ty.to_token_stream()),
+                            format!(
+                                "`{}` is an integer field; write the bound as a whole number",
+                                ty.to_token_stream()
+                            ),
                         ),
                         NumValue::Int(v) if v < lo || v > hi => cx.error_at(
                             n.span(),
-                            format!("bound {v} is outside the range of `{}` ({lo}..={hi})", ty.to_token_stream()),
+                            format!(
+                                "bound {v} is outside the range of `{}` ({lo}..={hi})",
+                                ty.to_token_stream()
+                            ),
                         ),
                         NumValue::Int(_) => {}
                     }
@@ -118,16 +137,24 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
                 return;
             }
             if entries.is_empty() {
-                cx.error_spanned_by(&rule.key, "`deny()` is empty; list the blocked values or remove the rule");
+                cx.error_spanned_by(
+                    &rule.key,
+                    "`deny()` is empty; list the blocked values or remove the rule",
+                );
             }
             let mut seen = HashSet::new();
             for entry in entries {
                 if !seen.insert(entry.value().to_lowercase()) {
-                    cx.error_spanned_by(entry, "duplicate `deny` entry (entries are compared case-insensitively)");
+                    cx.error_spanned_by(
+                        entry,
+                        "duplicate `deny` entry (entries are compared case-insensitively)",
+                    );
                 } else if let Some(why) = dead_deny_entry(&entry.value(), all) {
                     cx.error_spanned_by(
                         entry,
-                        format!("dead `deny` entry: {why}, so it can never be submitted; remove it"),
+                        format!(
+                            "dead `deny` entry: {why}, so it can never be submitted; remove it"
+                        ),
                     );
                 }
             }
@@ -175,17 +202,17 @@ fn string_rule(cx: &Ctxt, rule: &Rule, kind: Kind) -> bool {
 }
 
 fn min_max(cx: &Ctxt, bounds: &Bounds) {
-    if let (Some(min), Some(max)) = (&bounds.min, &bounds.max) {
-        if min.value.as_f64() > max.value.as_f64() {
-            cx.error_at(
-                max.span(),
-                format!(
-                    "`max` ({}) is less than `min` ({}); nothing could pass",
-                    show(max),
-                    show(min)
-                ),
-            );
-        }
+    if let (Some(min), Some(max)) = (&bounds.min, &bounds.max)
+        && min.value.as_f64() > max.value.as_f64()
+    {
+        cx.error_at(
+            max.span(),
+            format!(
+                "`max` ({}) is less than `min` ({}); nothing could pass",
+                show(max),
+                show(min)
+            ),
+        );
     }
 }
 
@@ -198,15 +225,25 @@ fn one_of(cx: &Ctxt, rule: &Rule, items: &[Literal], kind: Kind) {
         cx.error_spanned_by(&rule.key, "`one_of()` is empty; list the allowed values");
         return;
     }
-    let strings = items.iter().filter(|l| matches!(l, Literal::Str(_))).count();
+    let strings = items
+        .iter()
+        .filter(|l| matches!(l, Literal::Str(_)))
+        .count();
     if strings != 0 && strings != items.len() {
-        cx.error_spanned_by(&rule.key, "`one_of` mixes strings and numbers; use one kind");
+        cx.error_spanned_by(
+            &rule.key,
+            "`one_of` mixes strings and numbers; use one kind",
+        );
         return;
     }
     let is_str = strings != 0;
-    if (is_str && !(kind.is_string() || kind == Kind::Unknown))
-        || (!is_str && !(kind.is_number() || kind == Kind::Unknown))
-    {
+    let fits = kind == Kind::Unknown
+        || if is_str {
+            kind.is_string()
+        } else {
+            kind.is_number()
+        };
+    if !fits {
         let what = if is_str { "strings" } else { "numbers" };
         wrong_type(cx, rule, kind, &format!("its values are {what}"));
         return;
@@ -220,10 +257,10 @@ fn one_of(cx: &Ctxt, rule: &Rule, items: &[Literal], kind: Kind) {
         if !seen.insert(key) {
             cx.error_at(item.span(), "duplicate `one_of` value");
         }
-        if let (Literal::Num(n), Kind::Int { .. }) = (item, kind) {
-            if matches!(n.value, NumValue::Float(_)) {
-                cx.error_at(n.span(), "the field is an integer; write whole numbers");
-            }
+        if let (Literal::Num(n), Kind::Int { .. }) = (item, kind)
+            && matches!(n.value, NumValue::Float(_))
+        {
+            cx.error_at(n.span(), "the field is an integer; write whole numbers");
         }
     }
 }
@@ -247,15 +284,25 @@ fn dead_deny_entry(entry: &str, rules: &Rules) -> Option<String> {
     } else {
         case_variants(entry)?
     };
-    if let Some(Rule { kind: RuleKind::Length(b), .. }) = rules.find("length") {
+    if let Some(Rule {
+        kind: RuleKind::Length(b),
+        ..
+    }) = rules.find("length")
+    {
         let n = forms[0].chars().count() as f64;
         let below = b.min.as_ref().is_some_and(|m| n < m.value.as_f64());
         let above = b.max.as_ref().is_some_and(|m| n > m.value.as_f64());
         if below || above {
-            return Some(format!("it has {n} characters, outside the field's `length`"));
+            return Some(format!(
+                "it has {n} characters, outside the field's `length`"
+            ));
         }
     }
-    if let Some(Rule { kind: RuleKind::Pattern(p), .. }) = rules.find("pattern") {
+    if let Some(Rule {
+        kind: RuleKind::Pattern(p),
+        ..
+    }) = rules.find("pattern")
+    {
         let re = regex::Regex::new(&anchored(&p.value())).ok()?;
         if !forms.iter().any(|f| re.is_match(f)) {
             return Some("the field's `pattern` rejects it".to_owned());

@@ -85,7 +85,7 @@ fn value(p: &TokenStream, rules: &Rules, ty: &syn::Type) -> TokenStream {
     }
     let kind = ty::kind(ty);
     // Normalisers run first, in a fixed order, whatever order they were written in.
-    let normalisers = ["nfc", "trim", "lowercase", "uppercase"]
+    let normalisers = ["trim", "lowercase", "uppercase", "nfc"]
         .into_iter()
         .filter_map(|name| rules.find(name))
         .map(|r| {
@@ -191,18 +191,24 @@ fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind) -> TokenStrea
                 }
             }
         }
-        RuleKind::Custom(path) => quote_spanned! {span=>
-            if let ::core::result::Result::Err(__code) = #p::custom(&*__v, #path) {
-                __errors.push(&__loc, __code);
+        RuleKind::Custom(path) => {
+            // String fields are passed as `&str`, everything else as `&T`.
+            let arg = if kind.is_string() {
+                s.clone()
+            } else {
+                quote!(&*__v)
+            };
+            quote_spanned! {span=>
+                if let ::core::result::Result::Err(__code) = #p::custom(#arg, #path) {
+                    __errors.push(&__loc, __code);
+                }
             }
-        },
+        }
         RuleKind::Nested => {
-            let assert = quote_spanned!(syn::spanned::Spanned::span(ty)=>
-                #p::assert_secure_input::<#ty>();
-            );
-            quote! {
-                #assert
-                #p::SecureInput::secure_at(&mut *__v, &__loc, __errors);
+            // Spanned at the field's type: a type without `SecureInput` is reported there,
+            // with the trait's `on_unimplemented` message naming the derive.
+            quote_spanned! {syn::spanned::Spanned::span(ty)=>
+                <#ty as #p::SecureInput>::secure_at(__v, &__loc, __errors);
             }
         }
         RuleKind::Each(inner) => {

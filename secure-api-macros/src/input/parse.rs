@@ -6,7 +6,9 @@ use syn::parse::ParseStream;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Lit, LitStr, Token};
 
-use super::model::{Bounds, Container, Field, Literal, NumValue, Number, Rule, RuleKind, Rules, RULE_KEYS};
+use super::model::{
+    Bounds, Container, Field, Literal, NumValue, Number, RULE_KEYS, Rule, RuleKind, Rules,
+};
 use super::serde_attr;
 use crate::ctxt::Ctxt;
 use crate::suggest;
@@ -19,7 +21,11 @@ pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container
     let mut krate = None;
     for attr in secure_attrs(&input.attrs) {
         let result = attr.parse_nested_meta(|meta| {
-            let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             if key == "crate" {
                 let lit: LitStr = meta.value()?.parse()?;
                 match lit.parse::<syn::Path>() {
@@ -55,7 +61,10 @@ pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container
             return None;
         }
         syn::Data::Union(data) => {
-            cx.error_spanned_by(data.union_token, "`SecureInput` cannot be derived for unions");
+            cx.error_spanned_by(
+                data.union_token,
+                "`SecureInput` cannot be derived for unions",
+            );
             return None;
         }
     };
@@ -109,7 +118,10 @@ fn field_rules(cx: &Ctxt, attrs: &[Attribute]) -> Rules {
     let mut rules = Rules::default();
     for attr in secure_attrs(attrs) {
         if let syn::Meta::Path(path) = &attr.meta {
-            cx.error_spanned_by(path, "`#[secure]` needs rules, e.g. `#[secure(length(min = 1, max = 64))]`");
+            cx.error_spanned_by(
+                path,
+                "`#[secure]` needs rules, e.g. `#[secure(length(min = 1, max = 64))]`",
+            );
             continue;
         }
         let result = attr.parse_nested_meta(|meta| rule(cx, &meta, &mut rules));
@@ -123,7 +135,10 @@ fn field_rules(cx: &Ctxt, attrs: &[Attribute]) -> Rules {
 /// Parses one rule into `rules`. Unknown keys and malformed rules are recorded and skipped.
 fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result<()> {
     let Some(key) = meta.path.get_ident().cloned() else {
-        cx.error_spanned_by(&meta.path, suggest::unknown("rule", &path_text(&meta.path), RULE_KEYS));
+        cx.error_spanned_by(
+            &meta.path,
+            suggest::unknown("rule", &path_text(&meta.path), RULE_KEYS),
+        );
         return skip_value(meta);
     };
     let name = key.to_string();
@@ -145,7 +160,10 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
         }
         "custom" => {
             if !meta.input.peek(Token![=]) {
-                cx.error_spanned_by(&key, "`custom` needs a function: `custom = path::to::check`");
+                cx.error_spanned_by(
+                    &key,
+                    "`custom` needs a function: `custom = path::to::check`",
+                );
                 return skip_value(meta);
             }
             let value = meta.value()?;
@@ -158,7 +176,10 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
         }
         "one_of" | "deny" => {
             if !meta.input.peek(syn::token::Paren) {
-                cx.error_spanned_by(&key, format!("`{name}` needs a list: `{name}(\"a\", \"b\")`"));
+                cx.error_spanned_by(
+                    &key,
+                    format!("`{name}` needs a list: `{name}(\"a\", \"b\")`"),
+                );
                 return skip_value(meta);
             }
             let content;
@@ -182,16 +203,27 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
         }
         "each" => {
             if !meta.input.peek(syn::token::Paren) {
-                cx.error_spanned_by(&key, "`each` needs the rules for every item: `each(length(max = 32))`");
+                cx.error_spanned_by(
+                    &key,
+                    "`each` needs the rules for every item: `each(length(max = 32))`",
+                );
                 return skip_value(meta);
             }
             let mut inner = Rules::default();
-            meta.parse_nested_meta(|m| rule(cx, &m, &mut inner))?;
+            if !nested(meta, |m| rule(cx, &m, &mut inner))? {
+                cx.error_spanned_by(
+                    &key,
+                    "`each()` is empty; give the rules for every item: `each(length(max = 32))`",
+                );
+            }
             RuleKind::Each(inner)
         }
         "email" | "url" | "ip" | "uuid" | "nested" | "trim" | "lowercase" | "uppercase" | "nfc" => {
             if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                cx.error_spanned_by(&key, format!("`{name}` takes no arguments; write `{name}` alone"));
+                cx.error_spanned_by(
+                    &key,
+                    format!("`{name}` takes no arguments; write `{name}` alone"),
+                );
                 skip_value(meta)?;
             }
             match name.as_str() {
@@ -219,9 +251,15 @@ const BOUND_KEYS: &[&str] = &["min", "max"];
 
 fn bounds(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<Bounds> {
     let mut bounds = Bounds::default();
+    let mut keys_given = false;
     if meta.input.peek(syn::token::Paren) {
-        meta.parse_nested_meta(|m| {
-            let name = m.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        nested(meta, |m| {
+            keys_given = true;
+            let name = m
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let slot = match name.as_str() {
                 "min" => &mut bounds.min,
                 "max" => &mut bounds.max,
@@ -248,11 +286,14 @@ fn bounds(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Resul
             Ok(())
         })?;
     } else if meta.input.peek(Token![=]) {
-        cx.error_spanned_by(key, format!("write `{key}(min = 1, max = 10)`, not `{key} = ...`"));
+        cx.error_spanned_by(
+            key,
+            format!("write `{key}(min = 1, max = 10)`, not `{key} = ...`"),
+        );
         skip_value(meta)?;
         return Ok(bounds);
     }
-    if bounds.min.is_none() && bounds.max.is_none() {
+    if !keys_given {
         cx.error_spanned_by(
             key,
             format!("`{key}` needs at least one bound: `{key}(min = 1, max = 64)`"),
@@ -285,6 +326,23 @@ fn literal(input: ParseStream<'_>) -> syn::Result<Literal> {
     } else {
         Err(input.error("expected a string or number literal"))
     }
+}
+
+/// Parses `(a, b = 1, c(...))` after a key with `each`, like `parse_nested_meta`, but
+/// accepts empty parentheses: returns whether there was anything inside.
+fn nested(
+    meta: &ParseNestedMeta<'_>,
+    each: impl FnMut(ParseNestedMeta<'_>) -> syn::Result<()>,
+) -> syn::Result<bool> {
+    use syn::parse::Parser;
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let tokens: proc_macro2::TokenStream = content.parse()?;
+    if tokens.is_empty() {
+        return Ok(false);
+    }
+    syn::meta::parser(each).parse2(tokens)?;
+    Ok(true)
 }
 
 /// Consumes whatever follows a key (`= value` or `(...)`), so parsing can continue after an

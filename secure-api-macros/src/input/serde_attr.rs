@@ -95,14 +95,17 @@ pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerSerde {
     let mut out = ContainerSerde::default();
     for attr in serde_attrs(attrs) {
         let result = attr.parse_nested_meta(|meta| {
-            let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             match key.as_str() {
                 "rename_all" => {
                     if let Some(lit) = deserialize_name(&meta)? {
-                        match RULES.iter().find(|(n, _)| *n == lit.value()) {
-                            Some((_, rule)) => out.rename_all = Some(*rule),
-                            // serde itself reports the unknown rule.
-                            None => {}
+                        // An unknown rule is left for serde itself to report.
+                        if let Some((_, rule)) = RULES.iter().find(|(n, _)| *n == lit.value()) {
+                            out.rename_all = Some(*rule);
                         }
                     }
                     Ok(())
@@ -129,13 +132,22 @@ pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerSerde {
 }
 
 /// The field's name in the input.
-pub fn field_name(cx: &Ctxt, member: &syn::Ident, attrs: &[Attribute], container: &ContainerSerde) -> String {
+pub fn field_name(
+    cx: &Ctxt,
+    member: &syn::Ident,
+    attrs: &[Attribute],
+    container: &ContainerSerde,
+) -> String {
     let ident = member.to_string();
     let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_owned();
     let mut renamed = None;
     for attr in serde_attrs(attrs) {
         let result = attr.parse_nested_meta(|meta| {
-            let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             match key.as_str() {
                 "rename" => {
                     if let Some(lit) = deserialize_name(&meta)? {

@@ -150,7 +150,9 @@ macro_rules! bound_from_int {
         }
     )*};
 }
-bound_from_int!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+bound_from_int!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
+);
 
 impl From<f32> for Bound {
     fn from(v: f32) -> Self {

@@ -98,7 +98,7 @@ pub fn in_range<T: PartialOrd + ?Sized>(value: &T, min: Option<&T>, max: Option<
 
 /// Whether `value` equals one of `allowed`.
 pub fn one_of<T: PartialEq + ?Sized>(value: &T, allowed: &[&T]) -> bool {
-    allowed.iter().any(|a| *a == value)
+    allowed.contains(&value)
 }
 
 /// String views of string-like fields; used by the string rules (`pattern`, `email`, `url`,
@@ -368,7 +368,12 @@ mod tests {
         let local64 = "a".repeat(64);
         assert!(is_email(&format!("{local64}@example.com")));
         assert!(!is_email(&format!("{local64}a@example.com")));
-        let domain = format!("{}.{}.{}.com", "b".repeat(63), "c".repeat(63), "d".repeat(58));
+        let domain = format!(
+            "{}.{}.{}.com",
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
         let at_limit = format!("{local64}@{domain}");
         assert_eq!(at_limit.len(), 254);
         assert!(is_email(&at_limit));

@@ -1,0 +1,151 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::test;
+use serde_json::Value;
+
+/// The security headers every response must carry, with their exact values.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
+/// A response as the client sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Asserts the exact security headers and the absence of `Server` / `X-Powered-By`.
+    pub fn assert_security_headers(&self) {
+        for (name, value) in SECURITY_HEADERS {
+            let got: Vec<_> = self.headers.get_all(*name).collect();
+            assert_eq!(got.len(), 1, "{name} present once in {:?}", self.headers);
+            assert_eq!(got[0], value, "{name}");
+        }
+        assert!(self.headers.get("server").is_none());
+        assert!(self.headers.get("x-powered-by").is_none());
+    }
+
+    /// Asserts an RFC 9457 problem of `status` and type `slug`, and returns the body.
+    pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "status; body {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "content type"
+        );
+        self.assert_security_headers();
+        let body = self.json();
+        assert_eq!(
+            body["type"],
+            format!("tag:secure-api.dev,2026:problem:{slug}"),
+            "{body}"
+        );
+        assert_eq!(body["status"], status);
+        assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(body["detail"].as_str().is_some_and(|t| t.ends_with('.')));
+        let instance = body["instance"].as_str().expect("instance");
+        let id = instance
+            .strip_prefix("urn:uuid:")
+            .expect("urn:uuid instance");
+        assert!(uuid_like(id), "{instance}");
+        body
+    }
+
+    /// Asserts that the body contains none of `needles` (submitted values, serde's text,
+    /// Rust type names).
+    pub fn assert_leaks_none(&self, needles: &[&str]) {
+        let text = self.text();
+        for n in needles {
+            assert!(!text.contains(n), "response leaks {n:?}: {text}");
+        }
+    }
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// Sends a request through an initialised app as the HTTP dispatcher would: a service
+/// error becomes its `error_response()`.
+pub async fn send<S, B>(app: &S, req: test::TestRequest) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    let res = match test::try_call_service(app, req.to_request()).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => ServiceResponse::new(
+            test::TestRequest::default().to_http_request(),
+            e.error_response(),
+        ),
+    };
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = test::read_body(res).await.to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Serde and Rust phrases that must never reach a client.
+pub const INTERNAL_TEXT: &[&str] = &[
+    "invalid type",
+    "expected",
+    "missing field",
+    "unknown field",
+    "line 1",
+    "column",
+    "String",
+    "i32",
+    "serde",
+    "panicked",
+    "secure_api",
+    "::",
+];

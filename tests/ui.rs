@@ -1,0 +1,8 @@
+//! Compile-time rejection: every misuse has a case with its committed `.stderr`.
+
+#[test]
+fn secure_input() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/secure_input/fail/*.rs");
+    t.pass("tests/ui/secure_input/pass/*.rs");
+}
