@@ -98,7 +98,7 @@ impl<'a> Location<'a> {
     /// assert_eq!(root.field("a/b").pointer(), "/a~1b");
     /// ```
     pub fn pointer(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(32);
         self.write_pointer(&mut out);
         out
     }

@@ -200,6 +200,9 @@ pub fn is_email(value: &str) -> bool {
     if value.len() > EMAIL_MAX_LEN {
         return false;
     }
+    if value.is_ascii() {
+        return is_ascii_email(value.as_bytes());
+    }
     let Some((local, domain)) = value.rsplit_once('@') else {
         return false;
     };
@@ -213,6 +216,55 @@ pub fn is_email(value: &str) -> bool {
         return false;
     }
     is_domain(domain, true)
+}
+
+/// [`is_email`] for ASCII input, in one pass over the bytes: the same rules as the general
+/// path, which handles internationalised addresses.
+fn is_ascii_email(b: &[u8]) -> bool {
+    let Some(at) = b.iter().rposition(|&c| c == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
+    if local.is_empty() || local.len() > EMAIL_LOCAL_MAX_LEN {
+        return false;
+    }
+    let mut prev_dot = true; // no leading dot
+    for &c in local {
+        if c == b'.' {
+            if prev_dot {
+                return false;
+            }
+            prev_dot = true;
+        } else if c.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&c) {
+            prev_dot = false;
+        } else {
+            return false;
+        }
+    }
+    if prev_dot || domain.is_empty() || domain.len() > 253 {
+        return false;
+    }
+    let (mut label_len, mut labels, mut all_digits, mut prev) = (0usize, 1usize, true, b'.');
+    for &c in domain {
+        if c == b'.' {
+            if label_len == 0 || prev == b'-' {
+                return false;
+            }
+            labels += 1;
+            label_len = 0;
+            all_digits = true;
+        } else if c.is_ascii_alphanumeric() || c == b'-' {
+            if (c == b'-' && label_len == 0) || label_len == 63 {
+                return false;
+            }
+            label_len += 1;
+            all_digits &= c.is_ascii_digit();
+        } else {
+            return false;
+        }
+        prev = c;
+    }
+    label_len > 0 && prev != b'-' && labels >= 2 && !all_digits
 }
 
 fn is_intl_letter(c: char) -> bool {
@@ -379,6 +431,28 @@ mod tests {
         assert!(is_email(&at_limit));
         let over = format!("{local64}@e{domain}");
         assert!(!is_email(&over));
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_general_path() {
+        let samples = [
+            "a@b.co", "a.b@c.d.ef", "-a@b.cd", "a@-b.cd", "a@b-.cd", "a@b..cd", "a@.b.cd",
+            "a@b.cd.", "a.@b.cd", ".a@b.cd", "a..b@c.de", "a@b.123", "a@b.c1", "a@b", "@b.cd",
+            "a@", "a b@c.de", "a@b_c.de", "a@@b.cd", "x@1.2.3.4", "o'k+t@x-y.z9",
+        ];
+        for s in samples {
+            let general = {
+                let (local, domain) = s.rsplit_once('@').unwrap_or(("", ""));
+                !local.is_empty()
+                    && local.len() <= EMAIL_LOCAL_MAX_LEN
+                    && dot_separated(local, |p| {
+                        !p.is_empty()
+                            && p.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c))
+                    })
+                    && is_domain(domain, true)
+            };
+            assert_eq!(is_email(s), general, "{s:?}");
+        }
     }
 
     #[test]
