@@ -6,9 +6,10 @@
 //!      -d '{"username": " Alice ", "email": "ALICE@example.com", "age": 30}'
 //! ```
 //!
-//! Logs go through env_logger (`RUST_LOG=info` by default).
+//! Logs go through env_logger (`RUST_LOG=info` by default). `TRUSTED_PROXY=10.0.0.0/8`
+//! makes the server believe `X-Forwarded-For` from that network.
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer};
 use secure_api_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,14 @@ pub struct CreateUserRequest {
     pub age: i32,
 }
 
+/// Creates a user. Anonymous clients are limited by IP to 10 requests per second;
+/// authenticated ones by principal, by their tier.
+#[secure_endpoint(
+    post("/api/users"),
+    rate = "100/s",
+    tier(anonymous = "10/s", user = "100/s", premium = "1000/s"),
+    max_body = "16KiB"
+)]
 async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, ApiError> {
     let user = input.into_inner();
     log::info!("created user {}", user.username);
@@ -38,17 +47,32 @@ async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, Ap
     })))
 }
 
+/// The example's state: built once, shared by every worker.
+pub fn secure_api() -> SecureApi {
+    let mut builder = SecureApi::builder();
+    if let Ok(nets) = std::env::var("TRUSTED_PROXY") {
+        for net in nets.split(',') {
+            match net.trim().parse() {
+                Ok(net) => builder = builder.trust_proxy(net),
+                Err(e) => log::warn!("ignoring TRUSTED_PROXY entry {net:?}: {e}"),
+            }
+        }
+    }
+    builder.build()
+}
+
 /// The example's routes, shared with the integration tests.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/users").route(web::post().to(create_user)));
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(create_user);
 }
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let secure = secure_api();
     log::info!("users_api listening on http://{bind}");
-    HttpServer::new(|| App::new().wrap(SecureLayer::default()).configure(routes))
+    HttpServer::new(move || App::new().wrap(secure.layer()).configure(routes))
         .bind(bind)?
         .run()
         .await

@@ -3,10 +3,13 @@
 //!
 //! Set `SECURE_API_DEBUG_EXPAND=1` while compiling to print every expansion to stderr.
 
+mod common;
 mod ctxt;
+mod endpoint;
 mod input;
 mod suggest;
 mod ty;
+mod units;
 
 use proc_macro::TokenStream;
 
@@ -53,6 +56,53 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     let out = input::derive(&input);
     debug_print("SecureInput", &input.ident, &out);
+    out.into()
+}
+
+/// Makes an async handler a secure endpoint: rate limited per client, with its input
+/// limits, and (with a route) registered like actix's `#[post("/path")]`.
+///
+/// # Grammar
+///
+/// ```text
+/// #[secure_endpoint(option, ...)]
+///
+/// option := get("/path") | post("/path") | put("/path") | patch("/path") | delete("/path")
+///         | head("/path") | options("/path")     // route: App::new().service(handler)
+///         | rate = "N/s" | "N/min" | "N/h" | "N/day" | "unlimited"
+///         | burst = N                              // GCRA only; default N of the rate
+///         | algorithm = "gcra" | "sliding_window"
+///         | tier(name = "N/unit", ...)             // per-tier rates; `anonymous` for no principal
+///         | key = "ip" | "principal" | "ip_and_principal"
+///         | cost = N                               // units charged per request (default 1)
+///         | max_body = "16KiB"                     // B, KB, KiB, MB, MiB
+///         | crate = "path::to::secure_api_runtime"
+/// ```
+///
+/// # Checks
+///
+/// Unknown options (nearest name suggested), malformed, negative, zero or overflowing rates,
+/// unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost no client can ever
+/// afford, duplicate options, two routes, `burst`/`cost`/`key`/`algorithm` with
+/// `rate = "unlimited"`, `burst` with a sliding window, sliding windows over 10,000 per
+/// window, malformed route paths, non-async handlers, `self` receivers, generic handlers,
+/// more than 16 arguments, and handlers taking a raw `web::Json<T>` (use `Valid<T>`).
+///
+/// # Semantics
+///
+/// Without a route the function keeps its name and can be passed to
+/// `web::resource(..).route(web::post().to(handler))`; with one, it becomes a unit struct
+/// to pass to `App::service` (other methods on the same path fall through to other
+/// resources; unmatched methods get a 404 problem). Each request is first rate limited (the
+/// app's default rate when `rate` is not given), then the handler's own extractors and body
+/// run as written, and the response gets the `RateLimit` / `RateLimit-Policy` fields. A
+/// refused request gets a 429 problem with `Retry-After` before any extractor reads the body.
+#[proc_macro_attribute]
+pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    let out = endpoint::secure_endpoint(args.into(), item.clone().into());
+    if std::env::var_os("SECURE_API_DEBUG_EXPAND").is_some() {
+        eprintln!("// secure_endpoint expansion\n{out}\n");
+    }
     out.into()
 }
 

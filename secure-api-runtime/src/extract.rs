@@ -18,7 +18,7 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::web::BytesMut;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use futures_util::future::{LocalBoxFuture, Ready, ready};
 use serde::de::DeserializeOwned;
@@ -92,9 +92,12 @@ wrapper! {
     ValidPath
 }
 
-/// The limits of the resource (set by `#[secure_endpoint(max_body = ...)]`), else of the
-/// app, else the defaults.
+/// The endpoint's limits (set by `#[secure_endpoint(max_body = ...)]`), else those of the
+/// resource or app (`app_data`), else the defaults.
 fn limits(req: &HttpRequest) -> InputLimits {
+    if let Some(limits) = req.extensions().get::<InputLimits>() {
+        return *limits;
+    }
     req.app_data::<InputLimits>().copied().unwrap_or_default()
 }
 

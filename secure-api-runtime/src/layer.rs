@@ -14,9 +14,10 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::{Error, HttpResponse};
+use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::FutureExt;
 
+use crate::api::SecureApi;
 use crate::problem::{PROBLEM_JSON, problem_for_status, problem_response, problems};
 
 /// Response headers set on every response, overriding whatever a handler set.
@@ -140,13 +141,24 @@ impl SecurityHeaders {
 #[derive(Debug, Clone, Default)]
 pub struct SecureLayer {
     headers: Arc<SecurityHeaders>,
+    api: Option<SecureApi>,
 }
 
 impl SecureLayer {
-    /// The layer with the given security headers.
+    /// The layer with the given security headers. Endpoints use the process-wide default
+    /// [`SecureApi`] state; use [`SecureApi::layer`] to give them the app's own.
     pub fn with_headers(headers: SecurityHeaders) -> Self {
         SecureLayer {
             headers: Arc::new(headers),
+            api: None,
+        }
+    }
+
+    /// The layer of an app's [`SecureApi`] state, with its security headers.
+    pub(crate) fn for_api(api: SecureApi) -> Self {
+        SecureLayer {
+            headers: Arc::new(api.shared().headers.clone()),
+            api: Some(api),
         }
     }
 }
@@ -166,6 +178,7 @@ where
         ready(Ok(SecureLayerService {
             service: Rc::new(service),
             headers: self.headers.clone(),
+            api: self.api.clone(),
         }))
     }
 }
@@ -175,6 +188,7 @@ where
 pub struct SecureLayerService<S> {
     service: Rc<S>,
     headers: Arc<SecurityHeaders>,
+    api: Option<SecureApi>,
 }
 
 type LayerFuture<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
@@ -193,6 +207,9 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // No clone of the request may be held here: routing needs it uniquely owned. Errors
         // and panics therefore leave this layer as an `Err` holding the finished response.
+        if let Some(api) = &self.api {
+            req.extensions_mut().insert(api.clone());
+        }
         let headers = self.headers.clone();
         let service = self.service.clone();
         let call = std::panic::catch_unwind(AssertUnwindSafe(move || service.call(req)));

@@ -35,27 +35,34 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod client;
+pub mod clock;
+pub mod endpoint;
 pub mod extract;
 pub mod input;
 pub mod layer;
 pub mod problem;
+pub mod throttle;
 pub mod validation;
 
+pub use api::SecureApi;
 pub use extract::{Valid, ValidPath, ValidQuery};
 pub use layer::{SecureLayer, SecurityHeaders};
 pub use problem::{ApiError, ProblemType, problems};
-pub use secure_api_macros::SecureInput;
+pub use secure_api_macros::{SecureInput, secure_endpoint};
 pub use validation::{SecureInput, ValidationErrors};
 
 /// Everything a handler module needs: `use secure_api_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::api::SecureApi;
     pub use crate::extract::{Valid, ValidPath, ValidQuery};
     pub use crate::input::InputLimits;
     pub use crate::layer::{SecureLayer, SecurityHeaders};
     pub use crate::problem::{ApiError, ProblemType, problems};
     pub use crate::validation::{SecureInput, ValidationErrors};
     pub use actix_web::HttpResponse;
-    pub use secure_api_macros::SecureInput;
+    pub use secure_api_macros::{SecureInput, secure_endpoint};
 }
 
 /// What the macros' generated code calls. Not a public API: it changes without notice.
@@ -66,6 +73,10 @@ pub mod __private {
         length_within, lowercase, nfc, one_of, trim, uppercase,
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
+
+    pub use crate::endpoint::{EndpointSpec, KeyKind, Limit, run};
+    pub use crate::throttle::{Algorithm, Policy, Rate};
+    pub use actix_web;
 
     /// The string view of a string-like field.
     #[inline]

@@ -10,6 +10,7 @@ use super::model::{
     Bounds, Container, Field, Literal, NumValue, Number, RULE_KEYS, Rule, RuleKind, Rules,
 };
 use super::serde_attr;
+use crate::common::skip_value;
 use crate::ctxt::Ctxt;
 use crate::suggest;
 
@@ -343,20 +344,6 @@ fn nested(
     }
     syn::meta::parser(each).parse2(tokens)?;
     Ok(true)
-}
-
-/// Consumes whatever follows a key (`= value` or `(...)`), so parsing can continue after an
-/// error.
-pub fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-    if meta.input.peek(Token![=]) {
-        meta.input.parse::<Token![=]>()?;
-        meta.input.parse::<syn::Expr>()?;
-    } else if meta.input.peek(syn::token::Paren) {
-        let content;
-        syn::parenthesized!(content in meta.input);
-        content.parse::<proc_macro2::TokenStream>()?;
-    }
-    Ok(())
 }
 
 fn path_text(path: &syn::Path) -> String {

@@ -4,7 +4,7 @@
 use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitStr};
 
-use super::parse::skip_value;
+use crate::common::skip_value;
 use crate::ctxt::Ctxt;
 
 #[derive(Default)]

@@ -1,0 +1,149 @@
+//! Expansion of `#[secure_endpoint]`: the handler, unchanged, nested in a wrapper that runs
+//! the endpoint's checks; with a route, an `HttpServiceFactory` as actix's `#[post]` makes.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+
+use super::model::{Endpoint, Limit, RateValue};
+
+fn runtime(e: &Endpoint<'_>) -> TokenStream {
+    match &e.krate {
+        Some(path) => quote!(#path::__private),
+        None => quote!(::secure_api_runtime::__private),
+    }
+}
+
+fn rate(p: &TokenStream, r: RateValue) -> TokenStream {
+    let count = r.count;
+    match r.secs {
+        1 => quote!(#p::Rate::per_second(#count)),
+        60 => quote!(#p::Rate::per_minute(#count)),
+        3600 => quote!(#p::Rate::per_hour(#count)),
+        _ => quote!(#p::Rate::per_day(#count)),
+    }
+}
+
+fn policy(
+    p: &TokenStream,
+    name: &str,
+    r: RateValue,
+    burst: Option<u32>,
+    sliding: bool,
+) -> TokenStream {
+    let rate = rate(p, r);
+    let burst = burst.map(|b| quote!(.with_burst(#b)));
+    let algorithm = if sliding {
+        quote!(#p::Algorithm::SlidingWindow)
+    } else {
+        quote!(#p::Algorithm::Gcra)
+    };
+    quote!(#p::Policy::new(#name, #rate) #burst .with_algorithm(#algorithm))
+}
+
+fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
+    let name = e.func.sig.ident.to_string();
+    let limit = match &e.limit {
+        Limit::Unlimited => quote!(#p::Limit::Unlimited),
+        Limit::Default => quote!(#p::Limit::Default),
+        Limit::Rate {
+            rate,
+            burst,
+            sliding,
+        } => {
+            let policy = policy(p, "default", *rate, *burst, *sliding);
+            quote!(#p::Limit::Policy(#policy))
+        }
+    };
+    let tiers = e
+        .tiers
+        .iter()
+        .map(|(name, r)| policy(p, name, *r, None, e.sliding));
+    let key = format_ident!("{}", e.key);
+    let cost = e.cost;
+    let max_body = match e.max_body {
+        Some(bytes) => {
+            let bytes = bytes as usize;
+            quote!(::core::option::Option::Some(#bytes))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        static __SECURE_ENDPOINT: #p::EndpointSpec = #p::EndpointSpec {
+            name: #name,
+            limit: #limit,
+            tiers: &[#(#tiers),*],
+            key: #p::KeyKind::#key,
+            cost: #cost,
+            max_body: #max_body,
+        };
+    }
+}
+
+/// The wrapper: `async fn name(HttpRequest, web::Payload) -> HttpResponse`, with the user's
+/// function nested inside under its own name.
+fn wrapper(e: &Endpoint<'_>, p: &TokenStream, vis: &syn::Visibility) -> TokenStream {
+    let func = e.func;
+    let name = &func.sig.ident;
+    let docs = func.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    let spec = spec(e, p);
+    let args: Vec<_> = (0..e.arg_types.len())
+        .map(|i| format_ident!("__arg{}", i, span = Span::mixed_site()))
+        .collect();
+    let types = &e.arg_types;
+    let aw = quote!(#p::actix_web);
+    quote! {
+        #(#docs)*
+        #vis async fn #name(
+            __req: #aw::HttpRequest,
+            __payload: #aw::web::Payload,
+        ) -> #aw::HttpResponse {
+            #[allow(clippy::too_many_arguments)]
+            #func
+            #spec
+            #p::run(&__SECURE_ENDPOINT, __req, __payload.into_inner(), |__req, mut __payload| async move {
+                let (#(#args,)*) = match <(#(#types,)*) as #aw::FromRequest>::from_request(&__req, &mut __payload).await {
+                    ::core::result::Result::Ok(args) => args,
+                    ::core::result::Result::Err(err) => return ::core::result::Result::Err(::core::convert::Into::into(err)),
+                };
+                let __out = #name(#(#args),*).await;
+                ::core::result::Result::Ok(#aw::Responder::respond_to(__out, &__req).map_into_boxed_body())
+            }).await
+        }
+    }
+}
+
+pub fn endpoint(e: &Endpoint<'_>) -> TokenStream {
+    let p = runtime(e);
+    let vis = &e.func.vis;
+    let Some((method, path)) = &e.route else {
+        return wrapper(e, &p, vis);
+    };
+    let name = &e.func.sig.ident;
+    let name_str = name.to_string();
+    let method = format_ident!("{}", method.to_uppercase());
+    let inner = wrapper(e, &p, &syn::Visibility::Inherited);
+    let aw = quote!(#p::actix_web);
+    let docs = e.func.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    quote! {
+        #(#docs)*
+        #[allow(non_camel_case_types, missing_docs)]
+        #vis struct #name;
+
+        impl #aw::dev::HttpServiceFactory for #name {
+            fn register(self, __config: &mut #aw::dev::AppService) {
+                #inner
+                let __resource = #aw::Resource::new(#path)
+                    .name(#name_str)
+                    .guard(#aw::guard::Method(#aw::http::Method::#method))
+                    .to(#name);
+                #aw::dev::HttpServiceFactory::register(__resource, __config);
+            }
+        }
+    }
+}
+
+/// On error: the user's function as written (so its body is still checked and used), with
+/// the errors beside it.
+pub fn fallback(func: &syn::ItemFn) -> TokenStream {
+    quote!(#func)
+}

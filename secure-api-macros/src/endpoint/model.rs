@@ -1,0 +1,93 @@
+//! The typed model of `#[secure_endpoint(...)]`: options as written (with their tokens,
+//! for spans), and the checked endpoint that expansion works from.
+
+use syn::{Ident, LitInt, LitStr};
+
+/// An option as written: its key (for spans) and its value.
+pub struct Opt<T> {
+    pub key: Ident,
+    pub value: T,
+}
+
+/// `post("/api/users")`.
+pub struct Route {
+    pub method: Ident,
+    pub path: LitStr,
+}
+
+/// One entry of `tier(premium = "1000/s", ...)`.
+pub struct Tier {
+    pub name: Ident,
+    pub rate: LitStr,
+}
+
+/// The options as parsed.
+#[derive(Default)]
+pub struct Args {
+    pub route: Option<Route>,
+    pub rate: Option<Opt<LitStr>>,
+    pub burst: Option<Opt<LitInt>>,
+    pub algorithm: Option<Opt<LitStr>>,
+    pub tiers: Option<Opt<Vec<Tier>>>,
+    pub key: Option<Opt<LitStr>>,
+    pub cost: Option<Opt<LitInt>>,
+    pub max_body: Option<Opt<LitStr>>,
+    pub krate: Option<Opt<syn::Path>>,
+}
+
+/// Route methods, as written in the attribute.
+pub const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "options"];
+
+/// Every option key, for parsing and suggestions.
+pub const OPTION_KEYS: &[&str] = &[
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "options",
+    "rate",
+    "burst",
+    "algorithm",
+    "tier",
+    "key",
+    "cost",
+    "max_body",
+    "crate",
+];
+
+pub const ALGORITHMS: &[&str] = &["gcra", "sliding_window"];
+pub const KEYS: &[&str] = &["ip", "principal", "ip_and_principal"];
+
+/// A checked rate: `count` per `secs`.
+#[derive(Clone, Copy)]
+pub struct RateValue {
+    pub count: u32,
+    pub secs: u64,
+}
+
+pub enum Limit {
+    Unlimited,
+    Default,
+    Rate {
+        rate: RateValue,
+        burst: Option<u32>,
+        sliding: bool,
+    },
+}
+
+/// The checked endpoint.
+pub struct Endpoint<'a> {
+    pub func: &'a syn::ItemFn,
+    pub route: Option<(String, String)>,
+    pub limit: Limit,
+    pub sliding: bool,
+    pub tiers: Vec<(String, RateValue)>,
+    pub key: &'static str,
+    pub cost: u32,
+    pub max_body: Option<u64>,
+    pub krate: Option<syn::Path>,
+    /// The handler's argument types, in order.
+    pub arg_types: Vec<&'a syn::Type>,
+}

@@ -1,0 +1,163 @@
+//! Parsing `#[secure_endpoint(...)]` into [`Args`]. Syntax errors and unknown or duplicate
+//! options are recorded and parsing goes on.
+
+use proc_macro2::TokenStream;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::{LitInt, LitStr, Token};
+
+use super::model::{Args, METHODS, OPTION_KEYS, Opt, Route, Tier};
+use crate::common::skip_value;
+use crate::ctxt::Ctxt;
+use crate::suggest;
+
+pub fn args(cx: &Ctxt, tokens: TokenStream) -> Args {
+    let mut args = Args::default();
+    let parser = syn::meta::parser(|meta| option(cx, &meta, &mut args));
+    if let Err(e) = parser.parse2(tokens) {
+        cx.syn_error(e);
+    }
+    args
+}
+
+fn set<T>(cx: &Ctxt, slot: &mut Option<Opt<T>>, key: syn::Ident, value: T) {
+    if slot.is_some() {
+        cx.error_spanned_by(&key, format!("duplicate `{key}` option; give it once"));
+    } else {
+        *slot = Some(Opt { key, value });
+    }
+}
+
+fn option(cx: &Ctxt, meta: &ParseNestedMeta<'_>, args: &mut Args) -> syn::Result<()> {
+    let key = match meta.path.get_ident() {
+        Some(ident) => ident.clone(),
+        None if meta.path.is_ident("crate") => {
+            syn::Ident::new("crate", proc_macro2::Span::call_site())
+        }
+        None => {
+            cx.error_spanned_by(&meta.path, suggest::unknown("option", "?", OPTION_KEYS));
+            return skip_value(meta);
+        }
+    };
+    let name = key.to_string();
+    if METHODS.contains(&name.as_str()) {
+        if !meta.input.peek(syn::token::Paren) {
+            cx.error_spanned_by(
+                &key,
+                format!("a route needs a path: `{name}(\"/api/users\")`"),
+            );
+            return skip_value(meta);
+        }
+        let content;
+        syn::parenthesized!(content in meta.input);
+        let path: LitStr = content.parse()?;
+        if args.route.is_some() {
+            cx.error_spanned_by(
+                &key,
+                "an endpoint has one route; register the handler again with another `#[secure_endpoint]` function for more",
+            );
+        } else {
+            args.route = Some(Route { method: key, path });
+        }
+        return Ok(());
+    }
+    match name.as_str() {
+        "rate" | "algorithm" | "key" | "max_body" => {
+            let Some(lit) = string_value(cx, meta, &key)? else {
+                return Ok(());
+            };
+            let slot = match name.as_str() {
+                "rate" => &mut args.rate,
+                "algorithm" => &mut args.algorithm,
+                "key" => &mut args.key,
+                _ => &mut args.max_body,
+            };
+            set(cx, slot, key, lit);
+        }
+        "burst" | "cost" => {
+            if !meta.input.peek(Token![=]) {
+                cx.error_spanned_by(&key, format!("`{name}` needs a number: `{name} = 10`"));
+                return skip_value(meta);
+            }
+            let value = meta.value()?;
+            if value.peek(Token![-]) {
+                let minus: Token![-] = value.parse()?;
+                let lit: LitInt = value.parse()?;
+                cx.error_spanned_by(
+                    quote::quote!(#minus #lit),
+                    format!("`{name}` must be a positive whole number"),
+                );
+                return Ok(());
+            }
+            let lit: LitInt = value.parse()?;
+            let slot = if name == "burst" {
+                &mut args.burst
+            } else {
+                &mut args.cost
+            };
+            set(cx, slot, key, lit);
+        }
+        "tier" => {
+            if !meta.input.peek(syn::token::Paren) {
+                cx.error_spanned_by(&key, "`tier` lists per-tier rates: `tier(anonymous = \"10/s\", premium = \"1000/s\")`");
+                return skip_value(meta);
+            }
+            let mut tiers = Vec::new();
+            meta.parse_nested_meta(|t| {
+                let Some(name) = t.path.get_ident().cloned() else {
+                    cx.error_spanned_by(
+                        &t.path,
+                        "a tier name is a single identifier, such as `premium`",
+                    );
+                    return skip_value(&t);
+                };
+                if !t.input.peek(Token![=]) {
+                    cx.error_spanned_by(
+                        &name,
+                        format!("give the tier a rate: `{name} = \"100/s\"`"),
+                    );
+                    return skip_value(&t);
+                }
+                let rate: LitStr = t.value()?.parse()?;
+                tiers.push(Tier { name, rate });
+                Ok(())
+            })?;
+            set(cx, &mut args.tiers, key, tiers);
+        }
+        "crate" => {
+            let value = meta.value()?;
+            let path = if value.peek(LitStr) {
+                let lit: LitStr = value.parse()?;
+                lit.parse()?
+            } else {
+                value.parse()?
+            };
+            set(cx, &mut args.krate, key, path);
+        }
+        _ => {
+            cx.error_spanned_by(&key, suggest::unknown("option", &name, OPTION_KEYS));
+            return skip_value(meta);
+        }
+    }
+    Ok(())
+}
+
+/// `key = "..."`; records an error and returns `None` for any other form.
+fn string_value(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &syn::Ident,
+) -> syn::Result<Option<LitStr>> {
+    if !meta.input.peek(Token![=]) {
+        cx.error_spanned_by(key, format!("`{key}` needs a value: `{key} = \"...\"`"));
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        return Ok(Some(value.parse()?));
+    }
+    let expr: syn::Expr = value.parse()?;
+    cx.error_spanned_by(&expr, format!("`{key}` takes a string: `{key} = \"...\"`"));
+    Ok(None)
+}

@@ -1,0 +1,215 @@
+//! [`SecureApi`]: the state an app's endpoints share (rate-limit store, client-IP rules,
+//! defaults), built once, outside `HttpServer::new`, so that every worker uses the same
+//! stores.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::HttpMessage;
+use actix_web::HttpRequest;
+
+use crate::client::{ClientIpConfig, ForwardedHeader, IpNet, KeyDeriver};
+use crate::clock::{Clock, MonotonicClock};
+use crate::layer::{SecureLayer, SecurityHeaders};
+use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, WhenFull};
+use crate::throttle::{Rate, RateLimitStore};
+
+/// The default per-client rate of endpoints that do not set `rate`.
+pub const DEFAULT_RATE: Rate = Rate::per_second(100);
+
+/// The shared state of a secure-api app.
+///
+/// Build it once and install its layer in every worker's `App`:
+///
+/// ```no_run
+/// use actix_web::{App, HttpServer};
+/// use secure_api_runtime::prelude::*;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let secure = SecureApi::builder()
+///     .trust_proxy("10.0.0.0/8".parse().unwrap())
+///     .default_rate("50/s".parse().unwrap())
+///     .build();
+/// HttpServer::new(move || App::new().wrap(secure.layer()))
+///     .bind("127.0.0.1:8080")?
+///     .run()
+///     .await
+/// # }
+/// ```
+///
+/// Endpoints of an app without a `SecureApi` layer (`SecureLayer::default()`) use one
+/// process-wide default state, so they are still limited, and limited across all workers.
+#[derive(Clone)]
+pub struct SecureApi {
+    inner: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) limiter: Arc<dyn RateLimitStore>,
+    pub(crate) keys: KeyDeriver,
+    pub(crate) client_ip: ClientIpConfig,
+    pub(crate) default_rate: Rate,
+    pub(crate) default_burst: Option<u32>,
+    pub(crate) headers: SecurityHeaders,
+}
+
+impl std::fmt::Debug for SecureApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureApi")
+            .field("client_ip", &self.inner.client_ip)
+            .field("default_rate", &self.inner.default_rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecureApi {
+    /// A builder with the defaults.
+    pub fn builder() -> SecureApiBuilder {
+        SecureApiBuilder::default()
+    }
+
+    /// The middleware that installs this state for every request, along with the problem
+    /// conversion and the security headers (see [`SecureLayer`]).
+    pub fn layer(&self) -> SecureLayer {
+        SecureLayer::for_api(self.clone())
+    }
+
+    /// The process-wide default state, used by apps without a `SecureApi` layer.
+    pub fn global() -> &'static SecureApi {
+        static GLOBAL: OnceLock<SecureApi> = OnceLock::new();
+        GLOBAL.get_or_init(|| SecureApi::builder().build())
+    }
+
+    /// The state installed for this request, else the process-wide default.
+    pub fn of(req: &HttpRequest) -> SecureApi {
+        match req.extensions().get::<SecureApi>() {
+            Some(api) => api.clone(),
+            None => SecureApi::global().clone(),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner
+    }
+
+    /// The client-IP rules.
+    pub fn client_ip(&self) -> &ClientIpConfig {
+        &self.inner.client_ip
+    }
+}
+
+/// Configures a [`SecureApi`].
+pub struct SecureApiBuilder {
+    limiter: Option<Arc<dyn RateLimitStore>>,
+    clock: Arc<dyn Clock>,
+    client_ip: ClientIpConfig,
+    default_rate: Rate,
+    default_burst: Option<u32>,
+    max_keys: usize,
+    when_full: WhenFull,
+    headers: SecurityHeaders,
+}
+
+impl Default for SecureApiBuilder {
+    fn default() -> Self {
+        SecureApiBuilder {
+            limiter: None,
+            clock: Arc::new(MonotonicClock::new()),
+            client_ip: ClientIpConfig::default(),
+            default_rate: DEFAULT_RATE,
+            default_burst: None,
+            max_keys: DEFAULT_MAX_KEYS,
+            when_full: WhenFull::default(),
+            headers: SecurityHeaders::default(),
+        }
+    }
+}
+
+impl SecureApiBuilder {
+    /// Trusts a reverse proxy (or a network of them): its forwarding header is believed when
+    /// finding the client IP.
+    pub fn trust_proxy(mut self, net: IpNet) -> Self {
+        self.client_ip = self.client_ip.trust(net);
+        self
+    }
+
+    /// Which header the trusted proxies write (default `X-Forwarded-For`).
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.client_ip = self.client_ip.header(header);
+        self
+    }
+
+    /// How many trusted proxy hops are walked at most (default 8).
+    pub fn max_proxy_hops(mut self, hops: usize) -> Self {
+        self.client_ip = self.client_ip.max_hops(hops);
+        self
+    }
+
+    /// The prefix IPv6 clients are grouped by (default /64).
+    pub fn ipv6_prefix(mut self, prefix: u8) -> Self {
+        self.client_ip = self.client_ip.ipv6_prefix(prefix);
+        self
+    }
+
+    /// The per-client rate of endpoints that do not set `rate` (default 100/s).
+    pub fn default_rate(mut self, rate: Rate) -> Self {
+        self.default_rate = rate;
+        self
+    }
+
+    /// The burst of the default rate (default: the rate's count).
+    pub fn default_burst(mut self, burst: u32) -> Self {
+        self.default_burst = Some(burst.max(1));
+        self
+    }
+
+    /// The most clients the in-memory limiter tracks (default 1,000,000).
+    pub fn max_tracked_clients(mut self, max: usize) -> Self {
+        self.max_keys = max;
+        self
+    }
+
+    /// What the in-memory limiter does with new clients when full (default: reject, 503).
+    pub fn when_limiter_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// Replaces the rate-limit store (the in-memory store by default).
+    pub fn rate_limit_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.limiter = Some(store);
+        self
+    }
+
+    /// The clock of the in-memory stores (tests use a `FakeClock`).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The security headers set on every response.
+    pub fn security_headers(mut self, headers: SecurityHeaders) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Builds the state.
+    pub fn build(self) -> SecureApi {
+        let limiter = self.limiter.unwrap_or_else(|| {
+            Arc::new(
+                MemoryStore::with_clock(self.clock.clone())
+                    .max_keys(self.max_keys)
+                    .when_full(self.when_full),
+            )
+        });
+        SecureApi {
+            inner: Arc::new(Shared {
+                limiter,
+                keys: KeyDeriver::default(),
+                client_ip: self.client_ip,
+                default_rate: self.default_rate,
+                default_burst: self.default_burst,
+                headers: self.headers,
+            }),
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! Who is asking: the client IP behind trusted proxies, and the keys rate limits are kept
+//! under.
+//!
+//! `Forwarded` / `X-Forwarded-For` are honoured only when the connection comes from a
+//! configured trusted proxy. The chain is walked from the right (the hop nearest to us) to
+//! the first address that is not a trusted proxy: that is the client. Hops to the left of it
+//! were written by the client and are ignored, so a spoofed header changes nothing.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use crate::throttle::LimitKey;
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a
+/// single host.
+///
+/// ```
+/// use secure_api_runtime::client::IpNet;
+/// let net: IpNet = "10.0.0.0/8".parse().unwrap();
+/// assert!(net.contains("10.1.2.3".parse().unwrap()));
+/// assert!(!net.contains("11.0.0.1".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// A malformed network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpNetParseError;
+
+impl fmt::Display for IpNetParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected an IP address or network such as `10.0.0.0/8`")
+    }
+}
+
+impl std::error::Error for IpNetParseError {}
+
+impl IpNet {
+    /// The network of `addr` with `prefix` bits; `None` if the prefix is too long.
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<IpNet> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then(|| IpNet {
+            addr: mask(addr, prefix),
+            prefix,
+        })
+    }
+
+    /// Whether `ip` is in the network. IPv4-mapped IPv6 addresses match IPv4 networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.prefix) == self.addr
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = IpNetParseError;
+
+    fn from_str(s: &str) -> Result<IpNet, IpNetParseError> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr = canonical(addr.trim().parse().map_err(|_| IpNetParseError)?);
+        let prefix = match prefix {
+            Some(p) => p.trim().parse().map_err(|_| IpNetParseError)?,
+            None if addr.is_ipv4() => 32,
+            None => 128,
+        };
+        IpNet::new(addr, prefix).ok_or(IpNetParseError)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            IpAddr::V4(Ipv4Addr::from(bits & m))
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
+            IpAddr::V6(Ipv6Addr::from(bits & m))
+        }
+    }
+}
+
+/// Which header trusted proxies use to pass the client address on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// How the client IP is found.
+///
+/// ```
+/// use secure_api_runtime::client::ClientIpConfig;
+/// let config = ClientIpConfig::default().trust("10.0.0.0/8".parse().unwrap());
+/// let peer = "10.0.0.2".parse().unwrap();
+/// // The client wrote "6.6.6.6"; our proxy appended the address it saw.
+/// let ip = config.resolve(peer, ["6.6.6.6, 203.0.113.9"]);
+/// assert_eq!(ip, "203.0.113.9".parse::<std::net::IpAddr>().unwrap());
+/// // The same header from an untrusted peer is ignored.
+/// let ip = config.resolve("198.51.100.1".parse().unwrap(), ["6.6.6.6"]);
+/// assert_eq!(ip, "198.51.100.1".parse::<std::net::IpAddr>().unwrap());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientIpConfig {
+    trusted: Vec<IpNet>,
+    header: ForwardedHeader,
+    max_hops: usize,
+    ipv6_prefix: u8,
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        ClientIpConfig {
+            trusted: Vec::new(),
+            header: ForwardedHeader::default(),
+            max_hops: 8,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+impl ClientIpConfig {
+    /// Trusts a proxy network: its forwarding header is believed.
+    pub fn trust(mut self, net: IpNet) -> Self {
+        self.trusted.push(net);
+        self
+    }
+
+    /// Which header the trusted proxies write.
+    pub fn header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// How many trusted hops are walked at most (default 8).
+    pub fn max_hops(mut self, hops: usize) -> Self {
+        self.max_hops = hops;
+        self
+    }
+
+    /// The prefix length IPv6 clients are grouped by (default 64: one customer's network).
+    pub fn ipv6_prefix(mut self, prefix: u8) -> Self {
+        self.ipv6_prefix = prefix.min(128);
+        self
+    }
+
+    /// The forwarding header consulted.
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.header
+    }
+
+    /// Whether any proxy is trusted (if not, forwarding headers are never read).
+    pub fn has_trusted_proxies(&self) -> bool {
+        !self.trusted.is_empty()
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client address for a connection from `peer` carrying the given values of the
+    /// forwarding header (in the order they appear), grouped by the IPv6 prefix.
+    pub fn resolve<'a>(
+        &self,
+        peer: IpAddr,
+        header_values: impl IntoIterator<Item = &'a str>,
+    ) -> IpAddr {
+        let mut client = canonical(peer);
+        if self.is_trusted(client) {
+            let values: Vec<&str> = header_values.into_iter().collect();
+            let hops = values.iter().flat_map(|v| v.split(','));
+            let hops: Vec<&str> = hops.collect();
+            for hop in hops.iter().rev().take(self.max_hops) {
+                if !self.is_trusted(client) {
+                    break;
+                }
+                let parsed = match self.header {
+                    ForwardedHeader::XForwardedFor => parse_node(hop.trim()),
+                    ForwardedHeader::Forwarded => forwarded_for(hop),
+                };
+                match parsed {
+                    Some(ip) => client = canonical(ip),
+                    // An unknown or obfuscated hop: stop at the last address we know.
+                    None => break,
+                }
+            }
+        }
+        self.group(client)
+    }
+
+    /// The address as rate limits see it: IPv6 masked to the configured prefix.
+    pub fn group(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(_) => mask(ip, self.ipv6_prefix),
+            v4 => v4,
+        }
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80`, optionally quoted.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    let node = node.trim().trim_matches('"');
+    if let Ok(ip) = node.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, port) = node.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// The `for=` node of one RFC 7239 element (`for=1.2.3.4;proto=https`).
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        if name.trim().eq_ignore_ascii_case("for") {
+            parse_node(value)
+        } else {
+            None
+        }
+    })
+}
+
+/// Who a rate limit is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity<'a> {
+    /// An anonymous client, by address (IPv6 grouped by prefix).
+    Ip(IpAddr),
+    /// An authenticated principal, by verified subject.
+    Principal(&'a str),
+    /// Both: a principal from one address.
+    IpAndPrincipal(IpAddr, &'a str),
+}
+
+/// Derives store keys: a 128-bit hash of (policy, identity) keyed with per-process random
+/// keys, so that clients cannot choose colliding keys.
+#[derive(Debug, Clone)]
+pub struct KeyDeriver {
+    a: RandomState,
+    b: RandomState,
+}
+
+impl Default for KeyDeriver {
+    fn default() -> Self {
+        KeyDeriver {
+            a: RandomState::new(),
+            b: RandomState::new(),
+        }
+    }
+}
+
+impl KeyDeriver {
+    /// The key of `identity` under policy `policy_id`.
+    pub fn key(&self, policy_id: u64, identity: &Identity<'_>) -> LimitKey {
+        LimitKey([
+            self.one(&self.a, policy_id, identity),
+            self.one(&self.b, policy_id, identity),
+        ])
+    }
+
+    fn one(&self, state: &RandomState, policy_id: u64, identity: &Identity<'_>) -> u64 {
+        let mut h = state.build_hasher();
+        h.write_u64(policy_id);
+        match identity {
+            Identity::Ip(ip) => write_ip(&mut h, ip),
+            Identity::Principal(p) => {
+                h.write_u8(2);
+                h.write(p.as_bytes());
+            }
+            Identity::IpAndPrincipal(ip, p) => {
+                write_ip(&mut h, ip);
+                h.write_u8(2);
+                h.write(p.as_bytes());
+            }
+        }
+        h.finish()
+    }
+}
+
+fn write_ip(h: &mut impl Hasher, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            h.write_u8(4);
+            h.write_u32(u32::from(*v4));
+        }
+        IpAddr::V6(v6) => {
+            h.write_u8(6);
+            h.write_u128(u128::from(*v6));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn networks() {
+        let v6: IpNet = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains(ip("2001:db8:ffff::1")));
+        assert!(!v6.contains(ip("2001:db9::1")));
+        let host: IpNet = "192.0.2.7".parse().unwrap();
+        assert!(host.contains(ip("::ffff:192.0.2.7")));
+        assert!(!host.contains(ip("192.0.2.8")));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("nonsense".parse::<IpNet>().is_err());
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("8.8.8.8")));
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_spoof() {
+        let config = ClientIpConfig::default().trust("10.0.0.0/8".parse().unwrap());
+        assert_eq!(
+            config.resolve(ip("203.0.113.5"), ["10.0.0.1"]),
+            ip("203.0.113.5")
+        );
+        let no_proxies = ClientIpConfig::default();
+        assert_eq!(
+            no_proxies.resolve(ip("10.0.0.1"), ["1.1.1.1"]),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn chains_are_walked_from_the_right_to_the_first_untrusted_hop() {
+        let config = ClientIpConfig::default()
+            .trust("10.0.0.0/8".parse().unwrap())
+            .trust("192.168.0.0/16".parse().unwrap());
+        // client-written junk, the real client, then two of our proxies.
+        let xff = "6.6.6.6, 198.51.100.7, 192.168.1.1, 10.0.0.9";
+        assert_eq!(config.resolve(ip("10.0.0.1"), [xff]), ip("198.51.100.7"));
+        // Split across header lines.
+        assert_eq!(
+            config.resolve(ip("10.0.0.1"), ["6.6.6.6, 198.51.100.7", "192.168.1.1"]),
+            ip("198.51.100.7")
+        );
+        // Garbage from a trusted hop: stop at the last known address.
+        assert_eq!(
+            config.resolve(ip("10.0.0.1"), ["198.51.100.7, unknown"]),
+            ip("10.0.0.1")
+        );
+        // Ports and brackets.
+        assert_eq!(
+            config.resolve(ip("10.0.0.1"), ["198.51.100.7:4711"]),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn hop_cap_bounds_the_walk() {
+        let config = ClientIpConfig::default()
+            .trust("10.0.0.0/8".parse().unwrap())
+            .max_hops(2);
+        let xff = "198.51.100.7, 10.0.0.3, 10.0.0.2";
+        assert_eq!(config.resolve(ip("10.0.0.1"), [xff]), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn rfc7239_forwarded() {
+        let config = ClientIpConfig::default()
+            .trust("10.0.0.0/8".parse().unwrap())
+            .header(ForwardedHeader::Forwarded);
+        let value = r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.5"#;
+        assert_eq!(
+            config.resolve(ip("10.0.0.1"), [value]),
+            ip("2001:db8:cafe::")
+        );
+        assert_eq!(
+            config.resolve(ip("10.0.0.1"), ["for=_hidden, for=10.0.0.5"]),
+            ip("10.0.0.5")
+        );
+    }
+
+    #[test]
+    fn ipv6_is_grouped_by_prefix() {
+        let config = ClientIpConfig::default();
+        let a = config.resolve(ip("2001:db8:1:2:aaaa::1"), []);
+        let b = config.resolve(ip("2001:db8:1:2:bbbb::2"), []);
+        let c = config.resolve(ip("2001:db8:1:3::1"), []);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let per_host = ClientIpConfig::default().ipv6_prefix(128);
+        assert_ne!(
+            per_host.resolve(ip("2001:db8::1"), []),
+            per_host.resolve(ip("2001:db8::2"), [])
+        );
+    }
+
+    #[test]
+    fn keys_separate_policies_and_identities() {
+        let d = KeyDeriver::default();
+        let a = d.key(1, &Identity::Ip(ip("192.0.2.1")));
+        assert_eq!(a, d.key(1, &Identity::Ip(ip("192.0.2.1"))));
+        assert_ne!(a, d.key(2, &Identity::Ip(ip("192.0.2.1"))));
+        assert_ne!(a, d.key(1, &Identity::Ip(ip("192.0.2.2"))));
+        assert_ne!(
+            d.key(1, &Identity::Principal("alice")),
+            d.key(1, &Identity::Principal("bob"))
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! The in-memory store: lock-free GCRA cells and sliding-window logs in sharded maps,
+//! bounded in keys.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+
+use super::window::SlidingWindow;
+use super::{Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture};
+use crate::clock::{Clock, MonotonicClock};
+
+/// What a full store does with a client it has no state for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Refuse the request (503 with `Retry-After`): memory stays bounded and no client
+    /// escapes its limit. The default.
+    #[default]
+    Reject,
+    /// Let the request through without tracking it: availability over strictness.
+    AllowUntracked,
+}
+
+/// Default bound on tracked clients.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// How often, at most, a full store sweeps for stale keys.
+const SWEEP_EVERY_NS: u64 = 100_000_000;
+
+/// Hashes a [`LimitKey`] by taking its first word through a cheap mixer: the key already
+/// is a keyed hash, so hashing it again with SipHash would only cost time. For other key
+/// types (benchmarks) the mixer spreads sequential integers; it is not collision-resistant,
+/// so keys chosen by clients must be `LimitKey`s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        let x = self.0;
+        (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (x >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for keys that are not `LimitKey`s; fold the bytes in.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        if self.0 == 0 {
+            self.0 = n;
+        }
+    }
+}
+
+/// Builds [`PassThroughHasher`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThrough;
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+/// Rate-limit state in memory, shared by every worker of an app.
+///
+/// - GCRA state is one `AtomicU64` per key, updated by compare-and-swap; a denial writes
+///   nothing.
+/// - At most `max_keys` keys are tracked. When full, keys whose state carries no
+///   information (a full bucket, an empty window) are swept out, which changes no decision;
+///   if the store is still full, [`WhenFull`] decides.
+///
+/// Generic over the key so that it can be measured against other limiters with the same
+/// key type; the app uses [`LimitKey`].
+///
+/// ```
+/// use secure_api_runtime::throttle::memory::MemoryStore;
+/// use secure_api_runtime::throttle::{Policy, Rate};
+/// use secure_api_runtime::clock::FakeClock;
+/// use std::sync::Arc;
+///
+/// let store = MemoryStore::<u64>::with_clock(Arc::new(FakeClock::new()));
+/// let policy = Policy::new("default", Rate::per_second(2));
+/// assert!(store.check(&7, &policy, 1).unwrap().allowed);
+/// assert!(store.check(&7, &policy, 1).unwrap().allowed);
+/// assert!(!store.check(&7, &policy, 1).unwrap().allowed);
+/// assert!(store.check(&8, &policy, 1).unwrap().allowed);
+/// ```
+pub struct MemoryStore<K = LimitKey, S = PassThrough> {
+    gcra: DashMap<K, AtomicU64, S>,
+    windows: DashMap<K, Mutex<SlidingWindow>, S>,
+    keys: AtomicUsize,
+    max_keys: usize,
+    when_full: WhenFull,
+    clock: Arc<dyn Clock>,
+    sweeping: AtomicBool,
+    last_sweep: AtomicU64,
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
+    /// A store on the system clock with the default bounds.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(MonotonicClock::new()))
+    }
+
+    /// A store on the given clock with the default bounds.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            gcra: DashMap::with_hasher(S::default()),
+            windows: DashMap::with_hasher(S::default()),
+            keys: AtomicUsize::new(0),
+            max_keys: DEFAULT_MAX_KEYS,
+            when_full: WhenFull::default(),
+            clock,
+            sweeping: AtomicBool::new(false),
+            last_sweep: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the bound on tracked keys (at least 1).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys.max(1);
+        self
+    }
+
+    /// Sets what happens to new clients when the store is full.
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// The number of tracked keys.
+    pub fn len(&self) -> usize {
+        self.keys.load(Ordering::Relaxed)
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The clock the store decides with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Charges `cost` to `key` under `policy` at the store's current time.
+    pub fn check(&self, key: &K, policy: &Policy, cost: u32) -> Result<Decision, StoreError> {
+        let now = self.clock.now();
+        match policy.algorithm() {
+            Algorithm::Gcra => self.check_gcra(key, policy, cost, now),
+            Algorithm::SlidingWindow => self.check_window(key, policy, cost, now),
+        }
+    }
+
+    fn check_gcra(
+        &self,
+        key: &K,
+        policy: &Policy,
+        cost: u32,
+        now: u64,
+    ) -> Result<Decision, StoreError> {
+        let gcra = Gcra::new(policy);
+        if let Some(cell) = self.gcra.get(key) {
+            return Ok(Self::update(&gcra, &cell, now, cost));
+        }
+        // A new client: a denial (cost above the burst) stores nothing.
+        let (decision, tat) = gcra.decide(None, now, cost);
+        let Some(tat) = tat else {
+            return Ok(decision);
+        };
+        if !self.reserve(now)? {
+            return Ok(decision);
+        }
+        match self.gcra.entry(key.clone()) {
+            Entry::Vacant(v) => {
+                v.insert(AtomicU64::new(tat));
+                Ok(decision)
+            }
+            Entry::Occupied(o) => {
+                // Another worker inserted it meanwhile.
+                self.keys.fetch_sub(1, Ordering::Relaxed);
+                Ok(Self::update(&gcra, o.get(), now, cost))
+            }
+        }
+    }
+
+    /// The compare-and-swap loop on one GCRA cell.
+    fn update(gcra: &Gcra, cell: &AtomicU64, now: u64, cost: u32) -> Decision {
+        let mut current = cell.load(Ordering::Acquire);
+        loop {
+            let (decision, tat) = gcra.decide(Some(current), now, cost);
+            match tat {
+                Some(tat) if decision.allowed => {
+                    match cell.compare_exchange_weak(
+                        current,
+                        tat,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return decision,
+                        Err(actual) => current = actual,
+                    }
+                }
+                _ => return decision,
+            }
+        }
+    }
+
+    fn check_window(
+        &self,
+        key: &K,
+        policy: &Policy,
+        cost: u32,
+        now: u64,
+    ) -> Result<Decision, StoreError> {
+        if let Some(log) = self.windows.get(key) {
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(log.decide(policy, now, cost));
+        }
+        let mut fresh = SlidingWindow::new(policy);
+        let decision = fresh.decide(policy, now, cost);
+        if !decision.allowed || !self.reserve(now)? {
+            return Ok(decision);
+        }
+        match self.windows.entry(key.clone()) {
+            Entry::Vacant(v) => {
+                v.insert(Mutex::new(fresh));
+                Ok(decision)
+            }
+            Entry::Occupied(o) => {
+                self.keys.fetch_sub(1, Ordering::Relaxed);
+                let mut log = o.get().lock().unwrap_or_else(|p| p.into_inner());
+                Ok(log.decide(policy, now, cost))
+            }
+        }
+    }
+
+    /// Reserves room for one more key: `Ok(true)` when there is room, `Ok(false)` to let the
+    /// request through untracked, `Err(Full)` to reject it.
+    fn reserve(&self, now: u64) -> Result<bool, StoreError> {
+        if self.keys.fetch_add(1, Ordering::Relaxed) < self.max_keys {
+            return Ok(true);
+        }
+        self.keys.fetch_sub(1, Ordering::Relaxed);
+        self.sweep(now);
+        if self.keys.fetch_add(1, Ordering::Relaxed) < self.max_keys {
+            return Ok(true);
+        }
+        self.keys.fetch_sub(1, Ordering::Relaxed);
+        match self.when_full {
+            WhenFull::Reject => Err(StoreError::Full),
+            WhenFull::AllowUntracked => Ok(false),
+        }
+    }
+
+    /// Drops every key whose state no longer affects any decision. Runs at most once per
+    /// 100 ms and never concurrently with itself.
+    pub fn sweep(&self, now: u64) {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < SWEEP_EVERY_NS {
+            return;
+        }
+        if self.sweeping.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let mut removed = 0usize;
+        self.gcra.retain(|_, tat| {
+            let keep = !Gcra::is_stale(tat.load(Ordering::Acquire), now);
+            removed += usize::from(!keep);
+            keep
+        });
+        self.windows.retain(|_, log| {
+            let keep = !log
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_stale(now);
+            removed += usize::from(!keep);
+            keep
+        });
+        self.keys.fetch_sub(removed, Ordering::Relaxed);
+        self.last_sweep.store(now.max(1), Ordering::Relaxed);
+        self.sweeping.store(false, Ordering::Release);
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> Default for MemoryStore<K, S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RateLimitStore for MemoryStore<LimitKey, PassThrough> {
+    fn acquire(
+        &self,
+        key: LimitKey,
+        policy: &Policy,
+        cost: u32,
+    ) -> StoreFuture<'_, Result<Decision, StoreError>> {
+        StoreFuture::ready(self.check(&key, policy, cost))
+    }
+}
+
+impl Hash for LimitKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0]);
+        state.write_u64(self.0[1]);
+    }
+}

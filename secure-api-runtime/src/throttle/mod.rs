@@ -1,0 +1,317 @@
+//! Rate limiting: the policy engine (GCRA and a strict sliding window), keys, decisions and
+//! the store interface. No actix types here; [`crate::endpoint`] adapts it to requests.
+//!
+//! - [`Gcra`]: the generic cell rate algorithm, the exact equivalent of a token bucket of
+//!   `burst` tokens refilled at `rate`, kept in one `u64` per client (the theoretical arrival
+//!   time). A denial changes nothing.
+//! - [`window::SlidingWindow`]: at most `count` requests in any window of `period`, exactly
+//!   (a log of the last `count` admissions per client).
+//! - [`memory::MemoryStore`]: both, in memory, bounded in keys, shared by all workers.
+
+pub mod gcra;
+pub mod memory;
+pub mod window;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use gcra::Gcra;
+
+/// Nanoseconds per second.
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// `count` requests per `period_ns` nanoseconds.
+///
+/// ```
+/// use secure_api_runtime::throttle::Rate;
+/// let rate: Rate = "100/min".parse().unwrap();
+/// assert_eq!(rate, Rate::per_minute(100));
+/// assert!("0/s".parse::<Rate>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    count: u32,
+    period_ns: u64,
+}
+
+impl Rate {
+    /// `count` per `period_ns`; `None` when either is zero.
+    pub const fn new(count: u32, period_ns: u64) -> Option<Rate> {
+        if count == 0 || period_ns == 0 {
+            None
+        } else {
+            Some(Rate { count, period_ns })
+        }
+    }
+
+    const fn per(count: u32, secs: u64) -> Rate {
+        let count = if count == 0 { 1 } else { count };
+        Rate {
+            count,
+            period_ns: secs * NANOS_PER_SEC,
+        }
+    }
+
+    /// `count` per second (at least 1).
+    pub const fn per_second(count: u32) -> Rate {
+        Rate::per(count, 1)
+    }
+
+    /// `count` per minute (at least 1).
+    pub const fn per_minute(count: u32) -> Rate {
+        Rate::per(count, 60)
+    }
+
+    /// `count` per hour (at least 1).
+    pub const fn per_hour(count: u32) -> Rate {
+        Rate::per(count, 3600)
+    }
+
+    /// `count` per day (at least 1).
+    pub const fn per_day(count: u32) -> Rate {
+        Rate::per(count, 86_400)
+    }
+
+    /// Requests per period.
+    pub const fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The period in nanoseconds.
+    pub const fn period_ns(&self) -> u64 {
+        self.period_ns
+    }
+
+    /// The period in whole seconds, rounded up.
+    pub const fn period_secs(&self) -> u64 {
+        self.period_ns.div_ceil(NANOS_PER_SEC)
+    }
+}
+
+/// Why a rate string was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateParseError {
+    /// Not of the form `N/unit`.
+    Malformed,
+    /// The count is zero.
+    Zero,
+    /// The count does not fit in a `u32`.
+    TooLarge,
+    /// The unit is not one of `s`, `min`, `h`, `day`.
+    UnknownUnit,
+}
+
+impl fmt::Display for RateParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RateParseError::Malformed => "expected `N/unit`, such as `100/s` or `10/min`",
+            RateParseError::Zero => "a rate of zero allows nothing",
+            RateParseError::TooLarge => "the count must be at most 4294967295",
+            RateParseError::UnknownUnit => "the unit must be one of `s`, `min`, `h`, `day`",
+        })
+    }
+}
+
+impl std::error::Error for RateParseError {}
+
+/// The accepted rate units and their length in seconds.
+pub const RATE_UNITS: &[(&str, u64)] = &[("s", 1), ("min", 60), ("h", 3600), ("day", 86_400)];
+
+impl std::str::FromStr for Rate {
+    type Err = RateParseError;
+
+    fn from_str(s: &str) -> Result<Rate, RateParseError> {
+        let (count, unit) = s.split_once('/').ok_or(RateParseError::Malformed)?;
+        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RateParseError::Malformed);
+        }
+        let count: u32 = match count.parse::<u64>() {
+            Ok(n) => u32::try_from(n).map_err(|_| RateParseError::TooLarge)?,
+            Err(_) => return Err(RateParseError::TooLarge),
+        };
+        if count == 0 {
+            return Err(RateParseError::Zero);
+        }
+        let secs = RATE_UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, secs)| *secs)
+            .ok_or(RateParseError::UnknownUnit)?;
+        Ok(Rate::per(count, secs))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match RATE_UNITS
+            .iter()
+            .find(|(_, secs)| secs * NANOS_PER_SEC == self.period_ns)
+        {
+            Some((unit, _)) => write!(f, "{}/{unit}", self.count),
+            None => write!(f, "{}/{}ns", self.count, self.period_ns),
+        }
+    }
+}
+
+/// Which algorithm a policy uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// GCRA (token bucket): `burst` at once, then `rate`.
+    #[default]
+    Gcra,
+    /// At most `count` in any window of `period`.
+    SlidingWindow,
+}
+
+/// A rate-limit policy: the rate, the burst (GCRA only), the algorithm, and the name sent in
+/// the `RateLimit` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Policy {
+    name: &'static str,
+    rate: Rate,
+    burst: u32,
+    algorithm: Algorithm,
+}
+
+impl Policy {
+    /// A GCRA policy whose burst equals the rate's count.
+    pub const fn new(name: &'static str, rate: Rate) -> Policy {
+        Policy {
+            name,
+            rate,
+            burst: rate.count,
+            algorithm: Algorithm::Gcra,
+        }
+    }
+
+    /// Sets the burst (GCRA): how many requests a rested client may send at once. At least 1.
+    pub const fn with_burst(mut self, burst: u32) -> Policy {
+        self.burst = if burst == 0 { 1 } else { burst };
+        self
+    }
+
+    /// Sets the algorithm.
+    pub const fn with_algorithm(mut self, algorithm: Algorithm) -> Policy {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// The name used in `RateLimit-Policy`.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The rate.
+    pub const fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// The burst (GCRA).
+    pub const fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// The algorithm.
+    pub const fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// The outcome of one rate-limit check, with what the `RateLimit` fields report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Requests the client may still send right now.
+    pub remaining: u32,
+    /// Nanoseconds until the client's quota is fully restored.
+    pub reset_ns: u64,
+    /// When denied: nanoseconds until this request would be allowed.
+    pub retry_after_ns: u64,
+}
+
+impl Decision {
+    /// Seconds until a retry can succeed, rounded up and at least 1 (for `Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after_ns.div_ceil(NANOS_PER_SEC).max(1)
+    }
+
+    /// Seconds until the quota is fully restored, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        self.reset_ns.div_ceil(NANOS_PER_SEC)
+    }
+}
+
+/// Why a store could not decide.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The store holds as many keys as it may and none could be evicted.
+    Full,
+    /// The backing service failed (a later Redis store).
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Full => f.write_str("rate-limit store is full"),
+            StoreError::Backend(e) => write!(f, "rate-limit store failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A key of a rate-limit store: a 128-bit keyed hash of the policy and the client identity,
+/// so that clients cannot choose colliding keys and every key has the same small size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LimitKey(pub [u64; 2]);
+
+/// A store's answer, ready at once for in-memory stores (no allocation) or pending for
+/// network stores.
+pub enum StoreFuture<'a, T> {
+    /// Already decided.
+    Ready(Option<T>),
+    /// Waiting on a backend.
+    Pending(Pin<Box<dyn Future<Output = T> + 'a>>),
+}
+
+impl<T> StoreFuture<'_, T> {
+    /// A ready answer.
+    pub fn ready(value: T) -> Self {
+        StoreFuture::Ready(Some(value))
+    }
+}
+
+// Neither variant is structurally pinned: the boxed future is pinned by its box.
+impl<T> Unpin for StoreFuture<'_, T> {}
+
+impl<T> Future for StoreFuture<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            StoreFuture::Ready(value) => match value.take() {
+                Some(v) => Poll::Ready(v),
+                None => Poll::Pending,
+            },
+            StoreFuture::Pending(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Where rate-limit state lives. One store serves a whole app (all workers); the in-memory
+/// [`memory::MemoryStore`] is the default and a Redis store can be added without changing
+/// callers.
+pub trait RateLimitStore: Send + Sync + 'static {
+    /// Charges `cost` units to `key` under `policy` if the client has them, and reports the
+    /// decision. A denial changes nothing.
+    fn acquire(
+        &self,
+        key: LimitKey,
+        policy: &Policy,
+        cost: u32,
+    ) -> StoreFuture<'_, Result<Decision, StoreError>>;
+}

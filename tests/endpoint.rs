@@ -1,0 +1,537 @@
+//! `#[secure_endpoint]` end to end: registration, per-client rate limits, client identity
+//! behind proxies, tiers, and the RateLimit fields.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Service;
+use actix_web::http::header;
+use actix_web::{App, HttpMessage, test, web};
+use common::{Reply, send};
+use secure_api_runtime::clock::FakeClock;
+use secure_api_runtime::endpoint::RateSubject;
+use secure_api_runtime::prelude::*;
+use secure_api_runtime::throttle::Rate;
+use secure_api_runtime::throttle::memory::WhenFull;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Note {
+    #[secure(trim, length(min = 1, max = 200))]
+    text: String,
+}
+
+#[secure_endpoint(post("/notes"), rate = "3/s")]
+async fn create_note(note: Valid<Note>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(json!({ "text": note.into_inner().text })))
+}
+
+#[secure_endpoint(get("/notes/{id}"), rate = "100/s")]
+async fn get_note(id: web::Path<u32>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "id": id.into_inner() }))
+}
+
+#[secure_endpoint(rate = "2/min", burst = 1)]
+async fn slow(req: actix_web::HttpRequest) -> String {
+    format!("hello {}", req.path())
+}
+
+#[secure_endpoint(get("/free"), rate = "unlimited")]
+async fn free() -> &'static str {
+    "free"
+}
+
+#[secure_endpoint(get("/default"))]
+async fn defaulted() -> &'static str {
+    "default"
+}
+
+#[secure_endpoint(get("/window"), rate = "3/s", algorithm = "sliding_window")]
+async fn window() -> &'static str {
+    "window"
+}
+
+#[secure_endpoint(get("/expensive"), rate = "10/s", cost = 4)]
+async fn expensive() -> &'static str {
+    "expensive"
+}
+
+#[secure_endpoint(post("/small"), rate = "unlimited", max_body = "64B")]
+async fn small(note: Valid<Note>) -> String {
+    note.into_inner().text
+}
+
+#[secure_endpoint(
+    get("/tiered"),
+    rate = "5/s",
+    tier(anonymous = "1/s", premium = "20/s")
+)]
+async fn tiered() -> &'static str {
+    "tiered"
+}
+
+#[secure_endpoint(get("/by-ip"), rate = "2/s", key = "ip")]
+async fn by_ip() -> &'static str {
+    "by-ip"
+}
+
+struct Harness {
+    clock: FakeClock,
+    api: SecureApi,
+}
+
+fn harness(
+    configure: impl FnOnce(
+        secure_api_runtime::api::SecureApiBuilder,
+    ) -> secure_api_runtime::api::SecureApiBuilder,
+) -> Harness {
+    let clock = FakeClock::new();
+    clock.advance(Duration::from_secs(1));
+    let api = configure(SecureApi::builder().clock(Arc::new(clock.clone()))).build();
+    Harness { clock, api }
+}
+
+macro_rules! app {
+    ($h:expr) => {
+        test::init_service(
+            App::new()
+                .wrap_fn(|req, srv| {
+                    // Stands in for authentication: a verified principal from a test header.
+                    if let Some(sub) = req
+                        .headers()
+                        .get("x-test-subject")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        let tier = req
+                            .headers()
+                            .get("x-test-tier")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("user")
+                            .to_owned();
+                        req.extensions_mut().insert(RateSubject {
+                            subject: sub.to_owned(),
+                            tier,
+                        });
+                    }
+                    srv.call(req)
+                })
+                .wrap($h.api.layer())
+                .service(create_note)
+                .service(get_note)
+                .service(free)
+                .service(defaulted)
+                .service(window)
+                .service(expensive)
+                .service(small)
+                .service(tiered)
+                .service(by_ip)
+                .service(web::resource("/slow").route(web::get().to(slow))),
+        )
+        .await
+    };
+}
+
+fn from(ip: &str) -> SocketAddr {
+    format!("{ip}:40000").parse().unwrap()
+}
+
+fn get(path: &str, ip: &str) -> test::TestRequest {
+    test::TestRequest::get().uri(path).peer_addr(from(ip))
+}
+
+fn note(ip: &str, text: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/notes")
+        .peer_addr(from(ip))
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload(json!({ "text": text }).to_string())
+}
+
+/// Parses `"name";k=v;k=v` into (name, [(k, v)]).
+fn structured(value: &str) -> (String, Vec<(String, u64)>) {
+    let mut parts = value.split(';');
+    let name = parts.next().unwrap();
+    assert!(
+        name.starts_with('"') && name.ends_with('"') && name.len() > 2,
+        "{value}"
+    );
+    let params = parts
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or_else(|| panic!("{value}"));
+            (
+                k.to_owned(),
+                v.parse().unwrap_or_else(|_| panic!("{value}")),
+            )
+        })
+        .collect();
+    (name.trim_matches('"').to_owned(), params)
+}
+
+fn assert_ratelimit_fields(r: &Reply, name: &str, q: u64, w: u64) -> (u64, u64) {
+    let (pname, policy) = structured(r.header("ratelimit-policy").expect("RateLimit-Policy"));
+    assert_eq!(pname, name);
+    assert_eq!(policy, vec![("q".to_owned(), q), ("w".to_owned(), w)]);
+    let (lname, limit) = structured(r.header("ratelimit").expect("RateLimit"));
+    assert_eq!(lname, name);
+    assert_eq!(limit.len(), 2);
+    assert_eq!(limit[0].0, "r");
+    assert_eq!(limit[1].0, "t");
+    (limit[0].1, limit[1].1)
+}
+
+#[actix_rt::test]
+async fn route_form_registers_and_runs_the_handler_with_its_extractors() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    let r = send(&app, note("192.0.2.1", "  hello ")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json(), json!({"text": "hello"}));
+    r.assert_security_headers();
+    let (remaining, reset) = assert_ratelimit_fields(&r, "default", 3, 1);
+    assert_eq!(remaining, 2);
+    assert_eq!(reset, 1);
+
+    let r = send(&app, get("/notes/42", "192.0.2.1")).await;
+    assert_eq!(r.json(), json!({"id": 42}));
+    let r = send(&app, get("/notes/abc", "192.0.2.1")).await;
+    r.assert_problem(404, "not-found");
+
+    // Invalid input still goes through the handler's own extractor.
+    let r = send(&app, note("192.0.2.1", "   ")).await;
+    r.assert_problem(422, "validation-failed");
+}
+
+#[actix_rt::test]
+async fn route_less_form_works_with_web_resource() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    let r = send(&app, get("/slow", "192.0.2.1")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello /slow");
+    assert_ratelimit_fields(&r, "default", 2, 60);
+    let r = send(&app, get("/slow", "192.0.2.1")).await;
+    r.assert_problem(429, "rate-limited");
+    // burst 1 at 2/min: the next token comes after 30 s.
+    assert_eq!(r.header("retry-after"), Some("30"));
+    let r = send(
+        &app,
+        test::TestRequest::post()
+            .uri("/slow")
+            .peer_addr(from("192.0.2.1")),
+    )
+    .await;
+    r.assert_problem(405, "method-not-allowed");
+}
+
+#[actix_rt::test]
+async fn exactly_burst_then_rate_per_client() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    for i in 0..3 {
+        let r = send(&app, note("192.0.2.1", "x")).await;
+        assert_eq!(r.status, 201, "request {i}");
+    }
+    let r = send(&app, note("192.0.2.1", "x")).await;
+    let body = r.assert_problem(429, "rate-limited");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let (remaining, _) = assert_ratelimit_fields(&r, "default", 3, 1);
+    assert_eq!(remaining, 0);
+    r.assert_leaks_none(&["192.0.2.1"]);
+    assert!(body.get("errors").is_none());
+
+    // Another client is not affected.
+    let r = send(&app, note("192.0.2.2", "x")).await;
+    assert_eq!(r.status, 201);
+
+    // One token per 333.3 ms comes back.
+    h.clock.advance(Duration::from_millis(334));
+    assert_eq!(send(&app, note("192.0.2.1", "x")).await.status, 201);
+    assert_eq!(send(&app, note("192.0.2.1", "x")).await.status, 429);
+}
+
+#[actix_rt::test]
+async fn a_limited_request_is_refused_before_its_body_is_read() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    for _ in 0..3 {
+        send(&app, note("192.0.2.1", "x")).await;
+    }
+    let r = send(
+        &app,
+        test::TestRequest::post()
+            .uri("/notes")
+            .peer_addr(from("192.0.2.1"))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload("{not json"),
+    )
+    .await;
+    r.assert_problem(429, "rate-limited");
+}
+
+#[actix_rt::test]
+async fn retry_after_is_at_least_one_second_for_fast_limits() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    for _ in 0..100 {
+        assert_eq!(send(&app, get("/notes/1", "192.0.2.9")).await.status, 200);
+    }
+    let r = send(&app, get("/notes/1", "192.0.2.9")).await;
+    r.assert_problem(429, "rate-limited");
+    // The next token is 10 ms away: rounded up to a whole second.
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_ratelimit_fields(&r, "default", 100, 1);
+}
+
+#[actix_rt::test]
+async fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let h = harness(|b| b.trust_proxy("10.0.0.0/8".parse().unwrap()));
+    let app = app!(h);
+    for i in 0..3 {
+        let r = send(
+            &app,
+            note("198.51.100.4", "x").insert_header(("x-forwarded-for", format!("203.0.113.{i}"))),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    // Still the same client, whatever it claims.
+    let r = send(
+        &app,
+        note("198.51.100.4", "x").insert_header(("x-forwarded-for", "203.0.113.200")),
+    )
+    .await;
+    r.assert_problem(429, "rate-limited");
+}
+
+#[actix_rt::test]
+async fn a_trusted_proxy_chain_resolves_to_the_client() {
+    let h = harness(|b| b.trust_proxy("10.0.0.0/8".parse().unwrap()));
+    let app = app!(h);
+    // Through our proxy, clients are told apart by the address the proxy saw, and what a
+    // client writes to the left of it is ignored.
+    for _ in 0..3 {
+        let r = send(
+            &app,
+            note("10.0.0.2", "x").insert_header(("x-forwarded-for", "6.6.6.6, 203.0.113.7")),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let r = send(
+        &app,
+        note("10.0.0.2", "x").insert_header(("x-forwarded-for", "7.7.7.7, 203.0.113.7")),
+    )
+    .await;
+    r.assert_problem(429, "rate-limited");
+    let r = send(
+        &app,
+        note("10.0.0.2", "x").insert_header(("x-forwarded-for", "203.0.113.8")),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+}
+
+#[actix_rt::test]
+async fn ipv6_clients_are_grouped_by_prefix() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    for i in 1..=3 {
+        let ip = format!("[2001:db8:1:2::{i}]:4000");
+        let r = send(&app, note("192.0.2.1", "x").peer_addr(ip.parse().unwrap())).await;
+        assert_eq!(r.status, 201);
+    }
+    let r = send(
+        &app,
+        note("192.0.2.1", "x").peer_addr("[2001:db8:1:2:ffff::9]:1".parse().unwrap()),
+    )
+    .await;
+    r.assert_problem(429, "rate-limited");
+    let r = send(
+        &app,
+        note("192.0.2.1", "x").peer_addr("[2001:db8:1:3::1]:1".parse().unwrap()),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+}
+
+#[actix_rt::test]
+async fn unlimited_endpoints_are_never_limited_and_have_no_fields() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    for _ in 0..500 {
+        let r = send(&app, get("/free", "192.0.2.1")).await;
+        assert_eq!(r.status, 200);
+        assert!(r.header("ratelimit").is_none());
+    }
+}
+
+#[actix_rt::test]
+async fn endpoints_without_a_rate_get_the_app_default() {
+    let h = harness(|b| b.default_rate(Rate::per_second(2)));
+    let app = app!(h);
+    for _ in 0..2 {
+        let r = send(&app, get("/default", "192.0.2.1")).await;
+        assert_eq!(r.status, 200);
+        assert_ratelimit_fields(&r, "default", 2, 1);
+    }
+    send(&app, get("/default", "192.0.2.1"))
+        .await
+        .assert_problem(429, "rate-limited");
+}
+
+#[actix_rt::test]
+async fn sliding_window_allows_at_most_n_in_any_window() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    for _ in 0..3 {
+        assert_eq!(send(&app, get("/window", "192.0.2.1")).await.status, 200);
+        h.clock.advance(Duration::from_millis(300));
+    }
+    // 900 ms after the first: still three in the window.
+    let r = send(&app, get("/window", "192.0.2.1")).await;
+    r.assert_problem(429, "rate-limited");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    h.clock.advance(Duration::from_millis(100));
+    // The first admission has left the window.
+    assert_eq!(send(&app, get("/window", "192.0.2.1")).await.status, 200);
+    assert_eq!(send(&app, get("/window", "192.0.2.1")).await.status, 429);
+}
+
+#[actix_rt::test]
+async fn cost_charges_several_units() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    let r = send(&app, get("/expensive", "192.0.2.1")).await;
+    assert_eq!(assert_ratelimit_fields(&r, "default", 10, 1).0, 6);
+    assert_eq!(send(&app, get("/expensive", "192.0.2.1")).await.status, 200);
+    send(&app, get("/expensive", "192.0.2.1"))
+        .await
+        .assert_problem(429, "rate-limited");
+}
+
+#[actix_rt::test]
+async fn max_body_is_per_endpoint() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    let r = send(
+        &app,
+        test::TestRequest::post()
+            .uri("/small")
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(json!({ "text": "x".repeat(80) }).to_string()),
+    )
+    .await;
+    r.assert_problem(413, "payload-too-large");
+    let r = send(
+        &app,
+        test::TestRequest::post()
+            .uri("/small")
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(r#"{"text": "short"}"#),
+    )
+    .await;
+    assert_eq!(r.text(), "short");
+}
+
+#[actix_rt::test]
+async fn tiers_and_principals() {
+    let h = harness(|b| b);
+    let app = app!(h);
+    // Anonymous: 1/s by IP.
+    let r = send(&app, get("/tiered", "192.0.2.1")).await;
+    assert_ratelimit_fields(&r, "anonymous", 1, 1);
+    send(&app, get("/tiered", "192.0.2.1"))
+        .await
+        .assert_problem(429, "rate-limited");
+
+    // Premium principal from the same IP: its own quota, by principal.
+    for _ in 0..20 {
+        let r = send(
+            &app,
+            get("/tiered", "192.0.2.1")
+                .insert_header(("x-test-subject", "alice"))
+                .insert_header(("x-test-tier", "premium")),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let r = send(
+        &app,
+        get("/tiered", "192.0.2.77")
+            .insert_header(("x-test-subject", "alice"))
+            .insert_header(("x-test-tier", "premium")),
+    )
+    .await;
+    r.assert_problem(429, "rate-limited");
+    assert_ratelimit_fields(&r, "premium", 20, 1);
+
+    // A tier the endpoint does not list gets the endpoint's rate.
+    let r = send(
+        &app,
+        get("/tiered", "192.0.2.1").insert_header(("x-test-subject", "bob")),
+    )
+    .await;
+    assert_ratelimit_fields(&r, "default", 5, 1);
+
+    // key = "ip": the principal does not matter.
+    for sub in ["carol", "dave"] {
+        let r = send(
+            &app,
+            get("/by-ip", "192.0.2.5").insert_header(("x-test-subject", sub)),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    send(
+        &app,
+        get("/by-ip", "192.0.2.5").insert_header(("x-test-subject", "erin")),
+    )
+    .await
+    .assert_problem(429, "rate-limited");
+}
+
+#[actix_rt::test]
+async fn a_full_limiter_rejects_new_clients_with_503() {
+    let h = harness(|b| b.max_tracked_clients(2));
+    let app = app!(h);
+    assert_eq!(send(&app, get("/notes/1", "192.0.2.1")).await.status, 200);
+    assert_eq!(send(&app, get("/notes/1", "192.0.2.2")).await.status, 200);
+    let r = send(&app, get("/notes/1", "192.0.2.3")).await;
+    r.assert_problem(503, "service-unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // Known clients go on; once the old state is stale, room is made.
+    assert_eq!(send(&app, get("/notes/1", "192.0.2.1")).await.status, 200);
+    h.clock.advance(Duration::from_secs(2));
+    assert_eq!(send(&app, get("/notes/1", "192.0.2.3")).await.status, 200);
+
+    let h = harness(|b| {
+        b.max_tracked_clients(1)
+            .when_limiter_full(WhenFull::AllowUntracked)
+    });
+    let app = app!(h);
+    assert_eq!(send(&app, get("/notes/1", "192.0.2.1")).await.status, 200);
+    let r = send(&app, get("/notes/1", "192.0.2.2")).await;
+    assert_eq!(r.status, 200);
+}
+
+#[actix_rt::test]
+async fn apps_without_a_secure_api_share_the_process_default() {
+    // Two independently built apps (as two workers would be) share one limiter.
+    let a = test::init_service(App::new().wrap(SecureLayer::default()).service(window)).await;
+    let b = test::init_service(App::new().wrap(SecureLayer::default()).service(window)).await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        statuses.push(
+            send(app, get("/window", "198.18.0.1"))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+}
