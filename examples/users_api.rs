@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Logs go through env_logger (`RUST_LOG=info` by default). `TRUSTED_PROXY=10.0.0.0/8`
-//! makes the server believe `X-Forwarded-For` from that network.
+//! makes the server believe `X-Forwarded-For` from that network; `WORKERS=n` sets the
+//! number of actix workers (default: one per core).
 
 use actix_web::{App, HttpServer};
 use secure_api_runtime::prelude::*;
@@ -72,8 +73,9 @@ async fn main() -> std::io::Result<()> {
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     let secure = secure_api();
     log::info!("users_api listening on http://{bind}");
-    HttpServer::new(move || App::new().wrap(secure.layer()).configure(routes))
-        .bind(bind)?
-        .run()
-        .await
+    let mut server = HttpServer::new(move || App::new().wrap(secure.layer()).configure(routes));
+    if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
+        server = server.workers(workers);
+    }
+    server.bind(bind)?.run().await
 }
