@@ -2,7 +2,8 @@
 //! the endpoint's checks; with a route, an `HttpServiceFactory` as actix's `#[post]` makes.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::model::{Endpoint, Limit, RateValue};
 
@@ -89,8 +90,17 @@ fn wrapper(e: &Endpoint<'_>, p: &TokenStream, vis: &syn::Visibility) -> TokenStr
     let args: Vec<_> = (0..e.arg_types.len())
         .map(|i| format_ident!("__arg{}", i, span = Span::mixed_site()))
         .collect();
-    let types = &e.arg_types;
     let aw = quote!(#p::actix_web);
+    // One extraction per argument, spanned at its type, so that a type that cannot be
+    // extracted is reported there. In order, like actix's tuple extraction.
+    let extract = args.iter().zip(&e.arg_types).map(|(arg, ty)| {
+        quote_spanned! {ty.span()=>
+            let #arg = match <#ty as #aw::FromRequest>::from_request(&__req, &mut __payload).await {
+                ::core::result::Result::Ok(arg) => arg,
+                ::core::result::Result::Err(err) => return ::core::result::Result::Err(::core::convert::Into::into(err)),
+            };
+        }
+    });
     quote! {
         #(#docs)*
         #vis async fn #name(
@@ -101,10 +111,7 @@ fn wrapper(e: &Endpoint<'_>, p: &TokenStream, vis: &syn::Visibility) -> TokenStr
             #func
             #spec
             #p::run(&__SECURE_ENDPOINT, __req, __payload.into_inner(), |__req, mut __payload| async move {
-                let (#(#args,)*) = match <(#(#types,)*) as #aw::FromRequest>::from_request(&__req, &mut __payload).await {
-                    ::core::result::Result::Ok(args) => args,
-                    ::core::result::Result::Err(err) => return ::core::result::Result::Err(::core::convert::Into::into(err)),
-                };
+                #(#extract)*
                 let __out = #name(#(#args),*).await;
                 ::core::result::Result::Ok(#aw::Responder::respond_to(__out, &__req).map_into_boxed_body())
             }).await

@@ -1,0 +1,8 @@
+use secure_api_runtime::prelude::*;
+
+#[secure_endpoint(get("/feed"), rate = "10/s", tier(premium = "1000/s", premium = "10/s", free = "0/s"))]
+async fn feed() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+use secure_api_runtime::prelude::*;
+
+#[secure_endpoint(get("api/users"))]
+async fn list() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+#[secure_endpoint(get("/users/{id"))]
+async fn one() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+#[secure_endpoint(get("/users/{id}/{id}"))]
+async fn twice() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use secure_api_runtime::prelude::*;
+
+#[secure_endpoint(post("/api/users"), rate = "100/x")]
+async fn create_user() -> HttpResponse {
+    HttpResponse::Created().finish()
+}
+
+fn main() {}

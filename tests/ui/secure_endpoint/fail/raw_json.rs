@@ -1,0 +1,13 @@
+use secure_api_runtime::prelude::*;
+
+#[derive(serde::Deserialize)]
+struct CreateUser {
+    username: String,
+}
+
+#[secure_endpoint(post("/api/users"), rate = "100/s")]
+async fn create_user(body: actix_web::web::Json<CreateUser>) -> HttpResponse {
+    HttpResponse::Created().body(body.into_inner().username)
+}
+
+fn main() {}

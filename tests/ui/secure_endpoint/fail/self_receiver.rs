@@ -1,0 +1,12 @@
+use secure_api_runtime::prelude::*;
+
+struct Users;
+
+impl Users {
+    #[secure_endpoint(rate = "100/s")]
+    async fn create(&self) -> HttpResponse {
+        HttpResponse::Created().finish()
+    }
+}
+
+fn main() {}

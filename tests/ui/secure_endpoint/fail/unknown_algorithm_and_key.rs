@@ -1,0 +1,8 @@
+use secure_api_runtime::prelude::*;
+
+#[secure_endpoint(post("/login"), rate = "5/min", algorithm = "leaky_bucket", key = "user")]
+async fn login() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+fn main() {}
