@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example users_api            # listens on 127.0.0.1:8080 (BIND overrides)
 //! curl -i -X POST localhost:8080/api/users -H 'content-type: application/json' \
+//!      -H "Idempotency-Key: $(uuidgen)" \
 //!      -d '{"username": " Alice ", "email": "ALICE@example.com", "age": 30}'
 //! ```
 //!
@@ -32,20 +33,24 @@ pub struct CreateUserRequest {
 }
 
 /// Creates a user. Anonymous clients are limited by IP to 10 requests per second;
-/// authenticated ones by principal, by their tier.
+/// authenticated ones by principal, by their tier. Retries with the same `Idempotency-Key`
+/// get the first response back instead of creating the user twice.
 #[secure_endpoint(
     post("/api/users"),
     rate = "100/s",
     tier(anonymous = "10/s", user = "100/s", premium = "1000/s"),
-    max_body = "16KiB"
+    max_body = "16KiB",
+    idempotent
 )]
 async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, ApiError> {
     let user = input.into_inner();
     log::info!("created user {}", user.username);
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "user": user.username,
-        "email": user.email,
-    })))
+    Ok(HttpResponse::Created()
+        .insert_header(("location", format!("/api/users/{}", user.username)))
+        .json(serde_json::json!({
+            "user": user.username,
+            "email": user.email,
+        })))
 }
 
 /// The example's state: built once, shared by every worker.

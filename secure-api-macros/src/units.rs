@@ -45,7 +45,6 @@ pub fn rate(s: &str) -> Result<(u32, u64), String> {
 }
 
 /// Units of durations and their length in milliseconds.
-#[allow(dead_code)]
 const DURATION_UNITS: &[(&str, u64)] = &[
     ("ms", 1),
     ("s", 1000),
@@ -55,7 +54,6 @@ const DURATION_UNITS: &[(&str, u64)] = &[
 ];
 
 /// `<N><unit>` (`"500ms"`, `"2s"`, `"24h"`) in milliseconds.
-#[allow(dead_code)] // the `idempotent(ttl, wait)` options use it
 pub fn duration(s: &str) -> Result<u64, String> {
     const FORM: &str = "write a duration as a whole number and a unit of `ms`, `s`, `min`, `h` or `day`, e.g. `\"24h\"`";
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -9,6 +9,8 @@ use actix_web::HttpRequest;
 
 use crate::client::{ClientIpConfig, ForwardedHeader, IpNet, KeyDeriver};
 use crate::clock::{Clock, MonotonicClock};
+use crate::idempotency::IdempotencyStore;
+use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::layer::{SecureLayer, SecurityHeaders};
 use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, WhenFull};
 use crate::throttle::{Rate, RateLimitStore};
@@ -50,7 +52,16 @@ pub(crate) struct Shared {
     pub(crate) default_rate: Rate,
     pub(crate) default_burst: Option<u32>,
     pub(crate) headers: SecurityHeaders,
+    pub(crate) idempotency: Arc<dyn IdempotencyStore>,
+    pub(crate) idempotency_lease_ms: u64,
+    pub(crate) max_stored_response: usize,
 }
+
+/// Default lease of an idempotency claim: how long a request may run before its key is
+/// considered abandoned.
+pub const DEFAULT_IDEMPOTENCY_LEASE_MS: u64 = 60_000;
+/// Default largest response stored for idempotent replay: 1 MiB.
+pub const DEFAULT_MAX_STORED_RESPONSE: usize = 1 << 20;
 
 impl std::fmt::Debug for SecureApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,6 +118,9 @@ pub struct SecureApiBuilder {
     max_keys: usize,
     when_full: WhenFull,
     headers: SecurityHeaders,
+    idempotency: Option<Arc<dyn IdempotencyStore>>,
+    idempotency_lease_ms: u64,
+    max_stored_response: usize,
 }
 
 impl Default for SecureApiBuilder {
@@ -120,6 +134,9 @@ impl Default for SecureApiBuilder {
             max_keys: DEFAULT_MAX_KEYS,
             when_full: WhenFull::default(),
             headers: SecurityHeaders::default(),
+            idempotency: None,
+            idempotency_lease_ms: DEFAULT_IDEMPOTENCY_LEASE_MS,
+            max_stored_response: DEFAULT_MAX_STORED_RESPONSE,
         }
     }
 }
@@ -192,6 +209,26 @@ impl SecureApiBuilder {
         self
     }
 
+    /// Replaces the idempotency store (the in-memory store by default).
+    pub fn idempotency_store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.idempotency = Some(store);
+        self
+    }
+
+    /// How long an idempotency claim is held for a running request before it is considered
+    /// abandoned and a retry may run (default 60 s). Longer than any handler should run.
+    pub fn idempotency_lease(mut self, lease: std::time::Duration) -> Self {
+        self.idempotency_lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        self
+    }
+
+    /// The largest response body stored for idempotent replay (default 1 MiB). A larger or
+    /// streaming response of an idempotent endpoint is refused with a 500 problem.
+    pub fn max_stored_response(mut self, bytes: usize) -> Self {
+        self.max_stored_response = bytes;
+        self
+    }
+
     /// Builds the state.
     pub fn build(self) -> SecureApi {
         let limiter = self.limiter.unwrap_or_else(|| {
@@ -209,6 +246,11 @@ impl SecureApiBuilder {
                 default_rate: self.default_rate,
                 default_burst: self.default_burst,
                 headers: self.headers,
+                idempotency: self.idempotency.unwrap_or_else(|| {
+                    Arc::new(MemoryIdempotencyStore::with_clock(self.clock.clone()))
+                }),
+                idempotency_lease_ms: self.idempotency_lease_ms,
+                max_stored_response: self.max_stored_response,
             }),
         }
     }

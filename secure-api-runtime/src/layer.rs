@@ -295,7 +295,7 @@ impl actix_web::ResponseError for Finished {
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
     if let Some(s) = panic.downcast_ref::<&'static str>() {
         s
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -40,9 +40,11 @@ pub mod client;
 pub mod clock;
 pub mod endpoint;
 pub mod extract;
+pub mod idempotency;
 pub mod input;
 pub mod layer;
 pub mod problem;
+pub mod store;
 pub mod throttle;
 pub mod validation;
 
@@ -75,6 +77,7 @@ pub mod __private {
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
     pub use crate::endpoint::{EndpointSpec, KeyKind, Limit, run};
+    pub use crate::idempotency::IdempotencySpec;
     pub use crate::throttle::{Algorithm, Policy, Rate};
     pub use actix_web;
 

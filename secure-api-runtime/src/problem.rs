@@ -179,6 +179,10 @@ registry! {
     /// 500: something failed on the server; the log has the details under the error id.
     INTERNAL_ERROR = ("internal-error", 500, "Internal server error",
         "An unexpected error occurred. Quote the instance identifier when reporting it.");
+    /// 500: an idempotent endpoint produced a response that cannot be stored for replay
+    /// (streaming, or over the size limit); the log says which.
+    RESPONSE_NOT_STORABLE = ("idempotency-response-not-storable", 500, "Response not storable",
+        "The operation produced a response that cannot be kept for idempotent replay.");
     /// 503: a backing service or capacity limit prevents serving the request now.
     SERVICE_UNAVAILABLE = ("service-unavailable", 503, "Service unavailable",
         "The service is temporarily unavailable; retry later.");

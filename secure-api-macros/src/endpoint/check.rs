@@ -7,7 +7,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitInt, Type};
 
-use super::model::{ALGORITHMS, Args, Endpoint, KEYS, Limit, Opt, RateValue};
+use super::model::{ALGORITHMS, Args, Endpoint, Idempotency, KEYS, Limit, Opt, RateValue};
 use crate::ctxt::Ctxt;
 use crate::{suggest, units};
 
@@ -134,6 +134,11 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
             }
         });
 
+    let idempotency = args
+        .idempotent
+        .as_ref()
+        .map(|i| idempotent(cx, i, args.route.as_ref()));
+
     let limit = if unlimited.is_some() {
         Limit::Unlimited
     } else {
@@ -157,6 +162,7 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         cost: cost.unwrap_or(1),
         max_body,
         krate: args.krate.map(|k| k.value),
+        idempotency,
         arg_types: func
             .sig
             .inputs
@@ -168,6 +174,77 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
             .collect(),
     }
 }
+
+/// Longest replay window: 30 days.
+const MAX_TTL_MS: u64 = 30 * 86_400_000;
+/// Longest wait for an in-flight request: 30 seconds.
+const MAX_WAIT_MS: u64 = 30_000;
+
+fn idempotent(
+    cx: &Ctxt,
+    opt: &Opt<super::model::IdempotentArgs>,
+    route: Option<&super::model::Route>,
+) -> Idempotency {
+    if let Some(route) = route {
+        let method = route.method.to_string();
+        if matches!(method.as_str(), "get" | "head" | "options") {
+            cx.error_spanned_by(
+                &opt.key,
+                format!(
+                    "`idempotent` does not apply to {} routes: {} requests are safe and idempotent already; use it on `post` or `patch`",
+                    method.to_uppercase(),
+                    method.to_uppercase()
+                ),
+            );
+        }
+    }
+    let args = &opt.value;
+    let duration =
+        |o: &Opt<syn::LitStr>, max: u64, what: &str| match units::duration(&o.value.value()) {
+            Ok(ms) if ms > max => {
+                cx.error_spanned_by(
+                    &o.value,
+                    format!(
+                        "`{what}` is at most {}",
+                        if max == MAX_TTL_MS {
+                            "30 days (\"30day\")"
+                        } else {
+                            "30 seconds (\"30s\")"
+                        }
+                    ),
+                );
+                None
+            }
+            Ok(ms) => Some(ms),
+            Err(msg) => {
+                cx.error_spanned_by(&o.value, msg);
+                None
+            }
+        };
+    let ttl_ms = args
+        .ttl
+        .as_ref()
+        .and_then(|t| duration(t, MAX_TTL_MS, "ttl"))
+        .unwrap_or(DEFAULT_TTL_MS);
+    let wait_ms = args
+        .wait
+        .as_ref()
+        .and_then(|w| duration(w, MAX_WAIT_MS, "wait"))
+        .unwrap_or(0);
+    if let Some(w) = &args.wait
+        && wait_ms >= ttl_ms
+    {
+        cx.error_spanned_by(&w.value, "`wait` must be shorter than `ttl`");
+    }
+    Idempotency {
+        ttl_ms,
+        required: args.required.as_ref().is_none_or(|r| r.value.value),
+        wait_ms,
+    }
+}
+
+/// Default replay window: 24 hours.
+const DEFAULT_TTL_MS: u64 = 86_400_000;
 
 fn parse_rate(cx: &Ctxt, lit: &syn::LitStr, sliding: bool) -> Option<RateValue> {
     match units::rate(&lit.value()) {

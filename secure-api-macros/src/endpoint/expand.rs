@@ -68,9 +68,22 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let idempotency = match &e.idempotency {
+        Some(i) => {
+            let (ttl, required, wait) = (i.ttl_ms, i.required, i.wait_ms);
+            quote!(::core::option::Option::Some(#p::IdempotencySpec { ttl_ms: #ttl, required: #required, wait_ms: #wait }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let route = match &e.route {
+        Some((_, path)) => path.clone(),
+        None => name.clone(),
+    };
     quote! {
         static __SECURE_ENDPOINT: #p::EndpointSpec = #p::EndpointSpec {
             name: #name,
+            route: #route,
+            idempotency: #idempotency,
             limit: #limit,
             tiers: &[#(#tiers),*],
             key: #p::KeyKind::#key,

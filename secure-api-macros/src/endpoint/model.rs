@@ -21,6 +21,16 @@ pub struct Tier {
     pub rate: LitStr,
 }
 
+/// `idempotent(ttl = "24h", required = true, wait = "2s")`.
+#[derive(Default)]
+pub struct IdempotentArgs {
+    pub ttl: Option<Opt<LitStr>>,
+    pub required: Option<Opt<syn::LitBool>>,
+    pub wait: Option<Opt<LitStr>>,
+}
+
+pub const IDEMPOTENT_KEYS: &[&str] = &["ttl", "required", "wait"];
+
 /// The options as parsed.
 #[derive(Default)]
 pub struct Args {
@@ -33,6 +43,7 @@ pub struct Args {
     pub cost: Option<Opt<LitInt>>,
     pub max_body: Option<Opt<LitStr>>,
     pub krate: Option<Opt<syn::Path>>,
+    pub idempotent: Option<Opt<IdempotentArgs>>,
 }
 
 /// Route methods, as written in the attribute.
@@ -54,6 +65,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "key",
     "cost",
     "max_body",
+    "idempotent",
     "crate",
 ];
 
@@ -77,6 +89,13 @@ pub enum Limit {
     },
 }
 
+/// Checked `idempotent(...)`.
+pub struct Idempotency {
+    pub ttl_ms: u64,
+    pub required: bool,
+    pub wait_ms: u64,
+}
+
 /// The checked endpoint.
 pub struct Endpoint<'a> {
     pub func: &'a syn::ItemFn,
@@ -88,6 +107,7 @@ pub struct Endpoint<'a> {
     pub cost: u32,
     pub max_body: Option<u64>,
     pub krate: Option<syn::Path>,
+    pub idempotency: Option<Idempotency>,
     /// The handler's argument types, in order.
     pub arg_types: Vec<&'a syn::Type>,
 }

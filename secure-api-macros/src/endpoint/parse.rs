@@ -124,6 +124,72 @@ fn option(cx: &Ctxt, meta: &ParseNestedMeta<'_>, args: &mut Args) -> syn::Result
             })?;
             set(cx, &mut args.tiers, key, tiers);
         }
+        "idempotent" => {
+            let mut idem = super::model::IdempotentArgs::default();
+            if meta.input.peek(syn::token::Paren) {
+                meta.parse_nested_meta(|m| {
+                    let Some(k) = m.path.get_ident().cloned() else {
+                        cx.error_spanned_by(
+                            &m.path,
+                            suggest::unknown(
+                                "`idempotent` option",
+                                "?",
+                                super::model::IDEMPOTENT_KEYS,
+                            ),
+                        );
+                        return skip_value(&m);
+                    };
+                    match k.to_string().as_str() {
+                        "ttl" | "wait" => {
+                            if let Some(lit) = string_value(cx, &m, &k)? {
+                                let slot = if k == "ttl" {
+                                    &mut idem.ttl
+                                } else {
+                                    &mut idem.wait
+                                };
+                                set(cx, slot, k, lit);
+                            }
+                        }
+                        "required" => {
+                            if !m.input.peek(Token![=]) {
+                                cx.error_spanned_by(
+                                    &k,
+                                    "write `required = true` or `required = false`",
+                                );
+                                return skip_value(&m);
+                            }
+                            let value: syn::Expr = m.value()?.parse()?;
+                            match value {
+                                syn::Expr::Lit(syn::ExprLit {
+                                    lit: syn::Lit::Bool(lit),
+                                    ..
+                                }) => set(cx, &mut idem.required, k, lit),
+                                other => cx.error_spanned_by(
+                                    other,
+                                    "write `required = true` or `required = false`",
+                                ),
+                            }
+                        }
+                        other => {
+                            cx.error_spanned_by(
+                                &k,
+                                suggest::unknown(
+                                    "`idempotent` option",
+                                    other,
+                                    super::model::IDEMPOTENT_KEYS,
+                                ),
+                            );
+                            return skip_value(&m);
+                        }
+                    }
+                    Ok(())
+                })?;
+            } else if meta.input.peek(Token![=]) {
+                cx.error_spanned_by(&key, "write `idempotent` or `idempotent(ttl = \"24h\", required = true, wait = \"2s\")`");
+                return skip_value(meta);
+            }
+            set(cx, &mut args.idempotent, key, idem);
+        }
         "crate" => {
             let value = meta.value()?;
             let path = if value.peek(LitStr) {

@@ -13,10 +13,8 @@ pub mod memory;
 pub mod window;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
+pub use crate::store::{StoreError, StoreFuture};
 pub use gcra::Gcra;
 
 /// Nanoseconds per second.
@@ -244,63 +242,10 @@ impl Decision {
     }
 }
 
-/// Why a store could not decide.
-#[derive(Debug)]
-pub enum StoreError {
-    /// The store holds as many keys as it may and none could be evicted.
-    Full,
-    /// The backing service failed (a later Redis store).
-    Backend(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Full => f.write_str("rate-limit store is full"),
-            StoreError::Backend(e) => write!(f, "rate-limit store failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
 /// A key of a rate-limit store: a 128-bit keyed hash of the policy and the client identity,
 /// so that clients cannot choose colliding keys and every key has the same small size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LimitKey(pub [u64; 2]);
-
-/// A store's answer, ready at once for in-memory stores (no allocation) or pending for
-/// network stores.
-pub enum StoreFuture<'a, T> {
-    /// Already decided.
-    Ready(Option<T>),
-    /// Waiting on a backend.
-    Pending(Pin<Box<dyn Future<Output = T> + 'a>>),
-}
-
-impl<T> StoreFuture<'_, T> {
-    /// A ready answer.
-    pub fn ready(value: T) -> Self {
-        StoreFuture::Ready(Some(value))
-    }
-}
-
-// Neither variant is structurally pinned: the boxed future is pinned by its box.
-impl<T> Unpin for StoreFuture<'_, T> {}
-
-impl<T> Future for StoreFuture<'_, T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.get_mut() {
-            StoreFuture::Ready(value) => match value.take() {
-                Some(v) => Poll::Ready(v),
-                None => Poll::Pending,
-            },
-            StoreFuture::Pending(fut) => fut.as_mut().poll(cx),
-        }
-    }
-}
 
 /// Where rate-limit state lives. One store serves a whole app (all workers); the in-memory
 /// [`memory::MemoryStore`] is the default and a Redis store can be added without changing

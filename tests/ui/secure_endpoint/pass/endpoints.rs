@@ -34,12 +34,12 @@ async fn health() -> &'static str {
     "up"
 }
 
-#[secure_endpoint(put("/a"), rate = "1/day")]
+#[secure_endpoint(put("/a"), rate = "1/day", idempotent(ttl = "1h", required = false, wait = "2s"))]
 async fn put_a() -> &'static str {
     "a"
 }
 
-#[secure_endpoint(patch("/b"))]
+#[secure_endpoint(patch("/b"), idempotent)]
 async fn patch_b() -> &'static str {
     "b"
 }

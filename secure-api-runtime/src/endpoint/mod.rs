@@ -2,8 +2,10 @@
 //!
 //! 1. identify the client (IP behind trusted proxies; the principal when authenticated);
 //! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide);
-//! 3. run the handler's own extractors (`Valid<T>`, ...) and the handler;
-//! 4. add the `RateLimit` / `RateLimit-Policy` fields to the response.
+//! 3. on idempotent endpoints, claim the `Idempotency-Key` or replay its response (see
+//!    [`idempotent`]);
+//! 4. run the handler's own extractors (`Valid<T>`, ...) and the handler;
+//! 5. add the `RateLimit` / `RateLimit-Policy` fields to the response.
 //!
 //! The generated code describes the endpoint in a static [`EndpointSpec`] and calls
 //! [`run`]. Nothing here is needed by hand-written handlers.
@@ -15,8 +17,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
+mod idempotent;
+
+pub use idempotent::IDEMPOTENT_REPLAYED;
+
 use crate::api::SecureApi;
 use crate::client::Identity;
+use crate::idempotency::IdempotencySpec;
 use crate::input::InputLimits;
 use crate::problem::{ApiError, problems};
 use crate::throttle::{Decision, Policy, StoreError};
@@ -61,6 +68,11 @@ pub struct EndpointSpec {
     pub cost: u32,
     /// `max_body`, if set.
     pub max_body: Option<usize>,
+    /// `idempotent(...)`, if set.
+    pub idempotency: Option<IdempotencySpec>,
+    /// The route the endpoint is registered under (its path pattern, or its name without a
+    /// route); part of idempotency scopes and fingerprints.
+    pub route: &'static str,
 }
 
 impl EndpointSpec {
@@ -106,8 +118,8 @@ pub async fn run<F, Fut>(
     handler: F,
 ) -> HttpResponse
 where
-    F: FnOnce(HttpRequest, Payload) -> Fut,
-    Fut: Future<Output = Result<HttpResponse, actix_web::Error>>,
+    F: FnOnce(HttpRequest, Payload) -> Fut + 'static,
+    Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
 {
     let api = SecureApi::of(&req);
     let subject = req.extensions().get::<RateSubject>().cloned();
@@ -119,9 +131,19 @@ where
         let limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
         req.extensions_mut().insert(limits.max_body(max_body));
     }
-    let mut res = match handler(req, payload).await {
-        Ok(res) => res,
-        Err(err) => HttpResponse::from_error(err),
+    let idempotency = spec
+        .idempotency
+        .as_ref()
+        .filter(|_| !req.method().is_safe());
+    let mut res = match idempotency {
+        Some(idem) => {
+            let client = match &subject {
+                Some(s) => format!("principal:{}", s.subject),
+                None => format!("ip:{}", client_ip(&api, &req)),
+            };
+            idempotent::call(&api, spec, idem, &client, req, payload, handler).await
+        }
+        None => call(req, payload, handler).await,
     };
     if let Some((policy, decision)) = limited {
         let headers = res.headers_mut();
@@ -130,6 +152,18 @@ where
         }
     }
     res
+}
+
+/// Runs the handler; an error becomes its response (keeping the error for the layer's log).
+async fn call<F, Fut>(req: HttpRequest, payload: Payload, handler: F) -> HttpResponse
+where
+    F: FnOnce(HttpRequest, Payload) -> Fut,
+    Fut: Future<Output = Result<HttpResponse, actix_web::Error>>,
+{
+    match handler(req, payload).await {
+        Ok(res) => res,
+        Err(err) => HttpResponse::from_error(err),
+    }
 }
 
 /// The policy that applies to a request.

@@ -1,0 +1,494 @@
+//! `#[secure_endpoint(idempotent)]`: every status of the Idempotency-Key rules, replays,
+//! concurrency across workers, panics, disconnects and isolation between clients.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::Service;
+use actix_web::http::header;
+use actix_web::{App, HttpMessage, HttpServer, test, web};
+use common::{Reply, raw_request, send};
+use secure_api_runtime::clock::FakeClock;
+use secure_api_runtime::endpoint::RateSubject;
+use secure_api_runtime::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Order {
+    #[secure(trim, length(min = 1, max = 64))]
+    item: String,
+    #[secure(range(min = 1, max = 100))]
+    quantity: u32,
+}
+
+static CREATED: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(post("/orders"), rate = "unlimited", idempotent)]
+async fn create_order(order: Valid<Order>) -> HttpResponse {
+    let n = CREATED.fetch_add(1, Ordering::SeqCst) + 1;
+    let order = order.into_inner();
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/orders/{n}")))
+        .insert_header((header::ETAG, format!("\"v{n}\"")))
+        .insert_header((header::SET_COOKIE, format!("session=secret{n}")))
+        .insert_header(("x-internal-trace", "abc"))
+        .json(json!({ "id": n, "item": order.item, "quantity": order.quantity }))
+}
+
+static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
+static DISCONNECT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static STRICT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(post("/slow-dc"), rate = "unlimited", idempotent)]
+async fn slow_dc() -> HttpResponse {
+    DISCONNECT_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    HttpResponse::Created().json(json!({ "done": true }))
+}
+
+#[secure_endpoint(post("/strict"), rate = "unlimited", idempotent)]
+async fn strict(order: Valid<Order>) -> HttpResponse {
+    STRICT_RUNS.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Created().json(json!({ "item": order.into_inner().item }))
+}
+
+#[secure_endpoint(post("/slow"), rate = "unlimited", idempotent)]
+async fn slow() -> HttpResponse {
+    SLOW_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    HttpResponse::Created().json(json!({ "done": true }))
+}
+
+static WAITED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(post("/waited"), rate = "unlimited", idempotent(wait = "2s"))]
+async fn waited() -> HttpResponse {
+    WAITED_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    HttpResponse::Created().json(json!({ "done": true }))
+}
+
+static FLAKY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Fails with the status in `?fail=` on its first run.
+#[secure_endpoint(post("/flaky"), rate = "unlimited", idempotent)]
+async fn flaky(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let run = FLAKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    if run == 0 {
+        match req.query_string() {
+            "fail=500" => return Err(std::io::Error::other("database down").into()),
+            "fail=429" => return Ok(HttpResponse::TooManyRequests().finish()),
+            "fail=408" => return Ok(HttpResponse::RequestTimeout().finish()),
+            "fail=panic" => panic!("boom"),
+            _ => {}
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "run": run })))
+}
+
+#[secure_endpoint(post("/stream"), rate = "unlimited", idempotent)]
+async fn stream() -> HttpResponse {
+    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
+        web::Bytes::from_static(b"part"),
+    )]);
+    HttpResponse::Ok().streaming(chunks)
+}
+
+#[secure_endpoint(
+    post("/optional"),
+    rate = "unlimited",
+    idempotent(required = false, ttl = "1s")
+)]
+async fn optional() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "n": CREATED.fetch_add(1, Ordering::SeqCst) }))
+}
+
+fn app_with(
+    api: SecureApi,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap_fn(|req, srv| {
+            if let Some(sub) = req
+                .headers()
+                .get("x-test-subject")
+                .and_then(|v| v.to_str().ok())
+            {
+                req.extensions_mut().insert(RateSubject {
+                    subject: sub.to_owned(),
+                    tier: "user".into(),
+                });
+            }
+            srv.call(req)
+        })
+        .wrap(api.layer())
+        .service(create_order)
+        .service(slow)
+        .service(waited)
+        .service(flaky)
+        .service(stream)
+        .service(optional)
+        .service(slow_dc)
+        .service(strict)
+}
+
+fn order(key: Option<&str>, body: serde_json::Value) -> test::TestRequest {
+    let mut req = test::TestRequest::post()
+        .uri("/orders")
+        .peer_addr("192.0.2.1:5000".parse().unwrap())
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload(body.to_string());
+    if let Some(key) = key {
+        req = req.insert_header(("idempotency-key", key));
+    }
+    req
+}
+
+fn post(path: &str, key: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(path)
+        .peer_addr("192.0.2.1:5000".parse().unwrap())
+        .insert_header(("idempotency-key", key))
+}
+
+fn body() -> serde_json::Value {
+    json!({ "item": "book", "quantity": 2 })
+}
+
+#[actix_rt::test]
+async fn a_missing_or_malformed_key_is_400() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let order = |key: Option<&str>, body: serde_json::Value| order(key, body).uri("/strict");
+    let r = send(&app, order(None, body())).await;
+    r.assert_problem(400, "idempotency-key-missing");
+    for bad in ["", "\"\"", "\"unterminated", "has space", "a,b"] {
+        let r = send(&app, order(Some(bad), body())).await;
+        r.assert_problem(400, "idempotency-key-invalid");
+    }
+    let long = "k".repeat(256);
+    send(&app, order(Some(&long), body()))
+        .await
+        .assert_problem(400, "idempotency-key-invalid");
+    let r = send(
+        &app,
+        order(Some("one"), body()).append_header(("idempotency-key", "two")),
+    )
+    .await;
+    r.assert_problem(400, "idempotency-key-invalid");
+    assert_eq!(
+        STRICT_RUNS.load(Ordering::SeqCst),
+        0,
+        "the handler never ran"
+    );
+    // 255 bytes is fine.
+    let r = send(&app, order(Some(&"k".repeat(255)), body())).await;
+    assert_eq!(r.status, 201);
+}
+
+fn assert_same_replay(first: &Reply, replay: &Reply) {
+    assert_eq!(first.status, replay.status);
+    assert_eq!(first.body, replay.body, "byte for byte");
+    for name in ["content-type", "location", "etag"] {
+        assert_eq!(first.header(name), replay.header(name), "{name}");
+        assert!(first.header(name).is_some());
+    }
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert!(first.header("idempotent-replayed").is_none());
+    assert!(
+        replay.header("set-cookie").is_none(),
+        "cookies are never replayed"
+    );
+    assert!(replay.header("x-internal-trace").is_none());
+    replay.assert_security_headers();
+}
+
+#[actix_rt::test]
+async fn a_completed_request_is_replayed_byte_for_byte() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let first = send(&app, order(Some(&key), body())).await;
+    assert_eq!(first.status, 201, "{}", first.text());
+    assert!(first.header("set-cookie").is_some());
+    let id = first.json()["id"].clone();
+    let replay = send(&app, order(Some(&key), body())).await;
+    assert_same_replay(&first, &replay);
+    assert_eq!(replay.json()["id"], id, "the handler did not run again");
+    // The quoted structured-field form names the same key.
+    let quoted = send(&app, order(Some(&format!("\"{key}\"")), body())).await;
+    assert_same_replay(&first, &quoted);
+}
+
+#[actix_rt::test]
+async fn the_same_key_for_a_different_request_is_422() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    assert_eq!(send(&app, order(Some(&key), body())).await.status, 201);
+    let r = send(
+        &app,
+        order(Some(&key), json!({ "item": "book", "quantity": 3 })),
+    )
+    .await;
+    r.assert_problem(422, "idempotency-key-reused");
+    r.assert_leaks_none(&[&key, "book"]);
+    let r = send(&app, order(Some(&key), body()).uri("/orders?x=1")).await;
+    r.assert_problem(422, "idempotency-key-reused");
+    let r = send(
+        &app,
+        order(Some(&key), body())
+            .insert_header((header::CONTENT_TYPE, "application/merge-patch+json")),
+    )
+    .await;
+    r.assert_problem(422, "idempotency-key-reused");
+}
+
+#[actix_rt::test]
+async fn a_key_in_flight_is_409_or_waits_for_the_result() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let (first, second) = futures_util::join!(send(&app, post("/slow", &key)), async {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        send(&app, post("/slow", &key)).await
+    });
+    assert_eq!(first.status, 201);
+    second.assert_problem(409, "idempotency-request-in-progress");
+    assert_eq!(second.header("retry-after"), Some("1"));
+    assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
+
+    let (first, second) = futures_util::join!(send(&app, post("/waited", &key)), async {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        send(&app, post("/waited", &key)).await
+    });
+    assert_eq!(first.status, 201);
+    assert_eq!(second.status, 201);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(first.body, second.body);
+    assert_eq!(WAITED_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn failures_are_not_stored_and_release_the_key() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    for (fail, status) in [
+        ("fail=500", 500u16),
+        ("fail=429", 429),
+        ("fail=408", 408),
+        ("fail=panic", 500),
+    ] {
+        FLAKY_RUNS.store(0, Ordering::SeqCst);
+        let key = uuid::Uuid::new_v4().to_string();
+        let uri = format!("/flaky?{fail}");
+        let r = send(&app, post(&uri, &key)).await;
+        assert_eq!(r.status.as_u16(), status, "{fail}");
+        if fail == "fail=panic" || fail == "fail=500" {
+            r.assert_problem(500, "internal-error");
+            r.assert_leaks_none(&["boom", "database"]);
+        }
+        // The retry runs the handler again and is stored.
+        let r = send(&app, post(&uri, &key)).await;
+        assert_eq!(r.status, 200, "{fail}: {}", r.text());
+        assert_eq!(r.json(), json!({ "run": 1 }));
+        let r = send(&app, post(&uri, &key)).await;
+        assert_eq!(r.header("idempotent-replayed"), Some("true"));
+        assert_eq!(FLAKY_RUNS.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[actix_rt::test]
+async fn a_streaming_response_is_refused_for_storage() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let r = send(&app, post("/stream", "s1")).await;
+    r.assert_problem(500, "idempotency-response-not-storable");
+    // Not replayed empty: the key was released.
+    let r = send(&app, post("/stream", "s1")).await;
+    r.assert_problem(500, "idempotency-response-not-storable");
+    assert!(r.header("idempotent-replayed").is_none());
+}
+
+#[actix_rt::test]
+async fn keys_are_scoped_to_the_client() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let key = "shared-key";
+    let alice = send(
+        &app,
+        order(Some(key), body()).insert_header(("x-test-subject", "alice")),
+    )
+    .await;
+    let mallory = send(
+        &app,
+        order(Some(key), body()).insert_header(("x-test-subject", "mallory")),
+    )
+    .await;
+    assert_eq!(alice.status, 201);
+    assert_eq!(mallory.status, 201);
+    assert!(
+        mallory.header("idempotent-replayed").is_none(),
+        "mallory cannot replay alice's response"
+    );
+    assert_ne!(alice.json()["id"], mallory.json()["id"]);
+    // Anonymous clients are scoped by address.
+    let a = send(
+        &app,
+        order(Some(key), body()).peer_addr("198.51.100.1:1".parse().unwrap()),
+    )
+    .await;
+    let b = send(
+        &app,
+        order(Some(key), body()).peer_addr("198.51.100.2:1".parse().unwrap()),
+    )
+    .await;
+    assert_ne!(a.json()["id"], b.json()["id"]);
+}
+
+#[actix_rt::test]
+async fn optional_keys_and_ttl_expiry() {
+    let clock = FakeClock::new();
+    let api = SecureApi::builder().clock(Arc::new(clock.clone())).build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let a = send(&app, test::TestRequest::post().uri("/optional")).await;
+    let b = send(&app, test::TestRequest::post().uri("/optional")).await;
+    assert_ne!(a.body, b.body, "without a key, no idempotency");
+    let first = send(&app, post("/optional", "k")).await;
+    assert_eq!(send(&app, post("/optional", "k")).await.body, first.body);
+    clock.advance(Duration::from_millis(1001));
+    let after = send(&app, post("/optional", "k")).await;
+    assert_ne!(after.body, first.body, "replays expire with the ttl");
+    assert!(after.header("idempotent-replayed").is_none());
+}
+
+#[actix_rt::test]
+async fn the_body_is_bounded_before_fingerprinting() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let big = json!({ "item": "x".repeat(70 * 1024), "quantity": 1 });
+    send(&app, order(Some("big"), big))
+        .await
+        .assert_problem(413, "payload-too-large");
+}
+
+#[actix_rt::test]
+async fn the_result_is_stored_even_if_the_client_disconnects() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    // The client gives up after 50 ms; the handler takes 300 ms.
+    let gave_up = actix_web::rt::time::timeout(
+        Duration::from_millis(50),
+        send(&app, post("/slow-dc", "dc")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    let r = send(&app, post("/slow-dc", "dc")).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("idempotent-replayed"), Some("true"));
+    assert_eq!(DISCONNECT_RUNS.load(Ordering::SeqCst), 1);
+}
+
+static RACE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(post("/race"), rate = "unlimited", idempotent)]
+async fn race() -> HttpResponse {
+    RACE_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    HttpResponse::Created().json(json!({ "ok": true }))
+}
+
+static RACE_WAIT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(post("/race-wait"), rate = "unlimited", idempotent(wait = "10s"))]
+async fn race_wait() -> HttpResponse {
+    RACE_WAIT_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    HttpResponse::Created().json(json!({ "ok": true }))
+}
+
+#[actix_rt::test]
+async fn sixty_four_concurrent_requests_across_workers_run_the_handler_once() {
+    let api = SecureApi::builder().build();
+    let server = HttpServer::new({
+        let api = api.clone();
+        move || {
+            App::new()
+                .wrap(api.layer())
+                .service(race)
+                .service(race_wait)
+        }
+    })
+    .workers(2)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    for (path, counter, waits) in [
+        ("/race", &RACE_RUNS, false),
+        ("/race-wait", &RACE_WAIT_RUNS, true),
+    ] {
+        let statuses = actix_web::rt::task::spawn_blocking(move || {
+            let threads: Vec<_> = (0..64)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let r =
+                            raw_request(addr, "POST", path, &[("Idempotency-Key", "one-key")], b"")
+                                .unwrap();
+                        (r.status, r.header("idempotent-replayed").is_some(), r.body)
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            counter.load(Ordering::SeqCst),
+            1,
+            "{path}: the handler ran exactly once"
+        );
+        let created = statuses
+            .iter()
+            .filter(|(s, replayed, _)| *s == 201 && !replayed)
+            .count();
+        assert_eq!(created, 1, "{path}: {statuses:?}");
+        for (status, replayed, body) in &statuses {
+            if waits {
+                assert_eq!(*status, 201, "{path}");
+                assert_eq!(body, &statuses.iter().find(|s| !s.1).unwrap().2);
+            } else {
+                assert!(
+                    *status == 409
+                        || (*status == 201 && (*replayed || body.as_slice() == br#"{"ok":true}"#)),
+                    "{status}"
+                );
+            }
+        }
+        if !waits {
+            assert!(
+                statuses.iter().any(|(s, _, _)| *s == 409),
+                "others were told it is in progress"
+            );
+        }
+    }
+    handle.stop(true).await;
+}

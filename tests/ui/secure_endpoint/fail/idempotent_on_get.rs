@@ -1,0 +1,13 @@
+use secure_api_runtime::prelude::*;
+
+#[secure_endpoint(get("/api/users"), idempotent)]
+async fn list() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+#[secure_endpoint(options("/api/users"), idempotent(ttl = "1h"))]
+async fn options() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+fn main() {}
