@@ -1,17 +1,28 @@
-//! The reference document's `POST /api/users`, done right.
+//! The reference document's API, done right: validated input, per-client rate limits with
+//! tiers, idempotent creation, JWT login with rotating refresh tokens, and role checks.
 //!
 //! ```text
 //! cargo run --example users_api            # listens on 127.0.0.1:8080 (BIND overrides)
 //! curl -i -X POST localhost:8080/api/users -H 'content-type: application/json' \
 //!      -H "Idempotency-Key: $(uuidgen)" \
 //!      -d '{"username": " Alice ", "email": "ALICE@example.com", "age": 30}'
+//! curl -s -X POST localhost:8080/api/login -H 'content-type: application/json' \
+//!      -d '{"username": "alice", "password": "<printed at start-up>"}'
+//! curl -s localhost:8080/api/me -H "Authorization: Bearer <access_token>"
 //! ```
 //!
-//! Logs go through env_logger (`RUST_LOG=info` by default). `TRUSTED_PROXY=10.0.0.0/8`
-//! makes the server believe `X-Forwarded-For` from that network; `WORKERS=n` sets the
-//! number of actix workers (default: one per core).
+//! Environment: `BIND` (default `127.0.0.1:8080`), `WORKERS` (default: one per core),
+//! `TRUSTED_PROXY` (networks whose `X-Forwarded-For` is believed), `JWT_SECRET` (at least
+//! 32 bytes; a random one is generated, with a warning, when unset), `DEMO_PASSWORD` (the
+//! demo users' password; generated and printed when unset), `RUST_LOG` (default `info`).
 
-use actix_web::{App, HttpServer};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix_web::{App, HttpServer, web};
+use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+use secure_api_runtime::auth::password::Passwords;
+use secure_api_runtime::auth::refresh::{MemoryRefreshStore, TokenService};
 use secure_api_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +41,23 @@ pub struct CreateUserRequest {
     pub email: String,
     #[secure(range(min = 0, max = 150))]
     pub age: i32,
+}
+
+/// A user account of the demo.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub password_hash: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub tier: String,
+    pub email: String,
+}
+
+/// The example's state: built once, shared by every worker.
+pub struct AppState {
+    pub users: RwLock<HashMap<String, Account>>,
+    pub passwords: Passwords,
+    pub tokens: TokenService,
 }
 
 /// Creates a user. Anonymous clients are limited by IP to 10 requests per second;
@@ -53,9 +81,149 @@ async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, Ap
         })))
 }
 
-/// The example's state: built once, shared by every worker.
-pub fn secure_api() -> SecureApi {
-    let mut builder = SecureApi::builder();
+/// `POST /api/login` body.
+#[derive(Deserialize, SecureInput)]
+pub struct LoginRequest {
+    #[secure(trim, lowercase, length(min = 1, max = 64))]
+    pub username: String,
+    #[secure(length(min = 1, max = 1024))]
+    pub password: String,
+}
+
+/// Logs in: one `invalid-credentials` 401 for an unknown user and for a wrong password,
+/// with the same password-hash work in both cases. At most 5 attempts per minute per
+/// address, in any window.
+#[secure_endpoint(
+    post("/api/login"),
+    public,
+    rate = "5/min",
+    algorithm = "sliding_window",
+    key = "ip"
+)]
+async fn login(
+    state: web::Data<AppState>,
+    input: Valid<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password } = input.into_inner();
+    let account = state
+        .users
+        .read()
+        .map_err(|_| ApiError::internal("user store poisoned"))?
+        .get(&username)
+        .cloned();
+    state.passwords.verify(
+        account.as_ref().map(|a| a.password_hash.as_str()),
+        &password,
+    )?;
+    // `verify` only succeeds for a known user.
+    let account = account.ok_or_else(|| ApiError::internal("verified an unknown user"))?;
+    let grant = AccessGrant::new(username)
+        .roles(account.roles)
+        .permissions(account.permissions)
+        .tier(account.tier);
+    let pair = state.tokens.login(grant).await?;
+    Ok(HttpResponse::Ok().json(pair))
+}
+
+/// `POST /api/token/refresh` body.
+#[derive(Deserialize, SecureInput)]
+pub struct RefreshRequest {
+    #[secure(length(min = 1, max = 256))]
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new pair; the old one is spent. Presenting a spent
+/// token revokes the whole session family.
+#[secure_endpoint(post("/api/token/refresh"), public, rate = "30/min", key = "ip")]
+async fn refresh(
+    state: web::Data<AppState>,
+    input: Valid<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let pair = state
+        .tokens
+        .refresh(&input.into_inner().refresh_token)
+        .await?;
+    Ok(HttpResponse::Ok().json(pair))
+}
+
+/// The verified caller.
+#[secure_endpoint(get("/api/me"), auth)]
+async fn me(principal: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(principal)
+}
+
+/// `{id}` path parameter.
+#[derive(Deserialize, SecureInput)]
+pub struct UserId {
+    #[secure(length(min = 1, max = 64), pattern = "[a-z0-9_-]+")]
+    pub id: String,
+}
+
+/// A user's profile: its owner or an admin. The id in the URL names the resource; the
+/// verified token decides who may read it.
+#[secure_endpoint(get("/api/users/{id}"), auth)]
+async fn get_user(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: ValidPath<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner().id;
+    principal.require_owner_or_role(&id, "admin")?;
+    let users = state
+        .users
+        .read()
+        .map_err(|_| ApiError::internal("user store poisoned"))?;
+    let account = users.get(&id).ok_or(ApiError::new(problems::NOT_FOUND))?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "id": id, "email": account.email, "tier": account.tier })))
+}
+
+/// Deletes a user: admins only.
+#[secure_endpoint(delete("/api/users/{id}"), auth(roles("admin")))]
+async fn delete_user(
+    state: web::Data<AppState>,
+    path: ValidPath<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner().id;
+    let removed = state
+        .users
+        .write()
+        .map_err(|_| ApiError::internal("user store poisoned"))?
+        .remove(&id);
+    match removed {
+        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        None => Err(ApiError::new(problems::NOT_FOUND)),
+    }
+}
+
+/// Everything the example needs, from the environment: the JWT verifier and issuer, the
+/// token service, the demo users.
+pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data<AppState>) {
+    let secret = match std::env::var("JWT_SECRET") {
+        Ok(secret) => secret.into_bytes(),
+        Err(_) => {
+            log::warn!(
+                "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
+            );
+            let mut secret = vec![0u8; 32];
+            for chunk in secret.chunks_mut(16) {
+                chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            }
+            secret
+        }
+    };
+    let jwt = match JwtAuth::hs256(secret)
+        .issuer("users_api")
+        .audience("users_api")
+        .build()
+    {
+        Ok(jwt) => jwt,
+        Err(e) => {
+            eprintln!("users_api: cannot start: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut builder = SecureApi::builder().jwt(jwt.clone());
     if let Ok(nets) = std::env::var("TRUSTED_PROXY") {
         for net in nets.split(',') {
             match net.trim().parse() {
@@ -64,21 +232,61 @@ pub fn secure_api() -> SecureApi {
             }
         }
     }
-    builder.build()
+    let mut users = HashMap::new();
+    for (name, roles, permissions, tier) in [
+        ("alice", vec!["user"], vec![], "premium"),
+        ("bob", vec!["user"], vec![], "user"),
+        ("admin", vec!["admin"], vec!["users:delete"], "user"),
+    ] {
+        let password_hash = passwords
+            .hash(demo_password)
+            .expect("hashing the demo password");
+        users.insert(
+            name.to_owned(),
+            Account {
+                password_hash,
+                roles: roles.into_iter().map(Into::into).collect(),
+                permissions: permissions.into_iter().map(Into::into).collect(),
+                tier: tier.to_owned(),
+                email: format!("{name}@example.com"),
+            },
+        );
+    }
+    let state = web::Data::new(AppState {
+        users: RwLock::new(users),
+        passwords,
+        tokens: TokenService::new(jwt, Arc::new(MemoryRefreshStore::new())),
+    });
+    (builder.build(), state)
 }
 
 /// The example's routes, shared with the integration tests.
-pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    cfg.service(create_user);
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_user)
+        .service(login)
+        .service(refresh)
+        .service(me)
+        .service(get_user)
+        .service(delete_user);
 }
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
-    let secure = secure_api();
+    let demo_password = std::env::var("DEMO_PASSWORD").unwrap_or_else(|_| {
+        let generated = uuid::Uuid::new_v4().simple().to_string();
+        log::warn!("DEMO_PASSWORD is not set: the demo users alice, bob and admin have the password {generated}");
+        generated
+    });
+    let (secure, state) = setup(Passwords::new(), &demo_password);
     log::info!("users_api listening on http://{bind}");
-    let mut server = HttpServer::new(move || App::new().wrap(secure.layer()).configure(routes));
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(secure.layer())
+            .configure(routes)
+    });
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);
     }

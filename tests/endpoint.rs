@@ -11,8 +11,8 @@ use actix_web::dev::Service;
 use actix_web::http::header;
 use actix_web::{App, HttpMessage, test, web};
 use common::{Reply, send};
+use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
-use secure_api_runtime::endpoint::RateSubject;
 use secure_api_runtime::prelude::*;
 use secure_api_runtime::throttle::Rate;
 use secure_api_runtime::throttle::memory::WhenFull;
@@ -100,7 +100,7 @@ macro_rules! app {
         test::init_service(
             App::new()
                 .wrap_fn(|req, srv| {
-                    // Stands in for authentication: a verified principal from a test header.
+                    // An authenticating middleware of the app: a principal from a test header.
                     if let Some(sub) = req
                         .headers()
                         .get("x-test-subject")
@@ -112,10 +112,9 @@ macro_rules! app {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("user")
                             .to_owned();
-                        req.extensions_mut().insert(RateSubject {
-                            subject: sub.to_owned(),
-                            tier,
-                        });
+                        let mut principal = Principal::new(sub);
+                        principal.tier = tier;
+                        req.extensions_mut().insert(principal);
                     }
                     srv.call(req)
                 })

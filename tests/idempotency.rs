@@ -11,8 +11,8 @@ use actix_web::dev::Service;
 use actix_web::http::header;
 use actix_web::{App, HttpMessage, HttpServer, test, web};
 use common::{Reply, raw_request, send};
+use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
-use secure_api_runtime::endpoint::RateSubject;
 use secure_api_runtime::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
@@ -125,10 +125,7 @@ fn app_with(
                 .get("x-test-subject")
                 .and_then(|v| v.to_str().ok())
             {
-                req.extensions_mut().insert(RateSubject {
-                    subject: sub.to_owned(),
-                    tier: "user".into(),
-                });
+                req.extensions_mut().insert(Principal::new(sub));
             }
             srv.call(req)
         })

@@ -16,3 +16,20 @@ pub fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     }
     Ok(())
 }
+
+/// Parses `(a, b = 1, c(...))` after a key with `each`, like `parse_nested_meta`, but
+/// accepts empty parentheses: returns whether there was anything inside.
+pub fn nested(
+    meta: &ParseNestedMeta<'_>,
+    each: impl FnMut(ParseNestedMeta<'_>) -> syn::Result<()>,
+) -> syn::Result<bool> {
+    use syn::parse::Parser;
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let tokens: proc_macro2::TokenStream = content.parse()?;
+    if tokens.is_empty() {
+        return Ok(false);
+    }
+    syn::meta::parser(each).parse2(tokens)?;
+    Ok(true)
+}

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use actix_web::HttpMessage;
 use actix_web::HttpRequest;
 
+use crate::auth::jwt::JwtAuth;
 use crate::client::{ClientIpConfig, ForwardedHeader, IpNet, KeyDeriver};
 use crate::clock::{Clock, MonotonicClock};
 use crate::idempotency::IdempotencyStore;
@@ -55,6 +56,7 @@ pub(crate) struct Shared {
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) idempotency_lease_ms: u64,
     pub(crate) max_stored_response: usize,
+    pub(crate) jwt: Option<JwtAuth>,
 }
 
 /// Default lease of an idempotency claim: how long a request may run before its key is
@@ -121,6 +123,7 @@ pub struct SecureApiBuilder {
     idempotency: Option<Arc<dyn IdempotencyStore>>,
     idempotency_lease_ms: u64,
     max_stored_response: usize,
+    jwt: Option<JwtAuth>,
 }
 
 impl Default for SecureApiBuilder {
@@ -137,6 +140,7 @@ impl Default for SecureApiBuilder {
             idempotency: None,
             idempotency_lease_ms: DEFAULT_IDEMPOTENCY_LEASE_MS,
             max_stored_response: DEFAULT_MAX_STORED_RESPONSE,
+            jwt: None,
         }
     }
 }
@@ -229,6 +233,14 @@ impl SecureApiBuilder {
         self
     }
 
+    /// The access-token verifier for endpoints with `auth` (and for principals on other
+    /// endpoints). Build it with [`JwtAuth::hs256`] and friends: weak keys and missing
+    /// issuer or audience are start-up errors there.
+    pub fn jwt(mut self, jwt: JwtAuth) -> Self {
+        self.jwt = Some(jwt);
+        self
+    }
+
     /// Builds the state.
     pub fn build(self) -> SecureApi {
         let limiter = self.limiter.unwrap_or_else(|| {
@@ -251,6 +263,7 @@ impl SecureApiBuilder {
                 }),
                 idempotency_lease_ms: self.idempotency_lease_ms,
                 max_stored_response: self.max_stored_response,
+                jwt: self.jwt,
             }),
         }
     }

@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod endpoint;
@@ -58,6 +59,7 @@ pub use validation::{SecureInput, ValidationErrors};
 /// Everything a handler module needs: `use secure_api_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::api::SecureApi;
+    pub use crate::auth::Principal;
     pub use crate::extract::{Valid, ValidPath, ValidQuery};
     pub use crate::input::InputLimits;
     pub use crate::layer::{SecureLayer, SecurityHeaders};
@@ -76,6 +78,7 @@ pub mod __private {
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
+    pub use crate::auth::{AuthRequirement, Permission, PermissionRef, Rule};
     pub use crate::endpoint::{EndpointSpec, KeyKind, Limit, run};
     pub use crate::idempotency::IdempotencySpec;
     pub use crate::throttle::{Algorithm, Policy, Rate};

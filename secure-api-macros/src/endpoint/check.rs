@@ -139,6 +139,16 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         .as_ref()
         .map(|i| idempotent(cx, i, args.route.as_ref()));
 
+    if let (Some(public), Some(_)) = (&args.public, &args.auth) {
+        cx.error_spanned_by(
+            &public.key,
+            "`public` means no authentication and conflicts with `auth`; keep one",
+        );
+    }
+    if let Some(auth) = &args.auth {
+        conds(cx, &auth.value);
+    }
+
     let limit = if unlimited.is_some() {
         Limit::Unlimited
     } else {
@@ -152,6 +162,12 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         }
     };
 
+    let auth = match (args.auth, args.public) {
+        (Some(auth), _) => Some(Some(auth.value)),
+        (None, Some(_)) => Some(None),
+        (None, None) => None,
+    };
+
     Endpoint {
         func,
         route,
@@ -163,6 +179,7 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         max_body,
         krate: args.krate.map(|k| k.value),
         idempotency,
+        auth,
         arg_types: func
             .sig
             .inputs
@@ -173,6 +190,67 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
             })
             .collect(),
     }
+}
+
+fn conds(cx: &Ctxt, list: &[super::model::Cond]) {
+    use super::model::{Cond, PermItem};
+    for cond in list {
+        match cond {
+            Cond::Roles(key, roles) => {
+                if roles.is_empty() {
+                    cx.error_spanned_by(key, "`roles()` is empty; name at least one role, or write `auth` alone for any authenticated caller");
+                }
+                let mut seen = HashSet::new();
+                for role in roles {
+                    let v = role.value();
+                    if !is_identifier(&v, false) {
+                        cx.error_spanned_by(role, format!("`{v}` is not a valid role: use letters, digits, `_` and `-`, starting with a letter (at most 64)"));
+                    } else if !seen.insert(v.clone()) {
+                        cx.error_spanned_by(role, format!("duplicate role `{v}`"));
+                    }
+                }
+            }
+            Cond::Permissions(key, perms) => {
+                if perms.is_empty() {
+                    cx.error_spanned_by(key, "`permissions()` is empty; name at least one permission, such as `permissions(\"users:delete\")`");
+                }
+                let mut seen = HashSet::new();
+                for perm in perms {
+                    if let PermItem::Name(lit) = perm {
+                        let v = lit.value();
+                        if !is_identifier(&v, true) {
+                            cx.error_spanned_by(lit, format!("`{v}` is not a valid permission: `resource:action` segments of letters, digits, `_`, `-` and `.`, separated by `:`"));
+                        } else if !seen.insert(v.clone()) {
+                            cx.error_spanned_by(lit, format!("duplicate permission `{v}`"));
+                        }
+                    }
+                }
+            }
+            Cond::Any(key, inner) | Cond::All(key, inner) => {
+                if inner.is_empty() {
+                    cx.error_spanned_by(key, format!("`{key}()` is empty; list conditions such as `{key}(roles(\"admin\"), permissions(\"users:delete\"))`"));
+                }
+                conds(cx, inner);
+            }
+        }
+    }
+}
+
+/// Roles: `[A-Za-z][A-Za-z0-9_-]*`; permissions: such names joined by `:`, also allowing `.`.
+fn is_identifier(s: &str, permission: bool) -> bool {
+    let segment_ok = |seg: &str| {
+        seg.starts_with(|c: char| c.is_ascii_alphabetic())
+            && seg.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c == '_' || c == '-' || (permission && c == '.')
+            })
+    };
+    !s.is_empty()
+        && s.len() <= 64
+        && if permission {
+            s.split(':').all(segment_ok)
+        } else {
+            segment_ok(s)
+        }
 }
 
 /// Longest replay window: 30 days.

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::model::{Endpoint, Limit, RateValue};
+use super::model::{Cond, Endpoint, Limit, PermItem, RateValue};
 
 fn runtime(e: &Endpoint<'_>) -> TokenStream {
     match &e.krate {
@@ -79,9 +79,25 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
         Some((_, path)) => path.clone(),
         None => name.clone(),
     };
+    let auth = match &e.auth {
+        None => quote!(#p::AuthRequirement::Optional),
+        Some(None) => quote!(#p::AuthRequirement::Public),
+        Some(Some(conds)) => {
+            let rule = match conds.as_slice() {
+                [] => quote!(#p::Rule::Authenticated),
+                [one] => rule(p, one),
+                many => {
+                    let rules = many.iter().map(|c| rule(p, c));
+                    quote!(#p::Rule::All(&[#(#rules),*]))
+                }
+            };
+            quote!(#p::AuthRequirement::Required(#rule))
+        }
+    };
     quote! {
         static __SECURE_ENDPOINT: #p::EndpointSpec = #p::EndpointSpec {
             name: #name,
+            auth: #auth,
             route: #route,
             idempotency: #idempotency,
             limit: #limit,
@@ -90,6 +106,30 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             cost: #cost,
             max_body: #max_body,
         };
+    }
+}
+
+fn rule(p: &TokenStream, cond: &Cond) -> TokenStream {
+    match cond {
+        Cond::Roles(_, roles) => quote!(#p::Rule::Roles(&[#(#roles),*])),
+        Cond::Permissions(_, perms) => {
+            let perms = perms.iter().map(|perm| match perm {
+                PermItem::Name(lit) => quote!(#p::PermissionRef::Name(#lit)),
+                // Spanned at the user's path: a variant that does not exist is reported there.
+                PermItem::Typed(path) => quote_spanned! {path.span()=>
+                    #p::PermissionRef::Typed(|| #p::Permission::name(&#path))
+                },
+            });
+            quote!(#p::Rule::Permissions(&[#(#perms),*]))
+        }
+        Cond::Any(_, inner) => {
+            let rules = inner.iter().map(|c| rule(p, c));
+            quote!(#p::Rule::Any(&[#(#rules),*]))
+        }
+        Cond::All(_, inner) => {
+            let rules = inner.iter().map(|c| rule(p, c));
+            quote!(#p::Rule::All(&[#(#rules),*]))
+        }
     }
 }
 

@@ -31,6 +31,22 @@ pub struct IdempotentArgs {
 
 pub const IDEMPOTENT_KEYS: &[&str] = &["ttl", "required", "wait"];
 
+/// A condition of `auth(...)`, as written.
+pub enum Cond {
+    Roles(Ident, Vec<LitStr>),
+    Permissions(Ident, Vec<PermItem>),
+    Any(Ident, Vec<Cond>),
+    All(Ident, Vec<Cond>),
+}
+
+/// A permission: a string, or a variant of a typed enum (`Perm::UsersDelete`).
+pub enum PermItem {
+    Name(LitStr),
+    Typed(syn::Path),
+}
+
+pub const AUTH_KEYS: &[&str] = &["roles", "permissions", "any", "all"];
+
 /// The options as parsed.
 #[derive(Default)]
 pub struct Args {
@@ -44,6 +60,8 @@ pub struct Args {
     pub max_body: Option<Opt<LitStr>>,
     pub krate: Option<Opt<syn::Path>>,
     pub idempotent: Option<Opt<IdempotentArgs>>,
+    pub auth: Option<Opt<Vec<Cond>>>,
+    pub public: Option<Opt<()>>,
 }
 
 /// Route methods, as written in the attribute.
@@ -66,6 +84,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "cost",
     "max_body",
     "idempotent",
+    "auth",
+    "public",
     "crate",
 ];
 
@@ -108,6 +128,9 @@ pub struct Endpoint<'a> {
     pub max_body: Option<u64>,
     pub krate: Option<syn::Path>,
     pub idempotency: Option<Idempotency>,
+    /// `None` for neither `auth` nor `public`; `Some(None)` for `public`; `Some(Some(conds))`
+    /// for `auth(...)` (an empty list: any authenticated principal).
+    pub auth: Option<Option<Vec<Cond>>>,
     /// The handler's argument types, in order.
     pub arg_types: Vec<&'a syn::Type>,
 }

@@ -190,6 +190,32 @@ fn option(cx: &Ctxt, meta: &ParseNestedMeta<'_>, args: &mut Args) -> syn::Result
             }
             set(cx, &mut args.idempotent, key, idem);
         }
+        "public" => {
+            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                cx.error_spanned_by(&key, "`public` takes no arguments");
+                skip_value(meta)?;
+            }
+            set(cx, &mut args.public, key, ());
+        }
+        "auth" => {
+            if meta.input.peek(Token![=]) {
+                let value: syn::Expr = meta.value()?.parse()?;
+                let text = quote::ToTokens::to_token_stream(&value)
+                    .to_string()
+                    .to_lowercase();
+                if text.contains("basic") {
+                    cx.error_spanned_by(&value, BASIC_AUTH);
+                } else {
+                    cx.error_spanned_by(&value, "write `auth` for any authenticated caller, or `auth(roles(\"admin\"))`, `auth(permissions(\"users:delete\"))`");
+                }
+                return Ok(());
+            }
+            let mut conds = Vec::new();
+            if meta.input.peek(syn::token::Paren) {
+                meta.parse_nested_meta(|m| cond(cx, &m, &mut conds))?;
+            }
+            set(cx, &mut args.auth, key, conds);
+        }
         "crate" => {
             let value = meta.value()?;
             let path = if value.peek(LitStr) {
@@ -203,6 +229,76 @@ fn option(cx: &Ctxt, meta: &ParseNestedMeta<'_>, args: &mut Args) -> syn::Result
         _ => {
             cx.error_spanned_by(&key, suggest::unknown("option", &name, OPTION_KEYS));
             return skip_value(meta);
+        }
+    }
+    Ok(())
+}
+
+const BASIC_AUTH: &str = "basic auth sends a reusable password with every request and is not supported; secure-api requires bearer JWTs: write `auth` (or `auth(roles(...))`) and configure `SecureApi::builder().jwt(...)`";
+
+fn cond(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    out: &mut Vec<super::model::Cond>,
+) -> syn::Result<()> {
+    use super::model::{AUTH_KEYS, Cond, PermItem};
+    let Some(key) = meta.path.get_ident().cloned() else {
+        cx.error_spanned_by(
+            &meta.path,
+            suggest::unknown("`auth` option", "?", AUTH_KEYS),
+        );
+        return skip_value(meta);
+    };
+    let name = key.to_string();
+    if matches!(name.as_str(), "basic" | "scheme" | "username" | "password") {
+        cx.error_spanned_by(&key, BASIC_AUTH);
+        return skip_value(meta);
+    }
+    if !AUTH_KEYS.contains(&name.as_str()) {
+        cx.error_spanned_by(&key, suggest::unknown("`auth` option", &name, AUTH_KEYS));
+        return skip_value(meta);
+    }
+    if !meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(&key, format!("`{name}` needs a list: `{name}(...)`"));
+        return skip_value(meta);
+    }
+    match name.as_str() {
+        "roles" | "permissions" => {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let mut roles = Vec::new();
+            let mut perms = Vec::new();
+            while !content.is_empty() {
+                if content.peek(LitStr) {
+                    let lit: LitStr = content.parse()?;
+                    if name == "roles" {
+                        roles.push(lit);
+                    } else {
+                        perms.push(PermItem::Name(lit));
+                    }
+                } else if name == "permissions" {
+                    perms.push(PermItem::Typed(content.parse()?));
+                } else {
+                    return Err(content.error("a role is a string: `roles(\"admin\")`"));
+                }
+                if !content.is_empty() {
+                    content.parse::<Token![,]>()?;
+                }
+            }
+            out.push(if name == "roles" {
+                Cond::Roles(key, roles)
+            } else {
+                Cond::Permissions(key, perms)
+            });
+        }
+        _ => {
+            let mut inner = Vec::new();
+            crate::common::nested(meta, |m| cond(cx, &m, &mut inner))?;
+            out.push(if name == "any" {
+                Cond::Any(key, inner)
+            } else {
+                Cond::All(key, inner)
+            });
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use super::model::{
     Bounds, Container, Field, Literal, NumValue, Number, RULE_KEYS, Rule, RuleKind, Rules,
 };
 use super::serde_attr;
-use crate::common::skip_value;
+use crate::common::{nested, skip_value};
 use crate::ctxt::Ctxt;
 use crate::suggest;
 
@@ -327,23 +327,6 @@ fn literal(input: ParseStream<'_>) -> syn::Result<Literal> {
     } else {
         Err(input.error("expected a string or number literal"))
     }
-}
-
-/// Parses `(a, b = 1, c(...))` after a key with `each`, like `parse_nested_meta`, but
-/// accepts empty parentheses: returns whether there was anything inside.
-fn nested(
-    meta: &ParseNestedMeta<'_>,
-    each: impl FnMut(ParseNestedMeta<'_>) -> syn::Result<()>,
-) -> syn::Result<bool> {
-    use syn::parse::Parser;
-    let content;
-    syn::parenthesized!(content in meta.input);
-    let tokens: proc_macro2::TokenStream = content.parse()?;
-    if tokens.is_empty() {
-        return Ok(false);
-    }
-    syn::meta::parser(each).parse2(tokens)?;
-    Ok(true)
 }
 
 fn path_text(path: &syn::Path) -> String {

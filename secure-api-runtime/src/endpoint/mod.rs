@@ -1,7 +1,11 @@
 //! The runtime of `#[secure_endpoint]`: what runs around a handler, in order.
 //!
-//! 1. identify the client (IP behind trusted proxies; the principal when authenticated);
-//! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide);
+//! 1. identify the client: its IP behind trusted proxies, and the principal of a verified
+//!    bearer token (a missing or invalid token on an `auth` endpoint is a 401, charged to
+//!    the client's IP first so that guessing is rate limited too);
+//! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide), by
+//!    principal and tier when authenticated; then the endpoint's role and permission rule
+//!    (403);
 //! 3. on idempotent endpoints, claim the `Idempotency-Key` or replay its response (see
 //!    [`idempotent`]);
 //! 4. run the handler's own extractors (`Valid<T>`, ...) and the handler;
@@ -22,6 +26,7 @@ mod idempotent;
 pub use idempotent::IDEMPOTENT_REPLAYED;
 
 use crate::api::SecureApi;
+use crate::auth::{AuthFailure, AuthRequirement, Principal, bearer_token, forbidden, unauthorized};
 use crate::client::Identity;
 use crate::idempotency::IdempotencySpec;
 use crate::input::InputLimits;
@@ -70,6 +75,8 @@ pub struct EndpointSpec {
     pub max_body: Option<usize>,
     /// `idempotent(...)`, if set.
     pub idempotency: Option<IdempotencySpec>,
+    /// `auth(...)`, `public`, or neither.
+    pub auth: AuthRequirement,
     /// The route the endpoint is registered under (its path pattern, or its name without a
     /// route); part of idempotency scopes and fingerprints.
     pub route: &'static str,
@@ -84,15 +91,6 @@ impl EndpointSpec {
 
 /// The tier of anonymous requests.
 pub const ANONYMOUS_TIER: &str = "anonymous";
-
-/// The verified identity of an authenticated request, as far as limits are concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateSubject {
-    /// The verified subject.
-    pub subject: String,
-    /// The verified tier (`user` when the token names none).
-    pub tier: String,
-}
 
 /// The client's address as rate limits see it (IPv6 grouped by prefix), behind trusted
 /// proxies. `0.0.0.0` when the connection has no peer address.
@@ -122,11 +120,30 @@ where
     Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
 {
     let api = SecureApi::of(&req);
-    let subject = req.extensions().get::<RateSubject>().cloned();
-    let limited = match check_limit(&api, spec, &req, subject.as_ref()).await {
+    let principal = match authenticate(&api, spec, &req) {
+        Ok(principal) => principal,
+        Err(failure) => {
+            // Charge the failure to the client's address before answering, so that token
+            // guessing is rate limited like everything else.
+            return match check_limit(&api, spec, &req, None).await {
+                Err(err) => err.error_response(),
+                Ok(_) => failure.error_response(),
+            };
+        }
+    };
+    let limited = match check_limit(&api, spec, &req, principal.as_ref()).await {
         Ok(limited) => limited,
         Err(err) => return err.error_response(),
     };
+    if let AuthRequirement::Required(rule) = &spec.auth {
+        // `authenticate` refused requests without a principal.
+        if !principal.as_ref().is_some_and(|p| rule.allows(p)) {
+            return forbidden().error_response();
+        }
+    }
+    if let Some(principal) = &principal {
+        req.extensions_mut().insert(principal.clone());
+    }
     if let Some(max_body) = spec.max_body {
         let limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
         req.extensions_mut().insert(limits.max_body(max_body));
@@ -137,8 +154,8 @@ where
         .filter(|_| !req.method().is_safe());
     let mut res = match idempotency {
         Some(idem) => {
-            let client = match &subject {
-                Some(s) => format!("principal:{}", s.subject),
+            let client = match &principal {
+                Some(p) => format!("principal:{}", p.subject),
                 None => format!("ip:{}", client_ip(&api, &req)),
             };
             idempotent::call(&api, spec, idem, &client, req, payload, handler).await
@@ -152,6 +169,38 @@ where
         }
     }
     res
+}
+
+/// The principal of a request, per the endpoint's requirement: `Ok(None)` for anonymous
+/// requests that may proceed, `Err` (a 401 or, for a server without a verifier, a 500) for
+/// requests that may not.
+fn authenticate(
+    api: &SecureApi,
+    spec: &EndpointSpec,
+    req: &HttpRequest,
+) -> Result<Option<Principal>, ApiError> {
+    if matches!(spec.auth, AuthRequirement::Public) {
+        return Ok(None);
+    }
+    let required = matches!(spec.auth, AuthRequirement::Required(_));
+    // A principal set by an authenticating middleware of the app.
+    if let Some(principal) = req.extensions().get::<Principal>() {
+        return Ok(Some(principal.clone()));
+    }
+    let token = match bearer_token(req) {
+        Ok(Some(token)) => token,
+        Ok(None) if required => return Err(unauthorized(AuthFailure::Missing)),
+        Ok(None) => return Ok(None),
+        Err(failure) => return Err(unauthorized(failure)),
+    };
+    match &api.shared().jwt {
+        Some(jwt) => jwt.verify(token).map(Some).map_err(unauthorized),
+        None if required => Err(ApiError::internal(format!(
+            "endpoint `{}` requires auth but the SecureApi has no JwtAuth; add `.jwt(...)` to its builder",
+            spec.name
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// Runs the handler; an error becomes its response (keeping the error for the layer's log).
@@ -194,7 +243,7 @@ async fn check_limit(
     api: &SecureApi,
     spec: &'static EndpointSpec,
     req: &HttpRequest,
-    subject: Option<&RateSubject>,
+    subject: Option<&Principal>,
 ) -> Result<Option<(Policy, Decision)>, ApiError> {
     let tier = subject.map_or(ANONYMOUS_TIER, |s| s.tier.as_str());
     let Some((tier_index, policy)) = policy_for(api, spec, tier) else {

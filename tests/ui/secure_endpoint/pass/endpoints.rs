@@ -24,12 +24,12 @@ async fn route_less() -> &'static str {
     "ok"
 }
 
-#[secure_endpoint(delete("/api/users/{id}"), crate = "::secure_api_runtime")]
+#[secure_endpoint(delete("/api/users/{id}"), crate = "::secure_api_runtime", auth(any(roles("admin"), all(roles("support"), permissions("users:delete")))))]
 async fn delete_user() -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
-#[secure_endpoint(get("/health"), rate = "unlimited")]
+#[secure_endpoint(get("/health"), rate = "unlimited", public)]
 async fn health() -> &'static str {
     "up"
 }
@@ -39,8 +39,9 @@ async fn put_a() -> &'static str {
     "a"
 }
 
-#[secure_endpoint(patch("/b"), idempotent)]
-async fn patch_b() -> &'static str {
+#[secure_endpoint(patch("/b"), idempotent, auth)]
+async fn patch_b(principal: Principal) -> &'static str {
+    let _ = principal;
     "b"
 }
 

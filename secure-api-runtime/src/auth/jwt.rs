@@ -1,0 +1,514 @@
+//! Access tokens: short-lived JWTs, verified against one allow-listed algorithm.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{AuthFailure, DEFAULT_TIER, Principal};
+
+/// The longest an access token may live.
+pub const MAX_ACCESS_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// The default access-token lifetime.
+pub const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// The `typ` header of access tokens (RFC 9068), so that other JWTs signed with the same
+/// key (ID tokens, other services' tokens) are not accepted as access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// The shortest HMAC key: 256 bits.
+pub const MIN_HMAC_KEY_BYTES: usize = 32;
+/// The default clock-skew allowance for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(10);
+/// Tokens longer than this are refused before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A configuration that must not start: reported when the app is built, not as a 500 at
+/// the first request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfigError {
+    /// An HMAC key shorter than 256 bits.
+    WeakHmacKey {
+        /// The key's length in bytes.
+        bytes: usize,
+    },
+    /// A key that does not parse.
+    BadKey(String),
+    /// No issuer was configured (`iss` is always checked).
+    MissingIssuer,
+    /// No audience was configured (`aud` is always checked).
+    MissingAudience,
+    /// A lifetime over [`MAX_ACCESS_LIFETIME`] was asked for.
+    LifetimeTooLong(Duration),
+    /// Issuing needs a private key (or the HMAC secret).
+    NoSigningKey,
+    /// Signing failed.
+    Signing(String),
+}
+
+impl fmt::Display for AuthConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthConfigError::WeakHmacKey { bytes } => write!(
+                f,
+                "the HS256 key has {} bits; at least 256 bits (32 random bytes) are required",
+                bytes * 8
+            ),
+            AuthConfigError::BadKey(e) => write!(f, "the JWT key does not parse: {e}"),
+            AuthConfigError::MissingIssuer => {
+                f.write_str("JwtAuth needs an issuer (`.issuer(...)`)")
+            }
+            AuthConfigError::MissingAudience => {
+                f.write_str("JwtAuth needs an audience (`.audience(...)`)")
+            }
+            AuthConfigError::LifetimeTooLong(d) => write!(
+                f,
+                "access tokens may live at most 15 minutes, not {} s; use refresh tokens for longer sessions",
+                d.as_secs()
+            ),
+            AuthConfigError::NoSigningKey => {
+                f.write_str("issuing tokens needs the private key (`.signing_key_pem(...)`)")
+            }
+            AuthConfigError::Signing(e) => write!(f, "signing failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthConfigError {}
+
+/// A check for revoked access tokens by `jti` (logout, compromised sessions).
+pub trait Revocation: Send + Sync + 'static {
+    /// Whether the token with this id is revoked.
+    fn is_revoked(&self, jti: &str) -> bool;
+}
+
+/// Revoked token ids in memory, each kept until the token would have expired anyway.
+#[derive(Debug, Default)]
+pub struct RevokedTokens {
+    ids: DashMap<String, u64>,
+}
+
+impl RevokedTokens {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Revokes `jti` until `expires_at` (seconds since the Unix epoch).
+    pub fn revoke(&self, jti: &str, expires_at: u64) {
+        let now = unix_now();
+        self.ids.retain(|_, until| *until > now);
+        self.ids.insert(jti.to_owned(), expires_at);
+    }
+}
+
+impl Revocation for RevokedTokens {
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.ids.get(jti).is_some_and(|until| *until > unix_now())
+    }
+}
+
+enum KeyMaterial {
+    Hmac(Vec<u8>),
+    Pem {
+        alg: Algorithm,
+        public: Vec<u8>,
+        private: Option<Vec<u8>>,
+    },
+}
+
+/// Configures a [`JwtAuth`].
+pub struct JwtAuthBuilder {
+    key: KeyMaterial,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    lifetime: Duration,
+    revocation: Option<Arc<dyn Revocation>>,
+}
+
+impl JwtAuthBuilder {
+    /// The issuer (`iss`) tokens must carry and issued tokens get. Required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The audience (`aud`) tokens must carry and issued tokens get. Required.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 10 s, at most 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway.min(Duration::from_secs(60));
+        self
+    }
+
+    /// The lifetime of issued access tokens (default 10 minutes, at most 15).
+    pub fn access_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// The private key (PEM) to issue EdDSA, ES256 or RS256 tokens with.
+    pub fn signing_key_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        if let KeyMaterial::Pem { private, .. } = &mut self.key {
+            *private = Some(pem.into());
+        }
+        self
+    }
+
+    /// A revocation check consulted for every token with a `jti`.
+    pub fn revocation(mut self, revocation: Arc<dyn Revocation>) -> Self {
+        self.revocation = Some(revocation);
+        self
+    }
+
+    /// Checks the configuration: key strength, parsable keys, issuer, audience, lifetime.
+    pub fn build(self) -> Result<JwtAuth, AuthConfigError> {
+        // Make the crypto backend explicit, so that another crate enabling a second backend
+        // cannot make verification panic.
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
+        );
+        let issuer = self
+            .issuer
+            .filter(|i| !i.is_empty())
+            .ok_or(AuthConfigError::MissingIssuer)?;
+        let audience = self
+            .audience
+            .filter(|a| !a.is_empty())
+            .ok_or(AuthConfigError::MissingAudience)?;
+        if self.lifetime > MAX_ACCESS_LIFETIME || self.lifetime.is_zero() {
+            return Err(AuthConfigError::LifetimeTooLong(self.lifetime));
+        }
+        let bad = |e: jsonwebtoken::errors::Error| AuthConfigError::BadKey(e.to_string());
+        let (alg, decoding, encoding) = match self.key {
+            KeyMaterial::Hmac(secret) => {
+                if secret.len() < MIN_HMAC_KEY_BYTES {
+                    return Err(AuthConfigError::WeakHmacKey {
+                        bytes: secret.len(),
+                    });
+                }
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(&secret),
+                    Some(EncodingKey::from_secret(&secret)),
+                )
+            }
+            KeyMaterial::Pem {
+                alg,
+                public,
+                private,
+            } => {
+                let decoding = match alg {
+                    Algorithm::EdDSA => DecodingKey::from_ed_pem(&public),
+                    Algorithm::ES256 => DecodingKey::from_ec_pem(&public),
+                    _ => DecodingKey::from_rsa_pem(&public),
+                }
+                .map_err(bad)?;
+                let encoding = match private {
+                    None => None,
+                    Some(pem) => Some(
+                        match alg {
+                            Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+                            Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+                            _ => EncodingKey::from_rsa_pem(&pem),
+                        }
+                        .map_err(bad)?,
+                    ),
+                };
+                (alg, decoding, encoding)
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&audience]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway.as_secs();
+        Ok(JwtAuth {
+            inner: Arc::new(Inner {
+                alg,
+                decoding,
+                encoding,
+                validation,
+                issuer,
+                audience,
+                leeway: self.leeway.as_secs(),
+                lifetime: self.lifetime,
+                revocation: self.revocation,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    alg: Algorithm,
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    lifetime: Duration,
+    revocation: Option<Arc<dyn Revocation>>,
+}
+
+/// Verifies, and with a signing key issues, access tokens. Cheap to clone.
+///
+/// ```
+/// use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+///
+/// let auth = JwtAuth::hs256(b"0123456789abcdef0123456789abcdef".to_vec())
+///     .issuer("https://api.example.com")
+///     .audience("example-api")
+///     .build()
+///     .unwrap();
+/// let token = auth.issue(&AccessGrant::new("alice").roles(["admin"])).unwrap();
+/// let principal = auth.verify(&token).unwrap();
+/// assert_eq!(principal.subject, "alice");
+/// assert!(principal.has_role("admin"));
+///
+/// // Keys shorter than 256 bits are refused at start-up.
+/// assert!(JwtAuth::hs256(b"secret".to_vec()).issuer("i").audience("a").build().is_err());
+/// ```
+#[derive(Clone)]
+pub struct JwtAuth {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("alg", &self.inner.alg)
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an access token grants: the subject and its roles, permissions and tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessGrant {
+    /// The subject.
+    pub subject: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Permissions.
+    pub permissions: Vec<String>,
+    /// The rate-limit tier.
+    pub tier: Option<String>,
+}
+
+impl AccessGrant {
+    /// A grant for `subject` with no roles or permissions.
+    pub fn new(subject: impl Into<String>) -> Self {
+        AccessGrant {
+            subject: subject.into(),
+            roles: Vec::new(),
+            permissions: Vec::new(),
+            tier: None,
+        }
+    }
+
+    /// Sets the roles.
+    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the permissions.
+    pub fn permissions<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        permissions: I,
+    ) -> Self {
+        self.permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the rate-limit tier.
+    pub fn tier(mut self, tier: impl Into<String>) -> Self {
+        self.tier = Some(tier.into());
+        self
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iss: serde_json::Value,
+    aud: serde_json::Value,
+    exp: u64,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tier: Option<String>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A random id of 128 bits, base64url.
+pub(crate) fn random_id(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    if getrandom::fill(&mut buf).is_err() {
+        // The OS generator failed: fall back to UUIDv4 randomness rather than issue a
+        // guessable id.
+        for chunk in buf.chunks_mut(16) {
+            let r = uuid::Uuid::new_v4();
+            chunk.copy_from_slice(&r.as_bytes()[..chunk.len()]);
+        }
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl JwtAuth {
+    /// HS256 with a shared secret of at least 256 bits (checked by `build`).
+    pub fn hs256(secret: impl Into<Vec<u8>>) -> JwtAuthBuilder {
+        Self::builder(KeyMaterial::Hmac(secret.into()))
+    }
+
+    /// EdDSA (Ed25519) with a public key in PEM; add `.signing_key_pem` to issue.
+    pub fn eddsa_pem(public: impl Into<Vec<u8>>) -> JwtAuthBuilder {
+        Self::pem(Algorithm::EdDSA, public.into())
+    }
+
+    /// ES256 with a public key in PEM; add `.signing_key_pem` to issue.
+    pub fn es256_pem(public: impl Into<Vec<u8>>) -> JwtAuthBuilder {
+        Self::pem(Algorithm::ES256, public.into())
+    }
+
+    /// RS256 with a public key in PEM; add `.signing_key_pem` to issue.
+    pub fn rs256_pem(public: impl Into<Vec<u8>>) -> JwtAuthBuilder {
+        Self::pem(Algorithm::RS256, public.into())
+    }
+
+    fn pem(alg: Algorithm, public: Vec<u8>) -> JwtAuthBuilder {
+        Self::builder(KeyMaterial::Pem {
+            alg,
+            public,
+            private: None,
+        })
+    }
+
+    fn builder(key: KeyMaterial) -> JwtAuthBuilder {
+        JwtAuthBuilder {
+            key,
+            issuer: None,
+            audience: None,
+            leeway: DEFAULT_LEEWAY,
+            lifetime: DEFAULT_ACCESS_LIFETIME,
+            revocation: None,
+        }
+    }
+
+    /// The configured access-token lifetime.
+    pub fn access_lifetime(&self) -> Duration {
+        self.inner.lifetime
+    }
+
+    /// Issues an access token with the configured lifetime.
+    pub fn issue(&self, grant: &AccessGrant) -> Result<String, AuthConfigError> {
+        self.issue_for(grant, self.inner.lifetime)
+    }
+
+    /// Issues an access token living `lifetime`; over 15 minutes is refused.
+    pub fn issue_for(
+        &self,
+        grant: &AccessGrant,
+        lifetime: Duration,
+    ) -> Result<String, AuthConfigError> {
+        if lifetime > MAX_ACCESS_LIFETIME || lifetime.is_zero() {
+            return Err(AuthConfigError::LifetimeTooLong(lifetime));
+        }
+        let key = self
+            .inner
+            .encoding
+            .as_ref()
+            .ok_or(AuthConfigError::NoSigningKey)?;
+        let now = unix_now();
+        let claims = Claims {
+            sub: grant.subject.clone(),
+            iss: self.inner.issuer.clone().into(),
+            aud: self.inner.audience.clone().into(),
+            exp: now + lifetime.as_secs(),
+            iat: now,
+            nbf: Some(now),
+            jti: Some(random_id(16)),
+            roles: grant.roles.clone(),
+            permissions: grant.permissions.clone(),
+            tier: grant.tier.clone(),
+        };
+        let mut header = Header::new(self.inner.alg);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        jsonwebtoken::encode(&header, &claims, key)
+            .map_err(|e| AuthConfigError::Signing(e.to_string()))
+    }
+
+    /// Verifies an access token: signature with the one allowed algorithm, `typ`, `iss`,
+    /// `aud`, `sub`, `exp`, `nbf` and `iat` (with the leeway), a lifetime of at most 15
+    /// minutes, and the revocation check. Which check failed is logged at debug level and
+    /// never returned.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let inner = &*self.inner;
+        let fail = |why: &dyn fmt::Display| {
+            log::debug!(target: "secure_api::auth", "token rejected: {why}");
+            AuthFailure::Invalid
+        };
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(fail(&"token too long"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| fail(&e))?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(fail(&format_args!(
+                "typ {:?} is not {ACCESS_TOKEN_TYP}",
+                header.typ
+            )));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &inner.decoding, &inner.validation)
+            .map_err(|e| fail(&e))?;
+        let claims = data.claims;
+        let now = unix_now();
+        if claims.iat > now + inner.leeway {
+            return Err(fail(&"iat in the future"));
+        }
+        if claims.exp.saturating_sub(claims.iat) > MAX_ACCESS_LIFETIME.as_secs() {
+            return Err(fail(&"lifetime over 15 minutes"));
+        }
+        if claims.sub.is_empty() {
+            return Err(fail(&"empty sub"));
+        }
+        if let (Some(revocation), Some(jti)) = (&inner.revocation, &claims.jti)
+            && revocation.is_revoked(jti)
+        {
+            return Err(fail(&"revoked"));
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            roles: claims.roles,
+            permissions: claims.permissions,
+            tier: claims.tier.unwrap_or_else(|| DEFAULT_TIER.to_owned()),
+            token_id: claims.jti,
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! Authentication and authorization: bearer JWTs only, short-lived access tokens, rotating
+//! refresh tokens with reuse detection, and per-endpoint role and permission rules decided
+//! from the verified token on every request.
+//!
+//! - [`jwt::JwtAuth`]: verifies (and issues) access tokens: an allow-list of one algorithm
+//!   per app, `exp`, `iat`, `iss`, `aud` and `sub` required, `nbf` and `typ` checked,
+//!   lifetimes over 15 minutes refused at issuance and at verification.
+//! - [`refresh::TokenService`]: login and refresh, with opaque refresh tokens stored hashed
+//!   and rotated on every use; presenting a spent one revokes its whole family.
+//! - [`password::Passwords`]: argon2 password checks that do the same work for unknown
+//!   users as for wrong passwords.
+//! - [`Principal`]: the verified caller, as an extractor.
+
+pub mod jwt;
+pub mod password;
+pub mod refresh;
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+use crate::problem::{ApiError, problems};
+
+/// The verified caller of a request: subject, roles, permissions and rate-limit tier, all
+/// from a verified token (never from the URL or the body).
+///
+/// As an extractor it is present on authenticated requests; on other requests it is a 401
+/// (take `Option<Principal>` on endpoints where authentication is optional).
+///
+/// A middleware of your own may authenticate requests by other means and insert a
+/// `Principal` into the request extensions; endpoints then treat the request as
+/// authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Principal {
+    /// The verified subject (`sub`).
+    pub subject: String,
+    /// Roles (`roles` claim).
+    pub roles: Vec<String>,
+    /// Permissions (`permissions` claim).
+    pub permissions: Vec<String>,
+    /// The rate-limit tier (`tier` claim; `user` when absent).
+    pub tier: String,
+    /// The token's id (`jti`), if it has one.
+    #[serde(skip)]
+    pub token_id: Option<String>,
+}
+
+/// The tier of authenticated principals whose token names none.
+pub const DEFAULT_TIER: &str = "user";
+
+impl Principal {
+    /// A principal with no roles or permissions in the default tier.
+    pub fn new(subject: impl Into<String>) -> Self {
+        Principal {
+            subject: subject.into(),
+            roles: Vec::new(),
+            permissions: Vec::new(),
+            tier: DEFAULT_TIER.to_owned(),
+            token_id: None,
+        }
+    }
+
+    /// Whether the principal has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the principal has `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// `Ok` when the principal is `owner` (typically an id from the URL) or has `role`;
+    /// else a 403. The URL names the resource; the token decides who may touch it.
+    ///
+    /// ```
+    /// use secure_api_runtime::auth::Principal;
+    /// let alice = Principal::new("alice");
+    /// assert!(alice.require_owner_or_role("alice", "admin").is_ok());
+    /// assert_eq!(alice.require_owner_or_role("bob", "admin").unwrap_err().problem().status(), 403);
+    /// ```
+    pub fn require_owner_or_role(&self, owner: &str, role: &str) -> Result<(), ApiError> {
+        if self.subject == owner || self.has_role(role) {
+            Ok(())
+        } else {
+            Err(forbidden())
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .ok_or_else(|| unauthorized(AuthFailure::Missing)),
+        )
+    }
+}
+
+/// A permission named by a typed enum: `auth(permissions(Perm::UsersDelete))` checks
+/// `Perm::UsersDelete.name()`, and a variant that does not exist fails to compile.
+///
+/// ```
+/// use secure_api_runtime::auth::Permission;
+/// enum Perm { UsersDelete }
+/// impl Permission for Perm {
+///     fn name(&self) -> &'static str {
+///         match self { Perm::UsersDelete => "users:delete" }
+///     }
+/// }
+/// assert_eq!(Perm::UsersDelete.name(), "users:delete");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot name permissions",
+    note = "implement `secure_api_runtime::auth::Permission` for `{Self}`, mapping each variant to its permission string"
+)]
+pub trait Permission {
+    /// The permission string the token must carry.
+    fn name(&self) -> &'static str;
+}
+
+/// A permission of a rule: a string, or a typed enum variant resolved at run time.
+#[derive(Clone, Copy)]
+pub enum PermissionRef {
+    /// `permissions("users:delete")`.
+    Name(&'static str),
+    /// `permissions(Perm::UsersDelete)`.
+    Typed(fn() -> &'static str),
+}
+
+impl PermissionRef {
+    fn name(&self) -> &'static str {
+        match self {
+            PermissionRef::Name(n) => n,
+            PermissionRef::Typed(f) => f(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PermissionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.name())
+    }
+}
+
+/// An authorization rule of `auth(...)`.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Any verified principal.
+    Authenticated,
+    /// Every listed role.
+    Roles(&'static [&'static str]),
+    /// Every listed permission.
+    Permissions(&'static [PermissionRef]),
+    /// Every rule.
+    All(&'static [Rule]),
+    /// At least one rule.
+    Any(&'static [Rule]),
+}
+
+impl Rule {
+    /// Whether `principal` satisfies the rule.
+    pub fn allows(&self, principal: &Principal) -> bool {
+        match self {
+            Rule::Authenticated => true,
+            Rule::Roles(roles) => roles.iter().all(|r| principal.has_role(r)),
+            Rule::Permissions(perms) => perms.iter().all(|p| principal.has_permission(p.name())),
+            Rule::All(rules) => rules.iter().all(|r| r.allows(principal)),
+            Rule::Any(rules) => rules.iter().any(|r| r.allows(principal)),
+        }
+    }
+}
+
+/// How an endpoint treats credentials.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthRequirement {
+    /// No `auth` option: a bearer token, when sent, is verified (401 if invalid) and its
+    /// principal used for rate limits; no token means anonymous.
+    Optional,
+    /// `public`: credentials are never looked at.
+    Public,
+    /// `auth(...)`: a valid token is required (401) and must satisfy the rule (403).
+    Required(Rule),
+}
+
+/// Why a request has no principal. Never told to the client: every case is the same 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    Missing,
+    /// Not a bearer token (for example basic auth), or several headers.
+    Malformed,
+    /// The token did not verify (signature, algorithm, claims, expiry, revocation, ...).
+    Invalid,
+}
+
+/// The 401: one `invalid-credentials` problem for every failure, with the RFC 6750
+/// challenge (`error="invalid_token"` when a token was presented).
+pub fn unauthorized(failure: AuthFailure) -> ApiError {
+    let challenge = match failure {
+        AuthFailure::Missing => "Bearer realm=\"api\"",
+        AuthFailure::Malformed => "Bearer realm=\"api\", error=\"invalid_request\"",
+        AuthFailure::Invalid => "Bearer realm=\"api\", error=\"invalid_token\"",
+    };
+    ApiError::new(problems::INVALID_CREDENTIALS)
+        .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
+        .with_cause(match failure {
+            AuthFailure::Missing => "no credentials",
+            AuthFailure::Malformed => "malformed Authorization header",
+            AuthFailure::Invalid => "token failed verification",
+        })
+}
+
+/// The 403 for an authenticated principal that the rule does not allow.
+pub fn forbidden() -> ApiError {
+    ApiError::new(problems::FORBIDDEN).with_header(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"api\", error=\"insufficient_scope\""),
+    )
+}
+
+/// The bearer token of a request: `Ok(None)` without an `Authorization` header.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthFailure> {
+    let mut values = req
+        .headers()
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        (Some(_), Some(_)) => return Err(AuthFailure::Malformed),
+        (Some(v), None) => v.to_str().map_err(|_| AuthFailure::Malformed)?,
+    };
+    let (scheme, token) = value.split_once(' ').ok_or(AuthFailure::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::Malformed);
+    }
+    let token = token.trim();
+    let b64url = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
+    if token.is_empty() || !token.bytes().all(b64url) {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(Some(token))
+}

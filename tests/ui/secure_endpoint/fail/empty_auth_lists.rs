@@ -1,0 +1,18 @@
+use secure_api_runtime::prelude::*;
+
+#[secure_endpoint(get("/a"), auth(roles()))]
+async fn a() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+#[secure_endpoint(get("/b"), auth(permissions()))]
+async fn b() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+#[secure_endpoint(get("/c"), auth(any()))]
+async fn c() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+fn main() {}
