@@ -813,3 +813,26 @@ async fn login_is_limited_to_five_a_minute_per_address() {
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
 }
+
+#[actix_rt::test]
+async fn revoked_token_ids_are_refused() {
+    use secure_api_runtime::auth::jwt::RevokedTokens;
+    let revoked = std::sync::Arc::new(RevokedTokens::new());
+    let auth = JwtAuth::hs256(SECRET.to_vec())
+        .issuer("https://issuer.test")
+        .audience("api.test")
+        .revocation(revoked.clone())
+        .build()
+        .unwrap();
+    let app = test::init_service(app_for(auth)).await;
+    let token = hs(&claims("alice"));
+    assert_eq!(send(&app, get("/me", Some(&token))).await.status, 200);
+    revoked.revoke("t1", now() + 600);
+    assert_401(
+        &send(&app, get("/me", Some(&token))).await,
+        Some("invalid_token"),
+    );
+    let mut other = claims("alice");
+    other["jti"] = json!("t2");
+    assert_eq!(send(&app, get("/me", Some(&hs(&other)))).await.status, 200);
+}

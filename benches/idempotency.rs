@@ -1,0 +1,97 @@
+//! The cost of `idempotent`: the same endpoint with and without it, through the full
+//! stack (SecureLayer, rate limiter, validation), in one run:
+//! - `plain`: no idempotency;
+//! - `first`: idempotent, a new key every request (claim, run, store);
+//! - `replay`: idempotent, a completed key (claim finds it, replay).
+//!
+//! `cargo bench --bench idempotency`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{App, test};
+use criterion::{Criterion, criterion_group, criterion_main};
+use secure_api_runtime::clock::FakeClock;
+use secure_api_runtime::prelude::*;
+use serde::Deserialize;
+
+#[derive(Deserialize, SecureInput)]
+struct CreateUser {
+    #[secure(trim, lowercase, length(min = 3, max = 32), pattern = "[a-z0-9_-]+")]
+    username: String,
+    #[secure(trim, lowercase, email)]
+    email: String,
+}
+
+async fn create(input: CreateUser) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/users/{}", input.username)))
+        .json(serde_json::json!({ "user": input.username, "email": input.email }))
+}
+
+#[secure_endpoint(post("/plain"), rate = "unlimited")]
+async fn plain(input: Valid<CreateUser>) -> HttpResponse {
+    create(input.into_inner()).await
+}
+
+#[secure_endpoint(post("/idem"), rate = "unlimited", idempotent(ttl = "1s"))]
+async fn idem(input: Valid<CreateUser>) -> HttpResponse {
+    create(input.into_inner()).await
+}
+
+const BODY: &str = r#"{"username": " Alice_01 ", "email": "ALICE@example.com"}"#;
+
+fn request(path: &str, key: Option<&str>) -> actix_http::Request {
+    let mut req = test::TestRequest::post()
+        .uri(path)
+        .peer_addr("192.0.2.1:4000".parse().unwrap())
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload(BODY);
+    if let Some(key) = key {
+        req = req.insert_header(("idempotency-key", key));
+    }
+    req.to_request()
+}
+
+fn bench(c: &mut Criterion) {
+    let system = actix_rt::System::new();
+    // A fake clock, moved 1 ms per `first` request: its completed keys expire after 1,000
+    // requests, so the store stays small however many iterations criterion runs. It stands
+    // still for `replay`, whose key therefore never expires.
+    let clock = FakeClock::new();
+    let api = SecureApi::builder().clock(Arc::new(clock.clone())).build();
+    let app = system.block_on(test::init_service(
+        App::new().wrap(api.layer()).service(plain).service(idem),
+    ));
+    let call = |req| {
+        system.block_on(async {
+            let res = test::call_service(&app, req).await;
+            let status = res.status();
+            black_box(test::read_body(res).await);
+            status
+        })
+    };
+    assert_eq!(call(request("/plain", None)), 201);
+    assert_eq!(call(request("/idem", Some("warm"))), 201);
+
+    let mut group = c.benchmark_group("idempotency");
+    group.bench_function("plain", |b| b.iter(|| call(request("/plain", None))));
+    let mut n = 0u64;
+    group.bench_function("first", |b| {
+        b.iter(|| {
+            n += 1;
+            clock.advance(Duration::from_millis(1));
+            call(request("/idem", Some(&format!("key-{n}"))))
+        })
+    });
+    assert_eq!(call(request("/idem", Some("replayed"))), 201);
+    group.bench_function("replay", |b| {
+        b.iter(|| call(request("/idem", Some("replayed"))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
