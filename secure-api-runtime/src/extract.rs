@@ -94,7 +94,7 @@ wrapper! {
 
 /// The endpoint's limits (set by `#[secure_endpoint(max_body = ...)]`), else those of the
 /// resource or app (`app_data`), else the defaults.
-fn limits(req: &HttpRequest) -> InputLimits {
+pub(crate) fn limits(req: &HttpRequest) -> InputLimits {
     if let Some(limits) = req.extensions().get::<InputLimits>() {
         return *limits;
     }
@@ -125,7 +125,7 @@ impl<T: SecureInput + DeserializeOwned + 'static> FromRequest for Valid<T> {
 }
 
 /// The `Content-Length` if the request declares one that parses.
-fn declared_length(req: &HttpRequest) -> Option<usize> {
+pub(crate) fn declared_length(req: &HttpRequest) -> Option<usize> {
     req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

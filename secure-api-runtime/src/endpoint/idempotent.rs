@@ -20,17 +20,16 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use super::EndpointSpec;
 use crate::api::SecureApi;
-use crate::extract::read_body;
+use crate::extract::{declared_length, limits, read_body};
 use crate::idempotency::{
     Claim, Digest, IdempotencySpec, IdempotencyStore, REPLAYED_HEADERS, StoredResponse,
     fingerprint, parse_key, scope,
 };
-use crate::input::InputLimits;
 use crate::problem::{ApiError, problems};
 use crate::store::StoreFuture;
 
@@ -69,18 +68,8 @@ where
     };
 
     // The body is part of the fingerprint: read it (within the endpoint's limit) first.
-    let limits = req
-        .extensions()
-        .get::<InputLimits>()
-        .copied()
-        .or_else(|| req.app_data::<InputLimits>().copied())
-        .unwrap_or_default();
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let body = match read_body(payload, declared, limits.body_limit()).await {
+    let limit = limits(&req).body_limit();
+    let body = match read_body(payload, declared_length(&req), limit).await {
         Ok(body) => body.freeze(),
         Err(err) => return err.error_response(),
     };

@@ -180,17 +180,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         if !self.reserve(now)? {
             return Ok(decision);
         }
-        match self.gcra.entry(key.clone()) {
-            Entry::Vacant(v) => {
-                v.insert(AtomicU64::new(tat));
-                Ok(decision)
-            }
-            Entry::Occupied(o) => {
-                // Another worker inserted it meanwhile.
-                self.keys.fetch_sub(1, Ordering::Relaxed);
-                Ok(Self::update(&gcra, o.get(), now, cost))
-            }
-        }
+        Ok(
+            self.insert_new(&self.gcra, key, AtomicU64::new(tat), decision, |cell| {
+                Self::update(&gcra, cell, now, cost)
+            }),
+        )
     }
 
     /// The compare-and-swap loop on one GCRA cell.
@@ -231,15 +225,34 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         if !decision.allowed || !self.reserve(now)? {
             return Ok(decision);
         }
-        match self.windows.entry(key.clone()) {
+        Ok(
+            self.insert_new(&self.windows, key, Mutex::new(fresh), decision, |log| {
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .decide(policy, now, cost)
+            }),
+        )
+    }
+
+    /// Stores `fresh` (already decided as `decision`) for a new key whose room is reserved;
+    /// if another worker inserted the key meanwhile, gives the room back and decides
+    /// against that entry instead.
+    fn insert_new<V>(
+        &self,
+        map: &DashMap<K, V, S>,
+        key: &K,
+        fresh: V,
+        decision: Decision,
+        existing: impl FnOnce(&V) -> Decision,
+    ) -> Decision {
+        match map.entry(key.clone()) {
             Entry::Vacant(v) => {
-                v.insert(Mutex::new(fresh));
-                Ok(decision)
+                v.insert(fresh);
+                decision
             }
             Entry::Occupied(o) => {
                 self.keys.fetch_sub(1, Ordering::Relaxed);
-                let mut log = o.get().lock().unwrap_or_else(|p| p.into_inner());
-                Ok(log.decide(policy, now, cost))
+                existing(o.get())
             }
         }
     }
