@@ -667,3 +667,54 @@ async fn security_headers_are_configurable() {
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert!(r.header("server").is_none());
 }
+
+/// Through a real server and socket: the dispatcher renders the layer's panic and error
+/// responses (which travel as errors), and the worker keeps serving.
+#[actix_rt::test]
+async fn over_a_real_socket_panics_and_errors_are_problems_with_headers() {
+    use actix_web::HttpServer;
+    let server = HttpServer::new(|| {
+        App::new()
+            .wrap(SecureLayer::default())
+            .service(web::resource("/boom").route(web::get().to(boom)))
+            .service(web::resource("/users").route(web::post().to(create_user)))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let replies = actix_web::rt::task::spawn_blocking(move || {
+        let boom = common::raw_request(addr, "GET", "/boom", &[], b"").unwrap();
+        let missing = common::raw_request(addr, "GET", "/nope", &[], b"").unwrap();
+        let ok = common::raw_request(
+            addr,
+            "POST",
+            "/users",
+            &[("Content-Type", "application/json")],
+            br#"{"username": "alice", "email": "a@example.com", "age": 1}"#,
+        )
+        .unwrap();
+        (boom, missing, ok)
+    })
+    .await
+    .unwrap();
+    let (boom, missing, ok) = replies;
+    for (reply, status) in [(&boom, 500), (&missing, 404)] {
+        assert_eq!(reply.status, status);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        for (name, value) in common::SECURITY_HEADERS {
+            assert_eq!(reply.header(name), Some(*value), "{name} on {status}");
+        }
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["status"], status);
+    }
+    assert!(!String::from_utf8_lossy(&boom.body).contains("hunter2"));
+    assert_eq!(ok.status, 201);
+    handle.stop(true).await;
+}
