@@ -6,8 +6,8 @@
 //! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide), by
 //!    principal and tier when authenticated; then the endpoint's role and permission rule
 //!    (403);
-//! 3. on idempotent endpoints, claim the `Idempotency-Key` or replay its response (see
-//!    [`idempotent`]);
+//! 3. on idempotent endpoints, claim the `Idempotency-Key` or replay its response (the
+//!    rules are in [`crate::idempotency`]);
 //! 4. run the handler's own extractors (`Valid<T>`, ...) and the handler;
 //! 5. add the `RateLimit` / `RateLimit-Policy` fields to the response.
 //!
