@@ -1,0 +1,49 @@
+//! The baseline for the end-to-end load test (`benches/load/run.sh`): the same JSON work as
+//! `examples/users_api.rs`'s `POST /api/users`, on bare actix-web 4, without secure-api.
+//!
+//! No validation, no normalisation, no rate limiting, no security headers, no problem+json:
+//! the body is deserialised with `web::Json<T>` and serde (actix-web's default JSON limits),
+//! and the handler answers 201 with `{"user": ..., "email": ...}`.
+//!
+//! ```text
+//! cargo run --release --example bare_users     # listens on 127.0.0.1:8080 (BIND overrides)
+//! curl -i -X POST localhost:8080/api/users -H 'content-type: application/json' \
+//!      -d '{"username": "alice_01", "email": "alice@example.com", "age": 30}'
+//! ```
+//!
+//! Logs go through env_logger (`RUST_LOG=info` by default); `WORKERS=n` sets the number of
+//! actix workers (default: one per core), as in `users_api`.
+
+use actix_web::{App, HttpResponse, HttpServer, post, web};
+use serde::{Deserialize, Serialize};
+
+/// The request body of `POST /api/users` (the same fields as `users_api`).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub email: String,
+    pub age: i32,
+}
+
+/// Creates a user: deserialise, log, answer 201 with the same JSON as `users_api`.
+#[post("/api/users")]
+async fn create_user(input: web::Json<CreateUserRequest>) -> HttpResponse {
+    let user = input.into_inner();
+    log::info!("created user {}", user.username);
+    HttpResponse::Created().json(serde_json::json!({
+        "user": user.username,
+        "email": user.email,
+    }))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    log::info!("bare_users listening on http://{bind}");
+    let mut server = HttpServer::new(|| App::new().service(create_user));
+    if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
+        server = server.workers(workers);
+    }
+    server.bind(bind)?.run().await
+}
