@@ -20,13 +20,13 @@
 #   exits 1 if more than 1% of the responses were not 2xx (the setup is wrong).
 #
 # Every run of wrk gets a freshly started server, and only one server runs at a time.
-# users_api keeps every completed idempotent request for 24 h in an in-memory store bounded
-# to 100,000 entries; once it is full, new requests get 503 (and each one sweeps the whole
-# store first). A fresh server per run, and runs short enough to stay under 100,000
-# requests (users_api serves about 50,000/s here), keep the measurement on the allow path;
-# 503s are reported apart.
+# users_api keeps completed idempotent requests in a store bounded to 100,000 entries; when
+# it is full the oldest responses are dropped (so long runs measure a full store too).
 #
-# Knobs (environment): ROUNDS (9), DURATION (1 s; wrk takes whole seconds), CONNECTIONS (32),
+# SECURE_BIN=users_limits measures examples/users_limits instead: the same endpoint without
+# `idempotent`, to separate the cost of idempotency from the rest of the stack.
+#
+# Knobs (environment): SECURE_BIN (users_api), ROUNDS (9), DURATION (1 s), CONNECTIONS (32),
 # THREADS (1), BARE_PORT (18080), SECURE_PORT (18081), XFF_POOL (see users.lua). With the
 # defaults the measurement takes about 30 s after the build; servers are killed on exit.
 # Per round it also prints the CPU used by the server, by wrk and by anything else ("other",
@@ -56,7 +56,8 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 BIN="$TARGET_DIR/release/examples"
 
 echo "== build"
-cargo build --release --example users_api --example bare_users
+SECURE_BIN=${SECURE_BIN:-users_api}
+cargo build --release --example "$SECURE_BIN" --example bare_users
 
 LOG_DIR=$(mktemp -d)
 PIDS=()
@@ -89,7 +90,7 @@ start() {
       "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
   else
     WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
-      "$BIN/users_api" >>"$LOG_DIR/secure.log" 2>&1 &
+      "$BIN/$SECURE_BIN" >>"$LOG_DIR/secure.log" 2>&1 &
   fi
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")

@@ -9,7 +9,7 @@ use actix_web::HttpRequest;
 
 use crate::auth::jwt::JwtAuth;
 use crate::client::{ClientIpConfig, ForwardedHeader, IpNet, KeyDeriver};
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::layer::{SecureLayer, SecurityHeaders};
@@ -113,7 +113,7 @@ impl SecureApi {
 /// Configures a [`SecureApi`].
 pub struct SecureApiBuilder {
     limiter: Option<Arc<dyn RateLimitStore>>,
-    clock: Arc<dyn Clock>,
+    clock: Option<Arc<dyn Clock>>,
     client_ip: ClientIpConfig,
     default_rate: Rate,
     default_burst: Option<u32>,
@@ -130,7 +130,7 @@ impl Default for SecureApiBuilder {
     fn default() -> Self {
         SecureApiBuilder {
             limiter: None,
-            clock: Arc::new(MonotonicClock::new()),
+            clock: None,
             client_ip: ClientIpConfig::default(),
             default_rate: DEFAULT_RATE,
             default_burst: None,
@@ -203,7 +203,7 @@ impl SecureApiBuilder {
 
     /// The clock of the in-memory stores (tests use a `FakeClock`).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
@@ -243,12 +243,13 @@ impl SecureApiBuilder {
 
     /// Builds the state.
     pub fn build(self) -> SecureApi {
+        let clock = self.clock;
         let limiter = self.limiter.unwrap_or_else(|| {
-            Arc::new(
-                MemoryStore::with_clock(self.clock.clone())
-                    .max_keys(self.max_keys)
-                    .when_full(self.when_full),
-            )
+            let store = match &clock {
+                Some(clock) => MemoryStore::with_clock(clock.clone()),
+                None => MemoryStore::new(),
+            };
+            Arc::new(store.max_keys(self.max_keys).when_full(self.when_full))
         });
         SecureApi {
             inner: Arc::new(Shared {
@@ -258,8 +259,9 @@ impl SecureApiBuilder {
                 default_rate: self.default_rate,
                 default_burst: self.default_burst,
                 headers: self.headers,
-                idempotency: self.idempotency.unwrap_or_else(|| {
-                    Arc::new(MemoryIdempotencyStore::with_clock(self.clock.clone()))
+                idempotency: self.idempotency.unwrap_or_else(|| match &clock {
+                    Some(clock) => Arc::new(MemoryIdempotencyStore::with_clock(clock.clone())),
+                    None => Arc::new(MemoryIdempotencyStore::new()),
                 }),
                 idempotency_lease_ms: self.idempotency_lease_ms,
                 max_stored_response: self.max_stored_response,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A monotonic clock in nanoseconds since an arbitrary start. Never goes backwards.
 pub trait Clock: Send + Sync + 'static {
@@ -10,18 +10,20 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> u64;
 }
 
-/// The system's monotonic clock (`Instant`).
-#[derive(Debug, Clone, Copy)]
+/// The system's monotonic clock, read through the CPU's invariant time-stamp counter where
+/// there is one (`quanta`, calibrated against the OS clock; the OS clock elsewhere).
+#[derive(Debug, Clone)]
 pub struct MonotonicClock {
-    start: Instant,
+    clock: quanta::Clock,
+    start: u64,
 }
 
 impl MonotonicClock {
     /// A clock starting now.
     pub fn new() -> Self {
-        MonotonicClock {
-            start: Instant::now(),
-        }
+        let clock = quanta::Clock::new();
+        let start = clock.raw();
+        MonotonicClock { clock, start }
     }
 }
 
@@ -32,9 +34,28 @@ impl Default for MonotonicClock {
 }
 
 impl Clock for MonotonicClock {
+    #[inline]
     fn now(&self) -> u64 {
-        // u64 nanoseconds last 584 years.
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        // u64 nanoseconds last 584 years; a reading behind the start (another core's
+        // counter) counts as 0, and the policy engine never goes back in time.
+        self.clock.delta_as_nanos(self.start, self.clock.raw())
+    }
+}
+
+/// The clock of a store: the system clock without dynamic dispatch, or any other.
+#[derive(Clone)]
+pub(crate) enum StoreClock {
+    System(MonotonicClock),
+    Other(Arc<dyn Clock>),
+}
+
+impl StoreClock {
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        match self {
+            StoreClock::System(c) => c.now(),
+            StoreClock::Other(c) => c.now(),
+        }
     }
 }
 

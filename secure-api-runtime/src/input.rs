@@ -142,23 +142,28 @@ pub fn json_input<T: DeserializeOwned + SecureInput>(
     check_depth(body, limits.max_depth)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let mut errors = ValidationErrors::new();
-    let parsed = deserialize_tracked(&mut de, &mut errors);
-    let value: T = match parsed {
+    let parsed = {
+        let mut on_ignored = |path: serde_ignored::Path<'_>| unknown_field(&mut errors, path);
+        T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut on_ignored))
+    };
+    let value = match parsed {
         Ok(v) => v,
         Err(err) => {
             use serde_json::error::Category;
-            return Err(match err.inner().classify() {
+            return Err(match err.classify() {
                 // serde stops at the first type error; a document that is also malformed
                 // further on is reported as malformed.
                 Category::Data if is_well_formed(body) => {
-                    data_error(err.path(), &err.inner().to_string())
+                    // The failure path: parse again, tracking where it fails.
+                    let mut de = serde_json::Deserializer::from_slice(body);
+                    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                        Err(tracked) => {
+                            data_error(Some(tracked.path()), &tracked.inner().to_string())
+                        }
+                        Ok(_) => data_error(None, &err.to_string()),
+                    }
                 }
-                Category::Data => {
-                    ApiError::new(problems::MALFORMED_REQUEST).with_cause(err.into_inner())
-                }
-                Category::Io | Category::Syntax | Category::Eof => {
-                    ApiError::new(problems::MALFORMED_REQUEST).with_cause(err.into_inner())
-                }
+                _ => ApiError::new(problems::MALFORMED_REQUEST).with_cause(err),
             });
         }
     };
@@ -178,7 +183,7 @@ pub fn query_input<T: DeserializeOwned + SecureInput>(query: &str) -> Result<T, 
     let mut errors = ValidationErrors::new();
     match deserialize_tracked(de, &mut errors) {
         Ok(value) => finish(value, errors),
-        Err(err) => Err(data_error(err.path(), &err.inner().to_string())),
+        Err(err) => Err(data_error(Some(err.path()), &err.inner().to_string())),
     }
 }
 
@@ -191,23 +196,25 @@ where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de>,
 {
-    let mut on_ignored = |path: serde_ignored::Path<'_>| {
-        // Point at the object holding the unknown member, not at the member: its name is
-        // client input and is not echoed back.
-        let mut pointer = String::new();
-        if let serde_ignored::Path::Map { parent, .. } = path {
-            write_ignored_pointer(parent, &mut pointer);
-        } else {
-            write_ignored_pointer(&path, &mut pointer);
-        }
-        let duplicate = errors
-            .iter()
-            .any(|v| v.code() == "unknown_field" && v.pointer() == pointer);
-        if !duplicate {
-            errors.push_violation(Violation::new(pointer, "unknown_field"));
-        }
-    };
+    let mut on_ignored = |path: serde_ignored::Path<'_>| unknown_field(errors, path);
     serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut on_ignored))
+}
+
+/// Records an unknown field, pointing at the object that holds it rather than at the member:
+/// its name is client input and is not echoed back.
+fn unknown_field(errors: &mut ValidationErrors, path: serde_ignored::Path<'_>) {
+    let mut pointer = String::new();
+    if let serde_ignored::Path::Map { parent, .. } = path {
+        write_ignored_pointer(parent, &mut pointer);
+    } else {
+        write_ignored_pointer(&path, &mut pointer);
+    }
+    let duplicate = errors
+        .iter()
+        .any(|v| v.code() == "unknown_field" && v.pointer() == pointer);
+    if !duplicate {
+        errors.push_violation(Violation::new(pointer, "unknown_field"));
+    }
 }
 
 fn write_ignored_pointer(path: &serde_ignored::Path<'_>, out: &mut String) {
@@ -248,9 +255,9 @@ fn finish<T: SecureInput>(mut value: T, mut errors: ValidationErrors) -> Result<
 /// A 422 for a deserialisation failure of a well-formed document: the pointer comes from the
 /// deserialiser's path and the code from the kind of failure. serde's message is only
 /// classified, never returned.
-pub(crate) fn data_error(path: &serde_path_to_error::Path, message: &str) -> ApiError {
+pub(crate) fn data_error(path: Option<&serde_path_to_error::Path>, message: &str) -> ApiError {
     let mut pointer = String::new();
-    for segment in path.iter() {
+    for segment in path.into_iter().flat_map(|p| p.iter()) {
         use serde_path_to_error::Segment;
         match segment {
             Segment::Seq { index } => {

@@ -89,7 +89,7 @@ where
 
     let shared = api.shared();
     let store = shared.idempotency.clone();
-    let owner = uuid::Uuid::new_v4().as_u128();
+    let owner = next_owner();
     let deadline = std::time::Instant::now() + Duration::from_millis(idem.wait_ms);
     let mut pause = Duration::from_millis(5);
     loop {
@@ -148,6 +148,17 @@ where
                 .error_response()
         }
     }
+}
+
+/// A claim's owner token: unique in the process (a counter) and across processes (a random
+/// prefix drawn once), without a system call per request.
+fn next_owner() -> u128 {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    (u128::from(prefix) << 64) | u128::from(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Releases a claim unless it was completed, including when the handler panics.

@@ -120,18 +120,19 @@ where
     Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
 {
     let api = SecureApi::of(&req);
+    let ip = client_ip(&api, &req);
     let principal = match authenticate(&api, spec, &req) {
         Ok(principal) => principal,
         Err(failure) => {
             // Charge the failure to the client's address before answering, so that token
             // guessing is rate limited like everything else.
-            return match check_limit(&api, spec, &req, None).await {
+            return match check_limit(&api, spec, ip, None).await {
                 Err(err) => err.error_response(),
                 Ok(_) => failure.error_response(),
             };
         }
     };
-    let limited = match check_limit(&api, spec, &req, principal.as_ref()).await {
+    let limited = match check_limit(&api, spec, ip, principal.as_ref()).await {
         Ok(limited) => limited,
         Err(err) => return err.error_response(),
     };
@@ -156,7 +157,7 @@ where
         Some(idem) => {
             let client = match &principal {
                 Some(p) => format!("principal:{}", p.subject),
-                None => format!("ip:{}", client_ip(&api, &req)),
+                None => format!("ip:{ip}"),
             };
             idempotent::call(&api, spec, idem, &client, req, payload, handler).await
         }
@@ -242,14 +243,13 @@ fn policy_for(api: &SecureApi, spec: &'static EndpointSpec, tier: &str) -> Optio
 async fn check_limit(
     api: &SecureApi,
     spec: &'static EndpointSpec,
-    req: &HttpRequest,
+    ip: IpAddr,
     subject: Option<&Principal>,
 ) -> Result<Option<(Policy, Decision)>, ApiError> {
     let tier = subject.map_or(ANONYMOUS_TIER, |s| s.tier.as_str());
     let Some((tier_index, policy)) = policy_for(api, spec, tier) else {
         return Ok(None);
     };
-    let ip = client_ip(api, req);
     let identity = match (spec.key, subject) {
         (KeyKind::Ip, _) | (_, None) => Identity::Ip(ip),
         (KeyKind::Auto | KeyKind::Principal, Some(s)) => Identity::Principal(&s.subject),
@@ -283,7 +283,8 @@ async fn check_limit(
 /// use secure_api_runtime::endpoint::rate_limit_fields;
 /// use secure_api_runtime::throttle::{Decision, Policy, Rate};
 /// let policy = Policy::new("default", Rate::per_minute(60));
-/// let d = Decision { allowed: true, remaining: 59, reset_ns: 1_000_000_000, retry_after_ns: 0 };
+/// // 59 requests left, full again in 1 s.
+/// let d = Decision::new(true, 59, 1, 1_000_000_000, 0);
 /// let [(_, p), (_, r)] = rate_limit_fields(&policy, &d);
 /// assert_eq!(p, "\"default\";q=60;w=60");
 /// assert_eq!(r, "\"default\";r=59;t=1");
@@ -294,7 +295,7 @@ pub fn rate_limit_fields(policy: &Policy, decision: &Decision) -> [(HeaderName, 
     let p = format!("\"{name}\";q={};w={}", rate.count(), rate.period_secs());
     let r = format!(
         "\"{name}\";r={};t={}",
-        decision.remaining,
+        decision.remaining(),
         decision.reset_secs()
     );
     [

@@ -1,13 +1,14 @@
 //! The in-memory idempotency store: bounded in entries and bytes, expiring by TTL.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
 use super::{Claim, Digest, IdempotencyStore, StoredResponse};
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, MonotonicClock, StoreClock};
 use crate::store::{StoreError, StoreFuture};
 
 /// Default bound on keys held.
@@ -50,10 +51,25 @@ impl Entry {
     }
 }
 
+/// What a full store does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Drop the oldest completed responses (expired ones first) to make room: under load
+    /// beyond the bounds the replay window shrinks, and a warning is logged. In-flight
+    /// claims are never dropped. The default.
+    #[default]
+    EvictOldest,
+    /// Refuse new claims (503) until entries expire: replay windows are kept in full, at
+    /// the price of availability.
+    Reject,
+}
+
 /// Idempotency state in memory, shared by every worker of an app.
 ///
-/// At most `max_entries` keys and `max_bytes` of stored responses are held; when full,
-/// expired entries are swept out, and if that is not enough, new claims fail with
+/// At most `max_entries` keys and `max_bytes` of stored responses are held. Completed
+/// responses are queued in completion order; when the store is full the oldest are dropped
+/// (or, with [`WhenFull::Reject`], only expired ones), so room is made without scanning
+/// the store. When every entry is a running request, new claims fail with
 /// [`StoreError::Full`] (a 503: an idempotent request is never run unprotected).
 ///
 /// ```
@@ -72,10 +88,14 @@ impl Entry {
 /// ```
 pub struct MemoryIdempotencyStore {
     map: DashMap<Digest, Entry>,
+    /// Completed keys in completion order, with the expiry they were stored with.
+    completed: Mutex<VecDeque<(Digest, u64)>>,
     bytes: AtomicUsize,
     max_entries: usize,
     max_bytes: usize,
-    clock: Arc<dyn Clock>,
+    when_full: WhenFull,
+    clock: StoreClock,
+    last_warning: AtomicU64,
 }
 
 impl Default for MemoryIdempotencyStore {
@@ -87,18 +107,31 @@ impl Default for MemoryIdempotencyStore {
 impl MemoryIdempotencyStore {
     /// A store on the system clock with the default bounds.
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(MonotonicClock::new()))
+        Self::on(StoreClock::System(MonotonicClock::new()))
     }
 
     /// A store on the given clock with the default bounds.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::on(StoreClock::Other(clock))
+    }
+
+    fn on(clock: StoreClock) -> Self {
         MemoryIdempotencyStore {
             map: DashMap::new(),
+            completed: Mutex::new(VecDeque::new()),
             bytes: AtomicUsize::new(0),
             max_entries: DEFAULT_MAX_ENTRIES,
             max_bytes: DEFAULT_MAX_BYTES,
+            when_full: WhenFull::default(),
             clock,
+            last_warning: AtomicU64::new(0),
         }
+    }
+
+    /// Sets what a full store does.
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
     }
 
     /// Sets the bound on keys held.
@@ -128,16 +161,47 @@ impl MemoryIdempotencyStore {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    fn sweep(&self, now: u64) {
-        let mut freed = 0;
-        self.map.retain(|_, e| {
-            let keep = e.until() > now;
-            if !keep {
-                freed += e.bytes();
+    /// Drops the oldest completed entry that may go (any, or only an expired one under
+    /// [`WhenFull::Reject`]). `false` when there is none: every entry is in flight (or
+    /// still fresh).
+    fn evict_one(&self, now: u64) -> bool {
+        let mut queue = self.completed.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&(key, until)) = queue.front() {
+            if self.when_full == WhenFull::Reject && until > now {
+                return false;
             }
-            keep
-        });
-        self.bytes.fetch_sub(freed, Ordering::Relaxed);
+            queue.pop_front();
+            // Only the completion this queue entry recorded: the key may since have expired
+            // and been claimed again.
+            let removed = self.map.remove_if(
+                &key,
+                |_, e| matches!(e.state, State::Done { until: u, .. } if u == until),
+            );
+            if let Some((_, entry)) = removed {
+                self.bytes.fetch_sub(entry.bytes(), Ordering::Relaxed);
+                if until > now {
+                    self.warn_shrinking(now);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn warn_shrinking(&self, now: u64) {
+        const MINUTE_NS: u64 = 60_000_000_000;
+        let last = self.last_warning.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= MINUTE_NS)
+            && self
+                .last_warning
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                target: "secure_api::idempotency",
+                "idempotency store full: dropping completed responses before their TTL (raise max_entries / max_bytes)"
+            );
+        }
     }
 
     fn claim_now(
@@ -149,10 +213,11 @@ impl MemoryIdempotencyStore {
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let until = now.saturating_add(lease_ms.saturating_mul(NANOS_PER_MS));
-        if !self.map.contains_key(key) && self.map.len() >= self.max_entries {
-            self.sweep(now);
-            if self.map.len() >= self.max_entries {
-                return Err(StoreError::Full);
+        if !self.map.contains_key(key) {
+            while self.map.len() >= self.max_entries {
+                if !self.evict_one(now) {
+                    return Err(StoreError::Full);
+                }
             }
         }
         match self.map.entry(*key) {
@@ -201,18 +266,26 @@ impl MemoryIdempotencyStore {
             return Ok(false);
         }
         if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
+            // Make room without holding this entry's lock (eviction locks other entries).
             drop(entry);
-            self.sweep(now);
-            if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
-                return Err(StoreError::Full);
+            while self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
+                if !self.evict_one(now) {
+                    return Err(StoreError::Full);
+                }
             }
             return self.complete_now(key, owner, response, ttl_ms);
         }
+        let until = now.saturating_add(ttl_ms.saturating_mul(NANOS_PER_MS));
         self.bytes.fetch_add(size, Ordering::Relaxed);
         entry.state = State::Done {
             response: Arc::new(response),
-            until: now.saturating_add(ttl_ms.saturating_mul(NANOS_PER_MS)),
+            until,
         };
+        drop(entry);
+        self.completed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back((*key, until));
         Ok(true)
     }
 
@@ -321,31 +394,106 @@ mod tests {
         assert_eq!(store.stored_bytes(), 0);
     }
 
+    fn key(n: u8) -> Digest {
+        Digest([n; 32])
+    }
+
     #[test]
-    fn bounds_refuse_new_claims_rather_than_grow() {
+    fn in_flight_claims_are_never_evicted() {
         let clock = FakeClock::new();
-        let store = MemoryIdempotencyStore::with_clock(Arc::new(clock.clone()))
-            .max_entries(2)
-            .max_bytes(200);
+        let store = MemoryIdempotencyStore::with_clock(Arc::new(clock.clone())).max_entries(2);
         let fp = Digest([0; 32]);
-        assert!(now(store.claim(&Digest([1; 32]), &fp, 1, 1_000)).is_ok());
-        assert!(now(store.claim(&Digest([2; 32]), &fp, 1, 1_000)).is_ok());
+        assert!(now(store.claim(&key(1), &fp, 1, 1_000)).is_ok());
+        assert!(now(store.claim(&key(2), &fp, 1, 1_000)).is_ok());
+        // Both running: a third claim is refused rather than dropping one.
         assert!(matches!(
-            now(store.claim(&Digest([3; 32]), &fp, 1, 1_000)),
+            now(store.claim(&key(3), &fp, 1, 1_000)),
             Err(StoreError::Full)
         ));
+        // A lapsed lease frees its own key when that key is claimed again.
         clock.advance(std::time::Duration::from_millis(1_001));
         assert!(matches!(
-            now(store.claim(&Digest([3; 32]), &fp, 1, 1_000)).unwrap(),
+            now(store.claim(&key(1), &fp, 2, 1_000)).unwrap(),
             Claim::Acquired
         ));
-        let big = StoredResponse {
+    }
+
+    #[test]
+    fn a_full_store_drops_the_oldest_completed_responses() {
+        let clock = FakeClock::new();
+        let store = MemoryIdempotencyStore::with_clock(Arc::new(clock.clone())).max_entries(3);
+        let fp = Digest([0; 32]);
+        for n in 1..=3 {
+            assert!(now(store.claim(&key(n), &fp, 1, 1_000)).is_ok());
+            assert!(now(store.complete(&key(n), 1, response("r"), 60_000)).unwrap());
+        }
+        // Full of fresh completed responses: the oldest goes, the newer ones stay.
+        assert!(matches!(
+            now(store.claim(&key(4), &fp, 1, 1_000)).unwrap(),
+            Claim::Acquired
+        ));
+        assert_eq!(store.len(), 3);
+        assert!(matches!(
+            now(store.claim(&key(2), &fp, 9, 1_000)).unwrap(),
+            Claim::Completed(_)
+        ));
+        // Full again (2, 3 done; 4 running): the next new key drops 2, the oldest.
+        assert!(matches!(
+            now(store.claim(&key(5), &fp, 9, 1_000)).unwrap(),
+            Claim::Acquired
+        ));
+        assert!(matches!(
+            now(store.claim(&key(3), &fp, 9, 1_000)).unwrap(),
+            Claim::Completed(_)
+        ));
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn reject_keeps_replay_windows_until_expiry() {
+        let clock = FakeClock::new();
+        let store = MemoryIdempotencyStore::with_clock(Arc::new(clock.clone()))
+            .max_entries(1)
+            .when_full(WhenFull::Reject);
+        let fp = Digest([0; 32]);
+        assert!(now(store.claim(&key(1), &fp, 1, 1_000)).is_ok());
+        assert!(now(store.complete(&key(1), 1, response("r"), 5_000)).unwrap());
+        assert!(matches!(
+            now(store.claim(&key(2), &fp, 1, 1_000)),
+            Err(StoreError::Full)
+        ));
+        clock.advance(std::time::Duration::from_millis(5_001));
+        assert!(matches!(
+            now(store.claim(&key(2), &fp, 1, 1_000)).unwrap(),
+            Claim::Acquired
+        ));
+        assert_eq!(store.stored_bytes(), 0);
+    }
+
+    #[test]
+    fn the_byte_bound_holds() {
+        let clock = FakeClock::new();
+        let store = MemoryIdempotencyStore::with_clock(Arc::new(clock.clone())).max_bytes(1_000);
+        let fp = Digest([0; 32]);
+        for n in 0..50 {
+            assert!(now(store.claim(&key(n), &fp, 1, 1_000)).is_ok());
+            let body = StoredResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![0u8; 300].into(),
+            };
+            assert!(now(store.complete(&key(n), 1, body, 60_000)).unwrap());
+            assert!(store.stored_bytes() <= 1_000);
+        }
+        // A response that can never fit is refused.
+        assert!(now(store.claim(&key(200), &fp, 1, 1_000)).is_ok());
+        let huge = StoredResponse {
             status: 200,
             headers: vec![],
-            body: vec![0u8; 300].into(),
+            body: vec![0u8; 2_000].into(),
         };
         assert!(matches!(
-            now(store.complete(&Digest([3; 32]), 1, big, 1_000)),
+            now(store.complete(&key(200), 1, huge, 1_000)),
             Err(StoreError::Full)
         ));
     }

@@ -27,10 +27,10 @@ pub struct Gcra {
 
 impl Gcra {
     /// The GCRA of a policy (its algorithm field is not consulted).
+    #[inline]
     pub fn new(policy: &Policy) -> Gcra {
-        let rate = policy.rate();
         Gcra {
-            interval: rate.period_ns().div_ceil(u64::from(rate.count())).max(1),
+            interval: policy.interval_ns(),
             burst: u64::from(policy.burst().max(1)),
         }
     }
@@ -43,6 +43,7 @@ impl Gcra {
     /// Decides a request of `cost` units at `now` against the stored TAT (`None` for a
     /// client without state). Returns the decision and the TAT to store: the new one when
     /// allowed, the old one (unchanged) when denied.
+    #[inline]
     pub fn decide(&self, stored: Option<u64>, now: u64, cost: u32) -> (Decision, Option<u64>) {
         let tat = stored.map_or(now, |t| t.max(now));
         let cost = u64::from(cost);
@@ -51,12 +52,7 @@ impl Gcra {
         let horizon = now.saturating_add(capacity);
         if new_tat <= horizon {
             (
-                Decision {
-                    allowed: true,
-                    remaining: self.tokens(horizon - new_tat),
-                    reset_ns: new_tat - now,
-                    retry_after_ns: 0,
-                },
+                Decision::new(true, horizon - new_tat, self.interval, new_tat - now, 0),
                 Some(new_tat),
             )
         } else {
@@ -66,12 +62,13 @@ impl Gcra {
                 new_tat - horizon
             };
             (
-                Decision {
-                    allowed: false,
-                    remaining: self.tokens(horizon.saturating_sub(tat)),
-                    reset_ns: tat - now,
+                Decision::new(
+                    false,
+                    horizon.saturating_sub(tat),
+                    self.interval,
+                    tat - now,
                     retry_after_ns,
-                },
+                ),
                 stored,
             )
         }
@@ -81,9 +78,5 @@ impl Gcra {
     /// that the key can be dropped without changing any decision.
     pub fn is_stale(tat: u64, now: u64) -> bool {
         tat <= now
-    }
-
-    fn tokens(&self, slack: u64) -> u32 {
-        u32::try_from(slack / self.interval).unwrap_or(u32::MAX)
     }
 }

@@ -10,7 +10,7 @@ use dashmap::mapref::entry::Entry;
 
 use super::window::SlidingWindow;
 use super::{Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture};
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, MonotonicClock, StoreClock};
 
 /// What a full store does with a client it has no state for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,7 +100,7 @@ pub struct MemoryStore<K = LimitKey, S = PassThrough> {
     keys: AtomicUsize,
     max_keys: usize,
     when_full: WhenFull,
-    clock: Arc<dyn Clock>,
+    clock: StoreClock,
     sweeping: AtomicBool,
     last_sweep: AtomicU64,
 }
@@ -108,11 +108,15 @@ pub struct MemoryStore<K = LimitKey, S = PassThrough> {
 impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
     /// A store on the system clock with the default bounds.
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(MonotonicClock::new()))
+        Self::on(StoreClock::System(MonotonicClock::new()))
     }
 
     /// A store on the given clock with the default bounds.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::on(StoreClock::Other(clock))
+    }
+
+    fn on(clock: StoreClock) -> Self {
         MemoryStore {
             gcra: DashMap::with_hasher(S::default()),
             windows: DashMap::with_hasher(S::default()),
@@ -147,9 +151,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         self.len() == 0
     }
 
-    /// The clock the store decides with.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+    /// The current time of the store's clock, in nanoseconds.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// Charges `cost` to `key` under `policy` at the store's current time.

@@ -171,17 +171,27 @@ pub struct Policy {
     rate: Rate,
     burst: u32,
     algorithm: Algorithm,
+    /// The GCRA emission interval, computed once: the period divided by the count, rounded
+    /// up to the nanosecond so that rounding never admits more than the rate.
+    interval_ns: u64,
 }
 
 impl Policy {
     /// A GCRA policy whose burst equals the rate's count.
     pub const fn new(name: &'static str, rate: Rate) -> Policy {
+        let interval = rate.period_ns.div_ceil(rate.count as u64);
         Policy {
             name,
             rate,
             burst: rate.count,
             algorithm: Algorithm::Gcra,
+            interval_ns: if interval == 0 { 1 } else { interval },
         }
+    }
+
+    /// The GCRA emission interval in nanoseconds.
+    pub const fn interval_ns(&self) -> u64 {
+        self.interval_ns
     }
 
     /// Sets the burst (GCRA): how many requests a rested client may send at once. At least 1.
@@ -222,15 +232,39 @@ impl Policy {
 pub struct Decision {
     /// Whether the request may proceed.
     pub allowed: bool,
-    /// Requests the client may still send right now.
-    pub remaining: u32,
     /// Nanoseconds until the client's quota is fully restored.
     pub reset_ns: u64,
     /// When denied: nanoseconds until this request would be allowed.
     pub retry_after_ns: u64,
+    /// Unused capacity, in units of `per_request`: `remaining()` divides the two only when
+    /// a header needs it, off the decision's hot path.
+    slack: u64,
+    per_request: u64,
 }
 
 impl Decision {
+    /// A decision with `slack / per_request` requests remaining.
+    pub const fn new(
+        allowed: bool,
+        slack: u64,
+        per_request: u64,
+        reset_ns: u64,
+        retry_after_ns: u64,
+    ) -> Self {
+        Decision {
+            allowed,
+            reset_ns,
+            retry_after_ns,
+            slack,
+            per_request: if per_request == 0 { 1 } else { per_request },
+        }
+    }
+
+    /// Requests the client may still send right now.
+    pub fn remaining(&self) -> u32 {
+        u32::try_from(self.slack / self.per_request).unwrap_or(u32::MAX)
+    }
+
     /// Seconds until a retry can succeed, rounded up and at least 1 (for `Retry-After`).
     pub fn retry_after_secs(&self) -> u64 {
         self.retry_after_ns.div_ceil(NANOS_PER_SEC).max(1)

@@ -44,12 +44,13 @@ impl SlidingWindow {
             for _ in 0..cost {
                 self.log.push_back(now);
             }
-            Decision {
-                allowed: true,
-                remaining: (limit - self.log.len()) as u32,
-                reset_ns: self.expiry(now),
-                retry_after_ns: 0,
-            }
+            Decision::new(
+                true,
+                (limit - self.log.len()) as u64,
+                1,
+                self.expiry(now),
+                0,
+            )
         } else {
             let retry_after_ns = if cost > limit {
                 u64::MAX
@@ -60,12 +61,13 @@ impl SlidingWindow {
                     .get(must_expire - 1)
                     .map_or(0, |&t| t.saturating_add(self.window).saturating_sub(now))
             };
-            Decision {
-                allowed: false,
-                remaining: (limit - self.log.len().min(limit)) as u32,
-                reset_ns: self.expiry(now),
-                retry_after_ns: retry_after_ns.max(1),
-            }
+            Decision::new(
+                false,
+                (limit - self.log.len().min(limit)) as u64,
+                1,
+                self.expiry(now),
+                retry_after_ns.max(1),
+            )
         }
     }
 
