@@ -90,6 +90,8 @@ pub struct MemoryIdempotencyStore {
     map: DashMap<Digest, Entry>,
     /// Completed keys in completion order, with the expiry they were stored with.
     completed: Mutex<VecDeque<(Digest, u64)>>,
+    /// Entries held (`DashMap::len` locks every shard; this does not).
+    entries: AtomicUsize,
     bytes: AtomicUsize,
     max_entries: usize,
     max_bytes: usize,
@@ -119,6 +121,7 @@ impl MemoryIdempotencyStore {
         MemoryIdempotencyStore {
             map: DashMap::new(),
             completed: Mutex::new(VecDeque::new()),
+            entries: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             max_entries: DEFAULT_MAX_ENTRIES,
             max_bytes: DEFAULT_MAX_BYTES,
@@ -148,12 +151,12 @@ impl MemoryIdempotencyStore {
 
     /// Keys held (in flight or completed, expired or not).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.load(Ordering::Relaxed)
     }
 
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Bytes of stored responses.
@@ -178,6 +181,7 @@ impl MemoryIdempotencyStore {
                 |_, e| matches!(e.state, State::Done { until: u, .. } if u == until),
             );
             if let Some((_, entry)) = removed {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
                 self.bytes.fetch_sub(entry.bytes(), Ordering::Relaxed);
                 if until > now {
                     self.warn_shrinking(now);
@@ -213,8 +217,8 @@ impl MemoryIdempotencyStore {
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let until = now.saturating_add(lease_ms.saturating_mul(NANOS_PER_MS));
-        if !self.map.contains_key(key) {
-            while self.map.len() >= self.max_entries {
+        if self.len() >= self.max_entries && !self.map.contains_key(key) {
+            while self.len() >= self.max_entries {
                 if !self.evict_one(now) {
                     return Err(StoreError::Full);
                 }
@@ -226,6 +230,7 @@ impl MemoryIdempotencyStore {
                     fingerprint: *fingerprint,
                     state: State::InFlight { owner, until },
                 });
+                self.entries.fetch_add(1, Ordering::Relaxed);
                 Ok(Claim::Acquired)
             }
             MapEntry::Occupied(mut o) => {
@@ -290,12 +295,17 @@ impl MemoryIdempotencyStore {
     }
 
     fn release_now(&self, key: &Digest, owner: u128) -> bool {
-        self.map
+        let removed = self
+            .map
             .remove_if(
                 key,
                 |_, e| matches!(e.state, State::InFlight { owner: o, .. } if o == owner),
             )
-            .is_some()
+            .is_some();
+        if removed {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
     }
 }
 
@@ -468,6 +478,24 @@ mod tests {
             Claim::Acquired
         ));
         assert_eq!(store.stored_bytes(), 0);
+    }
+
+    #[test]
+    fn the_entry_count_follows_claims_releases_and_evictions() {
+        let store = MemoryIdempotencyStore::new().max_entries(2);
+        let fp = Digest([0; 32]);
+        for round in 0..5u128 {
+            assert!(now(store.claim(&key(1), &fp, round, 1_000)).is_ok());
+            assert_eq!(store.len(), 1);
+            assert!(now(store.release(&key(1), round)).unwrap());
+            assert_eq!(store.len(), 0);
+        }
+        for n in 0..10 {
+            assert!(now(store.claim(&key(n), &fp, 1, 1_000)).is_ok());
+            assert!(now(store.complete(&key(n), 1, response("r"), 60_000)).unwrap());
+            assert!(store.len() <= 2);
+        }
+        assert_eq!(store.len(), 2);
     }
 
     #[test]

@@ -157,6 +157,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
     }
 
     /// Charges `cost` to `key` under `policy` at the store's current time.
+    #[inline]
     pub fn check(&self, key: &K, policy: &Policy, cost: u32) -> Result<Decision, StoreError> {
         let now = self.clock.now();
         match policy.algorithm() {
@@ -165,6 +166,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         }
     }
 
+    #[inline]
     fn check_gcra(
         &self,
         key: &K,
@@ -192,6 +194,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
     }
 
     /// The compare-and-swap loop on one GCRA cell.
+    #[inline]
     fn update(gcra: &Gcra, cell: &AtomicU64, now: u64, cost: u32) -> Decision {
         let mut current = cell.load(Ordering::Acquire);
         loop {
