@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Logs go through env_logger (`RUST_LOG=info` by default); `WORKERS=n` sets the number of
-//! actix workers (default: one per core), as in `users_api`.
+//! actix workers (default: one per core), as in `users_api`. `BARE_HEADERS=1` adds the
+//! response headers secure-api sends (the security headers, `Location` and constant
+//! `RateLimit` fields) with actix's `DefaultHeaders`, to measure what those bytes cost.
 
 use actix_web::{App, HttpResponse, HttpServer, post, web};
 use serde::{Deserialize, Serialize};
@@ -41,7 +43,34 @@ async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     log::info!("bare_users listening on http://{bind}");
-    let mut server = HttpServer::new(|| App::new().service(create_user));
+    let headers = std::env::var("BARE_HEADERS").is_ok_and(|v| v == "1");
+    let mut server = HttpServer::new(move || {
+        let mut defaults = actix_web::middleware::DefaultHeaders::new();
+        if headers {
+            for (name, value) in [
+                (
+                    "strict-transport-security",
+                    "max-age=63072000; includeSubDomains",
+                ),
+                ("x-content-type-options", "nosniff"),
+                ("x-frame-options", "DENY"),
+                (
+                    "content-security-policy",
+                    "default-src 'none'; frame-ancestors 'none'",
+                ),
+                ("cache-control", "no-store"),
+                ("referrer-policy", "no-referrer"),
+                ("cross-origin-opener-policy", "same-origin"),
+                ("cross-origin-resource-policy", "same-origin"),
+                ("location", "/api/users/alice_01"),
+                ("ratelimit-policy", "\"anonymous\";q=10;w=1"),
+                ("ratelimit", "\"anonymous\";r=9;t=1"),
+            ] {
+                defaults = defaults.add((name, value));
+            }
+        }
+        App::new().wrap(defaults).service(create_user)
+    });
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);
     }

@@ -26,7 +26,10 @@
 # SECURE_BIN=users_limits measures examples/users_limits instead: the same endpoint without
 # `idempotent`, to separate the cost of idempotency from the rest of the stack.
 #
-# Knobs (environment): SECURE_BIN (users_api), ROUNDS (9), DURATION (1 s), CONNECTIONS (32),
+# BARE_HEADERS=1 makes the bare server send the same response headers as secure-api, to
+# separate the cost of those bytes from the cost of the work.
+#
+# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), ROUNDS (9), DURATION (1 s), CONNECTIONS (32),
 # THREADS (1), BARE_PORT (18080), SECURE_PORT (18081), XFF_POOL (see users.lua). With the
 # defaults the measurement takes about 30 s after the build; servers are killed on exit.
 # Per round it also prints the CPU used by the server, by wrk and by anything else ("other",
@@ -86,7 +89,7 @@ start() {
   local port
   port=$(port_of "$1")
   if [ "$1" = bare ]; then
-    WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" \
+    WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" BARE_HEADERS="${BARE_HEADERS:-0}" \
       "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
   else
     WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \

@@ -120,12 +120,17 @@ pub enum ForwardedHeader {
 }
 
 impl ForwardedHeader {
-    /// The header's name.
+    /// The header's name (lowercase).
     pub fn name(&self) -> &'static str {
         match self {
             ForwardedHeader::XForwardedFor => "x-forwarded-for",
             ForwardedHeader::Forwarded => "forwarded",
         }
+    }
+
+    /// The header's name as an actix `HeaderName` (no parsing per request).
+    pub fn header_name(&self) -> actix_web::http::header::HeaderName {
+        actix_web::http::header::HeaderName::from_static(self.name())
     }
 }
 

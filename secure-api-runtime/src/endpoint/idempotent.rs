@@ -36,7 +36,7 @@ use crate::store::StoreFuture;
 /// The header marking a replayed response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Runs `handler` under the endpoint's idempotency rules.
 pub(super) async fn call<F, Fut>(
@@ -52,7 +52,7 @@ where
     F: FnOnce(HttpRequest, Payload) -> Fut + 'static,
     Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
 {
-    let mut values = req.headers().get_all(IDEMPOTENCY_KEY);
+    let mut values = req.headers().get_all(&IDEMPOTENCY_KEY);
     let key = match (values.next(), values.next()) {
         (None, _) if idem.required => {
             return ApiError::new(problems::IDEMPOTENCY_KEY_MISSING).error_response();

@@ -102,8 +102,8 @@ pub fn client_ip(api: &SecureApi, req: &HttpRequest) -> IpAddr {
     if !config.has_trusted_proxies() {
         return config.group(peer);
     }
-    let name = config.forwarded_header().name();
-    let values = req.headers().get_all(name).filter_map(|v| v.to_str().ok());
+    let name = config.forwarded_header().header_name();
+    let values = req.headers().get_all(&name).filter_map(|v| v.to_str().ok());
     config.resolve(peer, values)
 }
 
