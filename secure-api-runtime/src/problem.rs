@@ -353,7 +353,7 @@ impl ApiError {
 }
 
 /// Logs one error: 5xx at error level, 4xx at info level, with the error id and the cause.
-pub(crate) fn log_problem(p: &ProblemType, id: &uuid::Uuid, cause: Option<&dyn fmt::Display>) {
+fn log_problem(p: &ProblemType, id: &uuid::Uuid, cause: Option<&dyn fmt::Display>) {
     let level = if p.status >= 500 {
         log::Level::Error
     } else {
@@ -423,11 +423,11 @@ pub(crate) fn problem_response(
     problem: ProblemType,
     cause: Option<&dyn fmt::Display>,
 ) -> HttpResponse {
-    let id = uuid::Uuid::new_v4();
-    log_problem(&problem, &id, cause);
-    HttpResponse::build(problem.status_code())
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
-        .body(problem_body(&problem, &id, &[]))
+    let err = ApiError::new(problem);
+    match cause {
+        Some(cause) => err.with_cause(cause.to_string()).render(),
+        None => err.render(),
+    }
 }
 
 impl fmt::Debug for ApiError {
