@@ -223,15 +223,14 @@ pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data
             std::process::exit(2);
         }
     };
-    let mut builder = SecureApi::builder().jwt(jwt.clone());
-    if let Ok(nets) = std::env::var("TRUSTED_PROXY") {
-        for net in nets.split(',') {
-            match net.trim().parse() {
-                Ok(net) => builder = builder.trust_proxy(net),
-                Err(e) => log::warn!("ignoring TRUSTED_PROXY entry {net:?}: {e}"),
-            }
+    let builder = SecureApi::builder().jwt(jwt.clone());
+    let builder = match builder.trust_proxies(&std::env::var("TRUSTED_PROXY").unwrap_or_default()) {
+        Ok(builder) => builder,
+        Err(e) => {
+            eprintln!("users_api: cannot start: TRUSTED_PROXY: {e}");
+            std::process::exit(2);
         }
-    }
+    };
     let mut users = HashMap::new();
     for (name, roles, permissions, tier) in [
         ("alice", vec!["user"], vec![], "premium"),

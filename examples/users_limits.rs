@@ -42,16 +42,11 @@ async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, Ap
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
-    let mut builder = SecureApi::builder();
-    if let Ok(nets) = std::env::var("TRUSTED_PROXY") {
-        for net in nets.split(',') {
-            match net.trim().parse() {
-                Ok(net) => builder = builder.trust_proxy(net),
-                Err(e) => log::warn!("ignoring TRUSTED_PROXY entry {net:?}: {e}"),
-            }
-        }
-    }
-    let secure = builder.build();
+    let proxies = std::env::var("TRUSTED_PROXY").unwrap_or_default();
+    let secure = SecureApi::builder()
+        .trust_proxies(&proxies)
+        .map_err(|e| std::io::Error::other(format!("TRUSTED_PROXY: {e}")))?
+        .build();
     let mut server = HttpServer::new(move || App::new().wrap(secure.layer()).service(create_user));
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);

@@ -153,6 +153,21 @@ impl SecureApiBuilder {
         self
     }
 
+    /// Trusts every network of a comma-separated list (`"10.0.0.0/8, 192.168.0.1"`), as
+    /// read from configuration. An entry that does not parse is an error, not skipped.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    /// assert!(SecureApi::builder().trust_proxies("10.0.0.0/8, ::1").is_ok());
+    /// assert!(SecureApi::builder().trust_proxies("10.0.0.0/8, nonsense").is_err());
+    /// ```
+    pub fn trust_proxies(mut self, list: &str) -> Result<Self, crate::client::IpNetParseError> {
+        for net in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            self = self.trust_proxy(net.parse()?);
+        }
+        Ok(self)
+    }
+
     /// Which header the trusted proxies write (default `X-Forwarded-For`).
     pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
         self.client_ip = self.client_ip.header(header);
