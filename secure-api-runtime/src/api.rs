@@ -14,7 +14,7 @@ use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::layer::{SecureLayer, SecurityHeaders};
 use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, WhenFull};
-use crate::throttle::{Rate, RateLimitStore};
+use crate::throttle::{Policy, Rate, RateLimitStore};
 
 /// The default per-client rate of endpoints that do not set `rate`.
 pub const DEFAULT_RATE: Rate = Rate::per_second(100);
@@ -50,8 +50,8 @@ pub(crate) struct Shared {
     pub(crate) limiter: Arc<dyn RateLimitStore>,
     pub(crate) keys: KeyDeriver,
     pub(crate) client_ip: ClientIpConfig,
-    pub(crate) default_rate: Rate,
-    pub(crate) default_burst: Option<u32>,
+    /// The policy of endpoints without `rate`, built once from the default rate and burst.
+    pub(crate) default_policy: Policy,
     pub(crate) headers: SecurityHeaders,
     pub(crate) idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) idempotency_lease_ms: u64,
@@ -69,7 +69,7 @@ impl std::fmt::Debug for SecureApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecureApi")
             .field("client_ip", &self.inner.client_ip)
-            .field("default_rate", &self.inner.default_rate)
+            .field("default_policy", &self.inner.default_policy)
             .finish_non_exhaustive()
     }
 }
@@ -271,8 +271,13 @@ impl SecureApiBuilder {
                 limiter,
                 keys: KeyDeriver::default(),
                 client_ip: self.client_ip,
-                default_rate: self.default_rate,
-                default_burst: self.default_burst,
+                default_policy: {
+                    let policy = Policy::new("default", self.default_rate);
+                    match self.default_burst {
+                        Some(burst) => policy.with_burst(burst),
+                        None => policy,
+                    }
+                },
                 headers: self.headers,
                 idempotency: self.idempotency.unwrap_or_else(|| match &clock {
                     Some(clock) => Arc::new(MemoryIdempotencyStore::with_clock(clock.clone())),

@@ -229,14 +229,7 @@ fn policy_for(api: &SecureApi, spec: &'static EndpointSpec, tier: &str) -> Optio
     match spec.limit {
         Limit::Unlimited => None,
         Limit::Policy(p) => Some((0, p)),
-        Limit::Default => {
-            let shared = api.shared();
-            let mut p = Policy::new("default", shared.default_rate);
-            if let Some(burst) = shared.default_burst {
-                p = p.with_burst(burst);
-            }
-            Some((0, p))
-        }
+        Limit::Default => Some((0, api.shared().default_policy)),
     }
 }
 
