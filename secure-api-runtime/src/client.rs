@@ -214,10 +214,10 @@ impl ClientIpConfig {
     ) -> IpAddr {
         let mut client = canonical(peer);
         if self.is_trusted(client) {
+            // Header lines in order, then their hops from the right: the nearest hop first.
             let values: Vec<&str> = header_values.into_iter().collect();
-            let hops = values.iter().flat_map(|v| v.split(','));
-            let hops: Vec<&str> = hops.collect();
-            for hop in hops.iter().rev().take(self.max_hops) {
+            let hops = values.iter().rev().flat_map(|v| v.rsplit(','));
+            for hop in hops.take(self.max_hops) {
                 if !self.is_trusted(client) {
                     break;
                 }
