@@ -534,3 +534,111 @@ async fn apps_without_a_secure_api_share_the_process_default() {
     }
     assert_eq!(statuses, vec![200, 200, 200, 429]);
 }
+
+static DUAL_STACK_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[secure_endpoint(post("/dual/notes"), rate = "2/min", key = "ip", idempotent)]
+async fn dual_stack_note(note: Valid<Note>) -> HttpResponse {
+    DUAL_STACK_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    HttpResponse::Created().json(json!({ "text": note.into_inner().text }))
+}
+
+/// A server bound to `[::]` sees IPv4 clients as `::ffff:a.b.c.d`. Two IPv4 clients must
+/// keep their own rate limit and their own idempotency scope: before canonicalisation both
+/// were grouped at /64 into `::`, one identity for every IPv4 client.
+#[actix_rt::test]
+async fn ipv4_clients_of_a_dual_stack_socket_keep_their_own_identity() {
+    use actix_web::HttpServer;
+    use common::raw_request_from;
+    let api = SecureApi::builder().build();
+    let server = HttpServer::new(move || App::new().wrap(api.layer()).service(dual_stack_note))
+        .workers(1)
+        .bind(("::", 0))
+        .expect("binding [::]:0 (this test needs IPv6 on loopback)");
+    let addr = server.addrs()[0];
+    assert!(addr.is_ipv6(), "{addr}");
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    // Connect to the dual-stack listener through its IPv4 side.
+    let target: SocketAddr = format!("127.0.0.1:{}", addr.port()).parse().unwrap();
+    let (two, three) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+    let post = |source, key: &'static str, body: &'static [u8]| {
+        let headers: &'static [(&'static str, &'static str)] = match key {
+            "k1" => &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "k1"),
+            ],
+            "k2" => &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "k2"),
+            ],
+            "k3" => &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "k3"),
+            ],
+            _ => &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "k4"),
+            ],
+        };
+        raw_request_from(source, target, "POST", "/dual/notes", headers, body)
+    };
+
+    // The same key from two clients: two scopes, two executions, no 422 "key reused".
+    let a = post(two, "k1", br#"{"text": "from .2"}"#).await.unwrap();
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let b = post(three, "k1", br#"{"text": "from .3"}"#).await.unwrap();
+    assert_eq!(b.status, 201, "{}", String::from_utf8_lossy(&b.body));
+    assert_eq!(b.body, br#"{"text":"from .3"}"#);
+    assert!(b.header("idempotent-replayed").is_none());
+    assert_eq!(DUAL_STACK_RUNS.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // Each client has its own 2/min: .2 spends its second and is then refused...
+    let c = post(two, "k2", br#"{"text": "x"}"#).await.unwrap();
+    assert_eq!(c.status, 201);
+    let d = post(two, "k3", br#"{"text": "x"}"#).await.unwrap();
+    assert_eq!(d.status, 429);
+    assert_eq!(d.header("content-type"), Some("application/problem+json"));
+    // ...while .3 still has its own second request.
+    let e = post(three, "k4", br#"{"text": "x"}"#).await.unwrap();
+    assert_eq!(e.status, 201, "{}", String::from_utf8_lossy(&e.body));
+    handle.stop(true).await;
+}
+
+/// A client that writes a byte that is not text into `X-Forwarded-For` must not make the
+/// whole line unreadable, which used to resolve it to the proxy's own address (shared by
+/// every client behind that proxy).
+#[actix_rt::test]
+async fn an_unreadable_forwarded_hop_does_not_hide_the_client() {
+    let h = harness(|b| b.trust_proxy("10.0.0.0/8".parse().unwrap()));
+    let app = app!(h);
+    let xff = |value: &'static [u8]| {
+        (
+            header::HeaderName::from_static("x-forwarded-for"),
+            header::HeaderValue::from_bytes(value).unwrap(),
+        )
+    };
+    // 203.0.113.7 spends its 3/s, writing junk to the left of what our proxy appended.
+    for _ in 0..3 {
+        let r = send(
+            &app,
+            note("10.0.0.2", "x").insert_header(xff(b"\xff, 203.0.113.7")),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let r = send(
+        &app,
+        note("10.0.0.2", "x").insert_header(xff(b"\xfe\xfd, 203.0.113.7")),
+    )
+    .await;
+    r.assert_problem(429, "rate-limited");
+    // Another client behind the same proxy is not charged for it.
+    let r = send(
+        &app,
+        note("10.0.0.2", "x").insert_header(xff(b"\xff, 203.0.113.8")),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+}

@@ -206,28 +206,39 @@ impl ClientIpConfig {
     }
 
     /// The client address for a connection from `peer` carrying the given values of the
-    /// forwarding header (in the order they appear), grouped by the IPv6 prefix.
-    pub fn resolve<'a>(
-        &self,
-        peer: IpAddr,
-        header_values: impl IntoIterator<Item = &'a str>,
-    ) -> IpAddr {
+    /// forwarding header (in the order they appear), canonicalised and grouped by the IPv6
+    /// prefix.
+    ///
+    /// The values are read as bytes, hop by hop: a hop that is not readable text (a client
+    /// can send any byte) is an unknown hop, and the hops to its right, which our proxies
+    /// appended, still count.
+    pub fn resolve<I>(&self, peer: IpAddr, header_values: I) -> IpAddr
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
         let mut client = canonical(peer);
         if self.is_trusted(client) {
             // Header lines in order, then their hops from the right: the nearest hop first.
-            let values: Vec<&str> = header_values.into_iter().collect();
-            let hops = values.iter().rev().flat_map(|v| v.rsplit(','));
+            let values: Vec<I::Item> = header_values.into_iter().collect();
+            let hops = values
+                .iter()
+                .rev()
+                .flat_map(|v| v.as_ref().rsplit(|&b| b == b','));
             for hop in hops.take(self.max_hops) {
                 if !self.is_trusted(client) {
                     break;
                 }
-                let parsed = match self.header {
-                    ForwardedHeader::XForwardedFor => parse_node(hop.trim()),
-                    ForwardedHeader::Forwarded => forwarded_for(hop),
-                };
+                let parsed = std::str::from_utf8(hop)
+                    .ok()
+                    .and_then(|hop| match self.header {
+                        ForwardedHeader::XForwardedFor => parse_node(hop.trim()),
+                        ForwardedHeader::Forwarded => forwarded_for(hop),
+                    });
                 match parsed {
                     Some(ip) => client = canonical(ip),
-                    // An unknown or obfuscated hop: stop at the last address we know.
+                    // An unknown, obfuscated or unreadable hop: stop at the last address we
+                    // know.
                     None => break,
                 }
             }
@@ -235,10 +246,21 @@ impl ClientIpConfig {
         self.group(client)
     }
 
-    /// The address as rate limits see it: IPv6 masked to the configured prefix.
+    /// The address as rate limits, idempotency scopes and logs see it: IPv4-mapped IPv6
+    /// addresses (`::ffff:a.b.c.d`, as a dual-stack socket reports IPv4 peers) as IPv4,
+    /// IPv6 masked to the configured prefix.
+    ///
+    /// ```
+    /// use secure_api_runtime::client::ClientIpConfig;
+    /// let config = ClientIpConfig::default();
+    /// let a = config.group("::ffff:192.0.2.1".parse().unwrap());
+    /// let b = config.group("::ffff:192.0.2.2".parse().unwrap());
+    /// assert_eq!(a, "192.0.2.1".parse::<std::net::IpAddr>().unwrap());
+    /// assert_ne!(a, b);
+    /// ```
     pub fn group(&self, ip: IpAddr) -> IpAddr {
-        match ip {
-            IpAddr::V6(_) => mask(ip, self.ipv6_prefix),
+        match canonical(ip) {
+            v6 @ IpAddr::V6(_) => mask(v6, self.ipv6_prefix),
             v4 => v4,
         }
     }
@@ -401,6 +423,45 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_hop_does_not_hide_the_hops_to_its_right() {
+        let config = ClientIpConfig::default().trust("10.0.0.0/8".parse().unwrap());
+        // The client wrote a non-ASCII byte; our proxy appended the address it saw.
+        let line: &[u8] = b"\xff, 203.0.113.9";
+        assert_eq!(config.resolve(ip("10.0.0.1"), [line]), ip("203.0.113.9"));
+        // The same split over two header lines.
+        let lines: [&[u8]; 2] = [b"\xff\xfe", b"203.0.113.9"];
+        assert_eq!(config.resolve(ip("10.0.0.1"), lines), ip("203.0.113.9"));
+        // An unreadable hop in the middle of trusted hops is an unknown hop: the walk stops
+        // at the last address known, never skipping to a client-written one further left.
+        let line: &[u8] = b"6.6.6.6, \xff, 10.0.0.7";
+        assert_eq!(config.resolve(ip("10.0.0.1"), [line]), ip("10.0.0.7"));
+        let forwarded = ClientIpConfig::default()
+            .trust("10.0.0.0/8".parse().unwrap())
+            .header(ForwardedHeader::Forwarded);
+        let line: &[u8] = b"for=\"\xc3\x28\", for=198.51.100.4;proto=https";
+        assert_eq!(
+            forwarded.resolve(ip("10.0.0.1"), [line]),
+            ip("198.51.100.4")
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_are_canonicalised_before_grouping() {
+        let config = ClientIpConfig::default();
+        let a = config.resolve(ip("::ffff:127.0.0.2"), [""; 0]);
+        let b = config.resolve(ip("::ffff:127.0.0.3"), [""; 0]);
+        assert_eq!(a, ip("127.0.0.2"));
+        assert_eq!(b, ip("127.0.0.3"));
+        assert_eq!(config.group(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        // Behind a trusted proxy too, whether the proxy or the hop is mapped.
+        let proxied = ClientIpConfig::default().trust("10.0.0.0/8".parse().unwrap());
+        assert_eq!(
+            proxied.resolve(ip("::ffff:10.0.0.1"), ["::ffff:198.51.100.9"]),
+            ip("198.51.100.9")
+        );
+    }
+
+    #[test]
     fn hop_cap_bounds_the_walk() {
         let config = ClientIpConfig::default()
             .trust("10.0.0.0/8".parse().unwrap())
@@ -428,15 +489,15 @@ mod tests {
     #[test]
     fn ipv6_is_grouped_by_prefix() {
         let config = ClientIpConfig::default();
-        let a = config.resolve(ip("2001:db8:1:2:aaaa::1"), []);
-        let b = config.resolve(ip("2001:db8:1:2:bbbb::2"), []);
-        let c = config.resolve(ip("2001:db8:1:3::1"), []);
+        let a = config.resolve(ip("2001:db8:1:2:aaaa::1"), [""; 0]);
+        let b = config.resolve(ip("2001:db8:1:2:bbbb::2"), [""; 0]);
+        let c = config.resolve(ip("2001:db8:1:3::1"), [""; 0]);
         assert_eq!(a, b);
         assert_ne!(a, c);
         let per_host = ClientIpConfig::default().ipv6_prefix(128);
         assert_ne!(
-            per_host.resolve(ip("2001:db8::1"), []),
-            per_host.resolve(ip("2001:db8::2"), [])
+            per_host.resolve(ip("2001:db8::1"), [""; 0]),
+            per_host.resolve(ip("2001:db8::2"), [""; 0])
         );
     }
 

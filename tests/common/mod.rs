@@ -176,8 +176,43 @@ pub fn raw_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<RawReply> {
+    let stream = std::net::TcpStream::connect(addr)?;
+    exchange(stream, addr, method, path, headers, body)
+}
+
+/// [`raw_request`] from a chosen local source address (any `127.0.0.x` on loopback), so that
+/// a test can be several IPv4 clients. Connects on the runtime, then talks on a blocking
+/// thread.
+pub async fn raw_request_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    method: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static [u8],
+) -> std::io::Result<RawReply> {
+    let socket = if source.is_ipv4() {
+        actix_rt::net::TcpSocket::new_v4()?
+    } else {
+        actix_rt::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    let stream = socket.connect(addr).await?.into_std()?;
+    stream.set_nonblocking(false)?;
+    actix_web::rt::task::spawn_blocking(move || exchange(stream, addr, method, path, headers, body))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+fn exchange(
+    mut stream: std::net::TcpStream,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<RawReply> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",

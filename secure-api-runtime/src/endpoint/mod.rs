@@ -92,8 +92,9 @@ impl EndpointSpec {
 /// The tier of anonymous requests.
 pub const ANONYMOUS_TIER: &str = "anonymous";
 
-/// The client's address as rate limits see it (IPv6 grouped by prefix), behind trusted
-/// proxies. `0.0.0.0` when the connection has no peer address.
+/// The client's address as rate limits, idempotency scopes and logs see it, behind trusted
+/// proxies: IPv4-mapped IPv6 peers (a dual-stack socket's view of IPv4 clients) as IPv4,
+/// IPv6 grouped by prefix. `0.0.0.0` when the connection has no peer address.
 pub fn client_ip(api: &SecureApi, req: &HttpRequest) -> IpAddr {
     let peer = req
         .peer_addr()
@@ -103,8 +104,7 @@ pub fn client_ip(api: &SecureApi, req: &HttpRequest) -> IpAddr {
         return config.group(peer);
     }
     let name = config.forwarded_header().header_name();
-    let values = req.headers().get_all(&name).filter_map(|v| v.to_str().ok());
-    config.resolve(peer, values)
+    config.resolve(peer, req.headers().get_all(&name))
 }
 
 /// Runs one request through the endpoint's checks and `handler` (which extracts the
