@@ -94,8 +94,10 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// `web::resource(..).route(web::post().to(handler))`; with one, it becomes a unit struct
 /// to pass to `App::service` (other methods on the same path fall through to other
 /// resources; unmatched methods get a 404 problem). Each request is first rate limited (the
-/// app's default rate when `rate` is not given), then the handler's own extractors and body
-/// run as written, and the response gets the `RateLimit` / `RateLimit-Policy` fields. A
+/// app's default rate when `rate` is not given), then its body is bounded on the payload
+/// stream itself (`max_body`, else the app's `InputLimits`, 64 KiB by default, for every
+/// extractor: a 413 problem past it), then the handler's own extractors and body run as
+/// written, and the response gets the `RateLimit` / `RateLimit-Policy` fields. A
 /// refused request gets a 429 problem with `Retry-After` before any extractor reads the body.
 #[proc_macro_attribute]
 pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {

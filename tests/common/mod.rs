@@ -212,7 +212,7 @@ fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<RawReply> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -224,6 +224,21 @@ fn exchange(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
+    read_reply(stream)
+}
+
+/// Sends `request` as it is (head and body, for framing a test chooses itself, such as
+/// chunked bodies) over a fresh connection and reads the whole response.
+pub fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> std::io::Result<RawReply> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    stream.write_all(request)?;
+    read_reply(stream)
+}
+
+fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
+    use std::io::Read;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let split = raw

@@ -6,10 +6,15 @@
 //! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide), by
 //!    principal and tier when authenticated; then the endpoint's role and permission rule
 //!    (403);
-//! 3. on idempotent endpoints, claim the `Idempotency-Key` or replay its response (the
+//! 3. bound the request body: `max_body`, else the app's [`InputLimits`] (64 KiB by
+//!    default), on the payload stream itself, so that every extractor (`Valid<T>`,
+//!    `web::Json`, `web::Form`, `Bytes`, `String`, `web::Payload`, ...) sees at most that
+//!    many bytes (413 for a larger declared length at once, or when a chunked body passes
+//!    it);
+//! 4. on idempotent endpoints, claim the `Idempotency-Key` or replay its response (the
 //!    rules are in [`crate::idempotency`]);
-//! 4. run the handler's own extractors (`Valid<T>`, ...) and the handler;
-//! 5. add the `RateLimit` / `RateLimit-Policy` fields to the response.
+//! 5. run the handler's own extractors and the handler;
+//! 6. add the `RateLimit` / `RateLimit-Policy` fields to the response.
 //!
 //! The generated code describes the endpoint in a static [`EndpointSpec`] and calls
 //! [`run`]. Nothing here is needed by hand-written handlers.
@@ -18,6 +23,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 
 use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
@@ -145,10 +151,18 @@ where
     if let Some(principal) = &principal {
         req.extensions_mut().insert(principal.clone());
     }
-    if let Some(max_body) = spec.max_body {
-        let limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
-        req.extensions_mut().insert(limits.max_body(max_body));
-    }
+    let app_limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
+    let max_body = match spec.max_body {
+        Some(max_body) => {
+            req.extensions_mut().insert(app_limits.max_body(max_body));
+            max_body
+        }
+        None => app_limits.body_limit(),
+    };
+    let payload = match limit_payload(&req, payload, max_body) {
+        Ok(payload) => payload,
+        Err(err) => return err.error_response(),
+    };
     let idempotency = spec
         .idempotency
         .as_ref()
@@ -170,6 +184,72 @@ where
         }
     }
     res
+}
+
+/// The request body as every extractor of the endpoint will see it: at most `max_body`
+/// bytes. A declared `Content-Length` over the limit is a 413 at once, before any extractor
+/// or the handler runs; a body without a declared length (chunked) is cut off with
+/// [`PayloadError::Overflow`] as soon as it passes the limit, which `Valid<T>`, `web::Json`,
+/// `web::Form`, `Bytes`, `String` and `web::Payload` all report as a 413.
+fn limit_payload(
+    req: &HttpRequest,
+    payload: Payload,
+    max_body: usize,
+) -> Result<Payload, ApiError> {
+    if crate::extract::declared_length(req).is_some_and(|n| n > max_body) {
+        return Err(
+            ApiError::new(problems::PAYLOAD_TOO_LARGE).with_cause(format!(
+                "declared body length is over the endpoint's {max_body}-byte limit"
+            )),
+        );
+    }
+    Ok(match payload {
+        Payload::None => Payload::None,
+        payload => Payload::Stream {
+            payload: Box::pin(LimitedPayload {
+                inner: payload,
+                remaining: max_body,
+                done: false,
+            }),
+        },
+    })
+}
+
+/// A body stream that fails with [`PayloadError::Overflow`] once more than `remaining` bytes
+/// have come through, and ends after that.
+struct LimitedPayload {
+    inner: Payload,
+    remaining: usize,
+    done: bool,
+}
+
+impl futures_util::Stream for LimitedPayload {
+    type Item = Result<bytes::Bytes, PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if chunk.len() > self.remaining {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(PayloadError::Overflow)));
+                }
+                self.remaining -= chunk.len();
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(err)))
+            }
+            other => other,
+        }
+    }
 }
 
 /// The principal of a request, per the endpoint's requirement: `Ok(None)` for anonymous
