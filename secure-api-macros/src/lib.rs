@@ -82,8 +82,10 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// # Checks
 ///
 /// Unknown options (nearest name suggested), malformed, negative, zero or overflowing rates,
-/// unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost no client can ever
-/// afford, duplicate options, two routes, `burst`/`cost`/`key`/`algorithm` with
+/// unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost more than the
+/// endpoint's rate or any of its tiers can ever allow, `burst` without `rate` and
+/// `algorithm` without `rate` or `tier` (the app's default policy would silently replace
+/// them), duplicate options, two routes, `burst`/`cost`/`key`/`algorithm` with
 /// `rate = "unlimited"`, `burst` with a sliding window, sliding windows over 10,000 per
 /// window, malformed route paths, non-async handlers, `self` receivers, generic handlers,
 /// more than 16 arguments, and handlers taking a raw `web::Json<T>` (use `Valid<T>`).

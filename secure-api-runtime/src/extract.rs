@@ -173,7 +173,13 @@ impl<T: SecureInput + DeserializeOwned> FromRequest for ValidPath<T> {
         let de = actix_router::PathDeserializer::new(req.match_info());
         let result = match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(value) => crate::input::secure_value(value).map(ValidPath),
-            Err(err) => Err(ApiError::new(problems::NOT_FOUND).with_cause(err.into_inner())),
+            // Log which parameter failed and how, never serde's message: it quotes the
+            // segment the client sent.
+            Err(err) => Err(ApiError::new(problems::NOT_FOUND).with_cause(format!(
+                "path parameter `{}` did not deserialise ({})",
+                err.path(),
+                crate::input::classify(&err.inner().to_string())
+            ))),
         };
         ready(result)
     }

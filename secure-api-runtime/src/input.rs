@@ -7,6 +7,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::problem::{ApiError, problems};
+use crate::tracked::{Pointer, Track, Tracked};
 use crate::validation::{SecureInput, ValidationErrors, Violation, push_escaped};
 
 /// Default largest accepted body: 64 KiB.
@@ -73,14 +74,19 @@ impl InputLimits {
 /// assert!(is_json_content_type("application/merge-patch+json"));
 /// assert!(!is_json_content_type("text/plain"));
 /// assert!(!is_json_content_type("application/json; charset=latin1"));
+/// // Any text is safe to ask about, multi-byte characters included.
+/// assert!(!is_json_content_type("applicationñ/x+json"));
+/// assert!(!is_json_content_type("application/x-ñjson"));
 /// ```
 pub fn is_json_content_type(value: &str) -> bool {
     let mut parts = value.split(';');
     let essence = parts.next().unwrap_or_default().trim();
+    // Compared as bytes: slicing the `str` could split a multi-byte character and panic.
+    let bytes = essence.as_bytes();
     let json = essence.eq_ignore_ascii_case("application/json")
-        || (essence.len() > "application/+json".len()
-            && essence[..12].eq_ignore_ascii_case("application/")
-            && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"));
+        || (bytes.len() > "application/+json".len()
+            && bytes[..12].eq_ignore_ascii_case(b"application/")
+            && bytes[bytes.len() - 5..].eq_ignore_ascii_case(b"+json"));
     json && parts.all(|param| {
         let Some((name, value)) = param.split_once('=') else {
             return false;
@@ -134,19 +140,17 @@ pub fn check_depth(json: &[u8], max_depth: usize) -> Result<(), ApiError> {
 ///
 /// Errors: malformed JSON or trailing data 400; too deep 400; a value of the wrong type, a
 /// missing field or an unknown field 422 with its pointer; failed rules 422. No message
-/// includes serde's text or any part of the input.
+/// includes serde's text or any part of the input: pointers name only the type's own
+/// fields and array indexes, and stop at a map or enum whose keys the client chose. The log
+/// gets the kind of failure and its pointer, never a value.
 pub fn json_input<T: DeserializeOwned + SecureInput>(
     body: &[u8],
     limits: &InputLimits,
 ) -> Result<T, ApiError> {
     check_depth(body, limits.max_depth)?;
     let mut de = serde_json::Deserializer::from_slice(body);
-    let mut errors = ValidationErrors::new();
-    let parsed = {
-        let mut on_ignored = |path: serde_ignored::Path<'_>| unknown_field(&mut errors, path);
-        T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut on_ignored))
-    };
-    let value = match parsed {
+    let track = Track::default();
+    let value = match T::deserialize(Tracked::root(&mut de, &track)) {
         Ok(v) => v,
         Err(err) => {
             use serde_json::error::Category;
@@ -154,22 +158,24 @@ pub fn json_input<T: DeserializeOwned + SecureInput>(
                 // serde stops at the first type error; a document that is also malformed
                 // further on is reported as malformed.
                 Category::Data if is_well_formed(body) => {
-                    // The failure path: parse again, tracking where it fails.
-                    let mut de = serde_json::Deserializer::from_slice(body);
-                    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                        Err(tracked) => {
-                            data_error(Some(tracked.path()), &tracked.inner().to_string())
-                        }
-                        Ok(_) => data_error(None, &err.to_string()),
-                    }
+                    data_error(&track.error_pointer(), &err.to_string())
                 }
-                _ => ApiError::new(problems::MALFORMED_REQUEST).with_cause(err),
+                _ => malformed(&err),
             });
         }
     };
-    de.end()
-        .map_err(|e| ApiError::new(problems::MALFORMED_REQUEST).with_cause(e))?;
-    finish(value, errors)
+    de.end().map_err(|e| malformed(&e))?;
+    finish(value, unknown_fields(&track))
+}
+
+/// A 400 for JSON that does not parse, logged with where it stopped (never what it read).
+fn malformed(err: &serde_json::Error) -> ApiError {
+    ApiError::new(problems::MALFORMED_REQUEST).with_cause(format!(
+        "{:?} error at line {} column {}",
+        err.classify(),
+        err.line(),
+        err.column()
+    ))
 }
 
 fn is_well_formed(json: &[u8]) -> bool {
@@ -180,61 +186,22 @@ fn is_well_formed(json: &[u8]) -> bool {
 /// validates it. Every failure is a 422 with the pointer of the offending parameter.
 pub fn query_input<T: DeserializeOwned + SecureInput>(query: &str) -> Result<T, ApiError> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    let mut errors = ValidationErrors::new();
-    match deserialize_tracked(de, &mut errors) {
-        Ok(value) => finish(value, errors),
-        Err(err) => Err(data_error(Some(err.path()), &err.inner().to_string())),
+    let track = Track::default();
+    match T::deserialize(Tracked::root(de, &track)) {
+        Ok(value) => finish(value, unknown_fields(&track)),
+        Err(err) => Err(data_error(&track.error_pointer(), &err.to_string())),
     }
 }
 
-/// Deserialises with unknown fields collected into `errors` and a path kept for failures.
-fn deserialize_tracked<'de, D, T>(
-    de: D,
-    errors: &mut ValidationErrors,
-) -> Result<T, serde_path_to_error::Error<D::Error>>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    let mut on_ignored = |path: serde_ignored::Path<'_>| unknown_field(errors, path);
-    serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut on_ignored))
-}
-
-/// Records an unknown field, pointing at the object that holds it rather than at the member:
-/// its name is client input and is not echoed back.
-fn unknown_field(errors: &mut ValidationErrors, path: serde_ignored::Path<'_>) {
-    let mut pointer = String::new();
-    if let serde_ignored::Path::Map { parent, .. } = path {
-        write_ignored_pointer(parent, &mut pointer);
-    } else {
-        write_ignored_pointer(&path, &mut pointer);
-    }
-    let duplicate = errors
-        .iter()
-        .any(|v| v.code() == "unknown_field" && v.pointer() == pointer);
-    if !duplicate {
-        errors.push_violation(Violation::new(pointer, "unknown_field"));
-    }
-}
-
-fn write_ignored_pointer(path: &serde_ignored::Path<'_>, out: &mut String) {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => {}
-        Path::Seq { parent, index } => {
-            write_ignored_pointer(parent, out);
-            out.push('/');
-            out.push_str(&index.to_string());
-        }
-        Path::Map { parent, key } => {
-            write_ignored_pointer(parent, out);
-            out.push('/');
-            push_escaped(out, key);
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => write_ignored_pointer(parent, out),
-    }
+/// One `unknown_field` violation per object that held keys its type does not define,
+/// pointing at the object rather than at the member: the member's name is client input and
+/// is not echoed back.
+fn unknown_fields(track: &Track) -> ValidationErrors {
+    track
+        .take_unknown()
+        .into_iter()
+        .map(|pointer| Violation::new(pointer, "unknown_field"))
+        .collect()
 }
 
 /// Normalises and validates an already deserialised `value`: 422 listing every failed rule.
@@ -252,35 +219,31 @@ fn finish<T: SecureInput>(mut value: T, mut errors: ValidationErrors) -> Result<
     }
 }
 
-/// A 422 for a deserialisation failure of a well-formed document: the pointer comes from the
-/// deserialiser's path and the code from the kind of failure. serde's message is only
-/// classified, never returned.
-pub(crate) fn data_error(path: Option<&serde_path_to_error::Path>, message: &str) -> ApiError {
-    let mut pointer = String::new();
-    for segment in path.into_iter().flat_map(|p| p.iter()) {
-        use serde_path_to_error::Segment;
-        match segment {
-            Segment::Seq { index } => {
-                pointer.push('/');
-                pointer.push_str(&index.to_string());
-            }
-            Segment::Map { key } => {
-                pointer.push('/');
-                push_escaped(&mut pointer, key);
-            }
-            Segment::Enum { variant } => {
-                pointer.push('/');
-                push_escaped(&mut pointer, variant);
-            }
-            Segment::Unknown => break,
-        }
-    }
+/// A 422 for a deserialisation failure of a well-formed document: the pointer comes from
+/// the tracked location and the code from the kind of failure. serde's message is only
+/// classified, never returned or logged: it can hold the input's values (a password sent
+/// as a number is quoted in "invalid type: integer `1234`").
+pub(crate) fn data_error(at: &Pointer, message: &str) -> ApiError {
+    let mut pointer = at.pointer.clone();
     let code = if let Some(rest) = message.strip_prefix("missing field `") {
-        // The field name comes from the type's definition, not from the input.
-        if let Some(field) = rest.split('`').next() {
+        // The field name comes from the type's definition, not from the input; below a
+        // client-named member the object's own pointer is all that is shown.
+        if let (Some(field), false) = (rest.split('`').next(), at.truncated) {
             pointer.push('/');
             push_escaped(&mut pointer, field);
         }
+        "required"
+    } else {
+        classify(message)
+    };
+    let cause = format!("{code} at {pointer:?}");
+    let errors: ValidationErrors = std::iter::once(Violation::new(pointer, code)).collect();
+    ApiError::validation(errors).with_cause(cause)
+}
+
+/// The stable code of a serde data error message.
+pub(crate) fn classify(message: &str) -> &'static str {
+    if message.starts_with("missing field") {
         "required"
     } else if message.starts_with("unknown field") {
         "unknown_field"
@@ -294,7 +257,5 @@ pub(crate) fn data_error(path: Option<&serde_path_to_error::Path>, message: &str
         "duplicate_field"
     } else {
         "invalid"
-    };
-    let errors: ValidationErrors = std::iter::once(Violation::new(pointer, code)).collect();
-    ApiError::validation(errors).with_cause(message.to_owned())
+    }
 }

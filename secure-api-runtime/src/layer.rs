@@ -333,9 +333,16 @@ fn to_problem<B>(res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
 }
 
 /// The problem response replacing `original`, keeping the headers in [`KEPT_ON_CONVERSION`]
-/// and logging `error` as the cause.
+/// and logging `error` as the cause: in full for 5xx, and for 4xx only its kind (see
+/// [`client_error_cause`]).
 fn converted<B>(original: &HttpResponse<B>, error: Option<&Error>) -> HttpResponse {
-    let cause = error.map(|e| format!("{e} ({e:?})"));
+    let cause = error.map(|e| {
+        if original.status().is_client_error() {
+            client_error_cause(e)
+        } else {
+            format!("{e} ({e:?})")
+        }
+    });
     let mut problem = problem_response(
         problem_for_status(original.status()),
         cause.as_ref().map(|c| c as _),
@@ -348,4 +355,55 @@ fn converted<B>(original: &HttpResponse<B>, error: Option<&Error>) -> HttpRespon
         }
     }
     problem
+}
+
+/// What is logged for a 4xx error from outside secure-api (actix's extractors, the app's own
+/// errors): the kind of failure, never the error's message. Extractor messages quote the
+/// input (serde's "invalid type: string \"hunter2\""), and passwords and tokens are input.
+fn client_error_cause(err: &Error) -> String {
+    use actix_web::error::{
+        JsonPayloadError, PathError, PayloadError, QueryPayloadError, UrlencodedError,
+    };
+    let serde_kind = |e: &dyn std::fmt::Display| crate::input::classify(&e.to_string());
+    if let Some(e) = err.as_error::<JsonPayloadError>() {
+        match e {
+            JsonPayloadError::Deserialize(e) => format!(
+                "JSON body: {:?} error ({}) at line {} column {}",
+                e.classify(),
+                serde_kind(e),
+                e.line(),
+                e.column()
+            ),
+            JsonPayloadError::OverflowKnownLength { length, limit } => {
+                format!("JSON body of {length} bytes is over the {limit}-byte limit")
+            }
+            JsonPayloadError::Overflow { limit } => {
+                format!("JSON body is over the {limit}-byte limit")
+            }
+            JsonPayloadError::ContentType => "JSON body: wrong content type".to_owned(),
+            JsonPayloadError::Payload(e) => format!("JSON body: {e}"),
+            _ => "JSON body rejected".to_owned(),
+        }
+    } else if let Some(e) = err.as_error::<UrlencodedError>() {
+        match e {
+            UrlencodedError::Parse(e) => format!("form body: {}", serde_kind(e)),
+            UrlencodedError::Serialize(_) => "form body rejected".to_owned(),
+            // The other variants' messages are fixed text and sizes.
+            e => format!("form body: {e}"),
+        }
+    } else if let Some(e) = err.as_error::<QueryPayloadError>() {
+        let QueryPayloadError::Deserialize(e) = e else {
+            return "query rejected".to_owned();
+        };
+        format!("query string: {}", serde_kind(e))
+    } else if let Some(e) = err.as_error::<PathError>() {
+        let PathError::Deserialize(e) = e else {
+            return "path rejected".to_owned();
+        };
+        format!("path parameters: {}", serde_kind(e))
+    } else if let Some(e) = err.as_error::<PayloadError>() {
+        format!("body: {e}")
+    } else {
+        "client error (its message is not logged: client errors may quote the input)".to_owned()
+    }
 }

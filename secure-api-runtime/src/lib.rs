@@ -47,6 +47,7 @@ pub mod layer;
 pub mod problem;
 pub mod store;
 pub mod throttle;
+mod tracked;
 pub mod validation;
 
 pub use api::SecureApi;

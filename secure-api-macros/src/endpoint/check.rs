@@ -69,6 +69,22 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
             }
         }
     }
+    if args.rate.is_none() {
+        // Without `rate` the endpoint's base limit is the app's default policy, which these
+        // options cannot change: refuse them rather than drop them silently.
+        if let Some(b) = &args.burst {
+            cx.error_spanned_by(
+                &b.key,
+                "`burst` applies to the endpoint's own `rate`, and this endpoint has none (it uses the app's default rate); add `rate = \"N/unit\"` or remove `burst`",
+            );
+        }
+        if let (Some(a), None) = (&args.algorithm, &args.tiers) {
+            cx.error_spanned_by(
+                &a.key,
+                "`algorithm` applies to the endpoint's own `rate` and `tier(...)` rates, and this endpoint has neither (it uses the app's default rate); add `rate = \"N/unit\"` or remove `algorithm`",
+            );
+        }
+    }
     if sliding && let Some(b) = &args.burst {
         cx.error_spanned_by(
             &b.key,
@@ -89,7 +105,7 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         }
     }
 
-    let mut tiers = Vec::new();
+    let mut tiers: Vec<(String, RateValue)> = Vec::new();
     if let Some(t) = &args.tiers {
         if t.value.is_empty() {
             cx.error_spanned_by(
@@ -105,6 +121,15 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
                 continue;
             }
             if let Some(r) = parse_rate(cx, &tier.rate, sliding) {
+                // A tier's policy has no burst of its own: its capacity is its count.
+                if let (Some(cost_value), Some(c)) = (cost, &args.cost)
+                    && cost_value > r.count
+                {
+                    cx.error_spanned_by(
+                        &c.value,
+                        format!("`cost = {cost_value}` is more than the {} a client of tier `{name}` can ever have, so every request of that tier would be refused; lower `cost` or raise the tier's rate", r.count),
+                    );
+                }
                 tiers.push((name, r));
             }
         }

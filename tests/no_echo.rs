@@ -1,0 +1,293 @@
+//! What a client sends is never echoed: not in error pointers (client-chosen map keys), and
+//! not in the log (serde's messages quote values, and passwords are values).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use actix_web::test::{self as atest};
+use actix_web::{App, web};
+use common::send;
+use proptest::prelude::*;
+use secure_api_runtime::input::is_json_content_type;
+use secure_api_runtime::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+
+/// Every log line of this test binary.
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+fn logs() -> &'static Capture {
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+        log::set_logger(capture).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        capture
+    })
+}
+
+/// Asserts that no log line so far contains `needle`, and that some line mentions `seen`
+/// (so that the check is not vacuous: the error was logged, without the value).
+fn assert_logged_without(needle: &str, seen: &str) {
+    let lines = logs().0.lock().unwrap();
+    for line in lines.iter() {
+        assert!(!line.contains(needle), "the log quotes {needle:?}: {line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(seen)),
+        "nothing logged mentions {seen:?}: {lines:#?}"
+    );
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+#[serde(deny_unknown_fields)]
+struct Item {
+    #[secure(range(min = 1, max = 9))]
+    n: u8,
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Labels {
+    #[secure(length(max = 8))]
+    labels: Option<HashMap<String, u8>>,
+    #[secure(length(max = 8))]
+    items: Option<HashMap<String, Item>>,
+    #[secure(length(max = 8))]
+    list: Option<Vec<Item>>,
+}
+
+async fn labels(input: Valid<Labels>) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{:?}", input.into_inner().labels))
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Login {
+    #[secure(length(min = 1, max = 64))]
+    username: String,
+    #[secure(length(min = 1, max = 1024))]
+    password: String,
+}
+
+async fn login(input: Valid<Login>) -> HttpResponse {
+    HttpResponse::Ok().body(input.into_inner().username)
+}
+
+#[derive(Debug, Deserialize)]
+struct RawLogin {
+    #[allow(dead_code)]
+    password: String,
+}
+
+async fn raw_login(_: web::Json<RawLogin>) -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Page {
+    #[secure(range(min = 1, max = 100))]
+    page: u32,
+}
+
+async fn page(q: ValidQuery<Page>) -> HttpResponse {
+    HttpResponse::Ok().body(q.into_inner().page.to_string())
+}
+
+async fn raw_page(q: web::Query<HashMap<String, u32>>) -> HttpResponse {
+    HttpResponse::Ok().body(q.len().to_string())
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Id {
+    #[secure(range(min = 1, max = 1000))]
+    id: u32,
+}
+
+async fn by_id(p: ValidPath<Id>) -> HttpResponse {
+    HttpResponse::Ok().body(p.into_inner().id.to_string())
+}
+
+macro_rules! app {
+    () => {
+        atest::init_service(
+            App::new()
+                .wrap(SecureLayer::default())
+                .route("/labels", web::post().to(labels))
+                .route("/login", web::post().to(login))
+                .route("/raw-login", web::post().to(raw_login))
+                .route("/page", web::get().to(page))
+                .route("/raw-page", web::get().to(raw_page))
+                .route("/items/{id}", web::get().to(by_id)),
+        )
+        .await
+    };
+}
+
+fn post(path: &str, body: serde_json::Value) -> atest::TestRequest {
+    atest::TestRequest::post()
+        .uri(path)
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body.to_string())
+}
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+#[actix_rt::test]
+async fn client_chosen_map_keys_are_reported_at_the_map() {
+    let app = app!();
+    // A bad value under a client-chosen key.
+    let r = send(&app, post("/labels", json!({ "labels": { XSS: "x" } }))).await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        body["errors"],
+        json!([{"pointer": "/labels", "code": "type"}])
+    );
+    r.assert_leaks_none(&["<img", "onerror", "alert"]);
+
+    // A struct inside a map: its rule, unknown field and missing field are all reported at
+    // the map, never below the client's key.
+    let r = send(
+        &app,
+        post("/labels", json!({ "items": { XSS: { "n": "x" } } })),
+    )
+    .await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        body["errors"],
+        json!([{"pointer": "/items", "code": "type"}])
+    );
+    r.assert_leaks_none(&["<img", "onerror"]);
+    let r = send(
+        &app,
+        post("/labels", json!({ "items": { XSS: { "n": 1, "<b>": 2 } } })),
+    )
+    .await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        body["errors"],
+        json!([{"pointer": "/items", "code": "unknown_field"}])
+    );
+    r.assert_leaks_none(&["<img", "<b>"]);
+    let r = send(&app, post("/labels", json!({ "items": { XSS: {} } }))).await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        body["errors"],
+        json!([{"pointer": "/items", "code": "required"}])
+    );
+    r.assert_leaks_none(&["<img"]);
+
+    // Fields and indexes, which the type defines, are still pointed at exactly.
+    let r = send(
+        &app,
+        post("/labels", json!({ "list": [{ "n": 1 }, { "n": "x" }] })),
+    )
+    .await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        body["errors"],
+        json!([{"pointer": "/list/1/n", "code": "type"}])
+    );
+    let r = send(&app, post("/labels", json!({ "list": [{ "n": 1 }, {}] }))).await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        body["errors"],
+        json!([{"pointer": "/list/1/n", "code": "required"}])
+    );
+    // And the valid case still works.
+    let r = send(&app, post("/labels", json!({ "labels": { "ok": 3 } }))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[actix_rt::test]
+async fn rejected_values_never_reach_the_log() {
+    logs();
+    let app = app!();
+    // A password sent as a number: serde's message would quote it.
+    let r = send(
+        &app,
+        post(
+            "/login",
+            json!({ "username": "alice", "password": 73_914_528_610u64 }),
+        ),
+    )
+    .await;
+    r.assert_problem(422, "validation-failed");
+    assert_logged_without("73914528610", "type at \"/password\"");
+
+    // The same through actix's own `web::Json`, converted by the layer.
+    let r = send(
+        &app,
+        post("/raw-login", json!({ "password": 59_183_046_227u64 })),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_logged_without("59183046227", "JSON body: Data error (type)");
+
+    // A wrong variant of a query value and of a path segment.
+    let r = send(
+        &app,
+        atest::TestRequest::get().uri("/page?page=s3cr3t-query-value"),
+    )
+    .await;
+    r.assert_problem(422, "validation-failed");
+    assert_logged_without("s3cr3t-query-value", "invalid at \"/page\"");
+    let r = send(
+        &app,
+        atest::TestRequest::get().uri("/raw-page?n=s3cr3t-raw-query"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_logged_without("s3cr3t-raw-query", "query string: invalid");
+    let r = send(&app, atest::TestRequest::get().uri("/items/s3cr3t-segment")).await;
+    r.assert_problem(404, "not-found");
+    assert_logged_without("s3cr3t-segment", "path parameter `id` did not deserialise");
+
+    // Malformed JSON: where it stopped, never what it read.
+    let r = send(
+        &app,
+        atest::TestRequest::post()
+            .uri("/login")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(r#"{"username": "alice", "password": s3cr3t-unquoted}"#),
+    )
+    .await;
+    r.assert_problem(400, "malformed-request");
+    assert_logged_without("s3cr3t-unquoted", "Syntax error at line 1 column");
+}
+
+#[test]
+fn content_type_check_takes_any_text() {
+    for value in [
+        "applicationñ/x+json",
+        "application/x-ñjson",
+        "ñ",
+        "application/ñ",
+        "application/json; charset=ñ",
+        "🦀🦀🦀🦀🦀🦀🦀🦀+json",
+    ] {
+        assert!(!is_json_content_type(value), "{value}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn content_type_check_never_panics(value in any::<String>(), tail in any::<String>()) {
+        let _ = is_json_content_type(&value);
+        let _ = is_json_content_type(&format!("application/{value}+json"));
+        let _ = is_json_content_type(&format!("application/{value}{tail}"));
+    }
+}

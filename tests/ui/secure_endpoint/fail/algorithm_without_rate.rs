@@ -1,0 +1,9 @@
+use secure_api_runtime::prelude::*;
+
+// Without `rate` or `tier(...)` the app's default policy applies; `algorithm` would be dropped.
+#[secure_endpoint(post("/login"), algorithm = "sliding_window")]
+async fn login() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+fn main() {}
