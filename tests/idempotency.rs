@@ -14,9 +14,7 @@ use common::{Reply, raw_request, send};
 use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::idempotency::memory::{MemoryIdempotencyStore, WhenFull};
-use secure_api_runtime::idempotency::{
-    Claim, Completion, Digest, IdempotencyStore, RecordKey,
-};
+use secure_api_runtime::idempotency::{Claim, Completion, Digest, IdempotencyStore, RecordKey};
 use secure_api_runtime::prelude::*;
 use secure_api_runtime::store::{StoreError, StoreFuture};
 use serde::Deserialize;
@@ -129,10 +127,15 @@ async fn lease_wait() -> HttpResponse {
 static COUNTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 fn runs_of(test: &str) -> usize {
-    COUNTED.lock().unwrap().iter().filter(|t| *t == test).count()
+    COUNTED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| *t == test)
+        .count()
 }
 
-/// A 201 whose body is `?size=` bytes long (default 100).
+/// A 201 whose body is `?size=` bytes long (default 100), after `?sleep=` ms (default 0).
 #[secure_endpoint(post("/counted"), rate = "unlimited", idempotent)]
 async fn counted(req: actix_web::HttpRequest) -> HttpResponse {
     let query: std::collections::HashMap<String, String> =
@@ -140,6 +143,9 @@ async fn counted(req: actix_web::HttpRequest) -> HttpResponse {
             .unwrap()
             .into_inner();
     COUNTED.lock().unwrap().push(query["test"].clone());
+    if let Some(ms) = query.get("sleep") {
+        actix_web::rt::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+    }
     let size = query.get("size").map_or(100, |s| s.parse().unwrap());
     HttpResponse::Created()
         .insert_header((header::CONTENT_TYPE, "text/plain"))
@@ -364,7 +370,14 @@ fn assert_not_replayable(r: &Reply, original_status: u16) {
     members.sort();
     assert_eq!(
         members,
-        ["detail", "instance", "original_status", "status", "title", "type"]
+        [
+            "detail",
+            "instance",
+            "original_status",
+            "status",
+            "title",
+            "type"
+        ]
     );
     assert_eq!(body["original_status"], original_status);
     assert_eq!(body["title"], "Response not replayable");
@@ -373,7 +386,10 @@ fn assert_not_replayable(r: &Reply, original_status: u16) {
         "The request with this Idempotency-Key was already processed, but its response cannot be replayed; original_status is the status it returned. Do not retry with this key."
     );
     assert!(r.header("idempotent-replayed").is_none());
-    assert!(r.header("retry-after").is_none(), "final, not to be retried");
+    assert!(
+        r.header("retry-after").is_none(),
+        "final, not to be retried"
+    );
 }
 
 #[actix_rt::test]
@@ -393,8 +409,7 @@ async fn a_streaming_response_runs_once_and_retries_get_the_not_replayable_probl
 }
 
 #[actix_rt::test]
-async fn a_response_over_the_stored_limit_runs_once_and_retries_get_the_not_replayable_problem()
-{
+async fn a_response_over_the_stored_limit_runs_once_and_retries_get_the_not_replayable_problem() {
     let api = SecureApi::builder().max_stored_response(64).build();
     let app = test::init_service(app_with(api.clone())).await;
     let uri = "/counted?test=over-limit&size=100";
@@ -413,14 +428,30 @@ async fn a_response_over_the_stored_limit_runs_once_and_retries_get_the_not_repl
     assert_eq!(runs_of("within-limit"), 1);
 }
 
-/// The in-memory store, except that `complete` fails: for responses only, or also for the
-/// first `fail_markers` markers.
-struct FailingComplete {
+/// The in-memory store, except that `complete` fails (for responses when `fail_responses`,
+/// and for the first `fail_markers` markers), and that `renew` answers like a network store
+/// (after a 20 ms round trip) when `slow_renewals`.
+struct TestStore {
     inner: MemoryIdempotencyStore,
+    fail_responses: bool,
     fail_markers: AtomicUsize,
+    slow_renewals: bool,
+    renewals: AtomicUsize,
 }
 
-impl IdempotencyStore for FailingComplete {
+impl TestStore {
+    fn new(inner: MemoryIdempotencyStore) -> Self {
+        TestStore {
+            inner,
+            fail_responses: false,
+            fail_markers: AtomicUsize::new(0),
+            slow_renewals: false,
+            renewals: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl IdempotencyStore for TestStore {
     fn claim(
         &self,
         key: &RecordKey,
@@ -437,7 +468,15 @@ impl IdempotencyStore for FailingComplete {
         owner: u128,
         lease_ms: u64,
     ) -> StoreFuture<'_, Result<bool, StoreError>> {
-        self.inner.renew(key, owner, lease_ms)
+        self.renewals.fetch_add(1, Ordering::SeqCst);
+        if !self.slow_renewals {
+            return self.inner.renew(key, owner, lease_ms);
+        }
+        let key = *key;
+        StoreFuture::Pending(Box::pin(async move {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            self.inner.renew(&key, owner, lease_ms).await
+        }))
     }
 
     fn complete(
@@ -448,7 +487,7 @@ impl IdempotencyStore for FailingComplete {
         ttl_ms: u64,
     ) -> StoreFuture<'_, Result<bool, StoreError>> {
         let fail = match completion {
-            Completion::Response(_) => true,
+            Completion::Response(_) => self.fail_responses,
             Completion::NotReplayable { .. } => self
                 .fail_markers
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -460,26 +499,25 @@ impl IdempotencyStore for FailingComplete {
         self.inner.complete(key, owner, completion, ttl_ms)
     }
 
-    fn release(
-        &self,
-        key: &RecordKey,
-        owner: u128,
-    ) -> StoreFuture<'_, Result<bool, StoreError>> {
+    fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>> {
         self.inner.release(key, owner)
     }
 }
 
 #[actix_rt::test]
 async fn a_failing_complete_keeps_the_key_and_retries_get_the_not_replayable_problem() {
-    let store = Arc::new(FailingComplete {
-        inner: MemoryIdempotencyStore::new(),
-        fail_markers: AtomicUsize::new(0),
+    let store = Arc::new(TestStore {
+        fail_responses: true,
+        ..TestStore::new(MemoryIdempotencyStore::new())
     });
     let api = SecureApi::builder().idempotency_store(store).build();
     let app = test::init_service(app_with(api.clone())).await;
     let uri = "/counted?test=failing-complete";
     let r = send(&app, post(uri, "k")).await;
-    assert_eq!(r.status, 201, "the first client gets the handler's response");
+    assert_eq!(
+        r.status, 201,
+        "the first client gets the handler's response"
+    );
     let r = send(&app, post(uri, "k")).await;
     assert_not_replayable(&r, 201);
     assert_eq!(runs_of("failing-complete"), 1);
@@ -503,9 +541,10 @@ async fn an_exhausted_byte_budget_keeps_the_key_and_retries_get_the_not_replayab
 #[actix_rt::test]
 async fn a_marker_the_store_refuses_is_retried_and_the_key_never_released() {
     // The store fails the response and the first two markers, then recovers.
-    let store = Arc::new(FailingComplete {
-        inner: MemoryIdempotencyStore::new(),
+    let store = Arc::new(TestStore {
+        fail_responses: true,
         fail_markers: AtomicUsize::new(2),
+        ..TestStore::new(MemoryIdempotencyStore::new())
     });
     let api = SecureApi::builder().idempotency_store(store).build();
     let app = test::init_service(app_with(api.clone())).await;
@@ -550,6 +589,37 @@ async fn a_handler_running_longer_than_the_lease_keeps_its_key() {
 }
 
 #[actix_rt::test]
+async fn a_network_store_renews_the_lease_while_the_handler_runs() {
+    // Renewals take a 20 ms round trip; the lease is 90 ms, renewed every 30 ms.
+    let store = Arc::new(TestStore {
+        slow_renewals: true,
+        ..TestStore::new(MemoryIdempotencyStore::new())
+    });
+    let api = SecureApi::builder()
+        .idempotency_store(store.clone())
+        .idempotency_lease(Duration::from_millis(90))
+        .build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=network-lease&sleep=500";
+    let (first, retry) = futures_util::join!(send(&app, post(uri, "k")), async {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        send(&app, post(uri, "k")).await
+    });
+    assert_eq!(first.status, 201);
+    retry.assert_problem(409, "idempotency-request-in-progress");
+    assert_eq!(runs_of("network-lease"), 1);
+    let renewals = store.renewals.load(Ordering::SeqCst);
+    assert!(renewals >= 5, "renewed while running: {renewals}");
+    // The heartbeat stopped with the handler.
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.renewals.load(Ordering::SeqCst), renewals);
+    // A handler that answers at once is not renewed at all.
+    let quick = send(&app, post("/counted?test=network-lease-quick", "q")).await;
+    assert_eq!(quick.status, 201);
+    assert_eq!(store.renewals.load(Ordering::SeqCst), renewals);
+}
+
+#[actix_rt::test]
 async fn one_client_filling_its_quota_does_not_evict_other_clients_records() {
     // The attack, scaled down: a budget of 64 responses of 1 KiB. One client
     // completes 64 of them; before, that pushed out every other client's records.
@@ -559,7 +629,8 @@ async fn one_client_filling_its_quota_does_not_evict_other_clients_records() {
         .build();
     let app = test::init_service(app_with(api.clone())).await;
     let uri = "/counted?test=quota&size=1024";
-    let as_user = |who: &'static str, key: String| post(uri, &key).insert_header(("x-test-subject", who));
+    let as_user =
+        |who: &'static str, key: String| post(uri, &key).insert_header(("x-test-subject", who));
     let bob = send(&app, as_user("bob", "b".into())).await;
     assert_eq!(bob.status, 201);
     for n in 0..64 {
@@ -569,7 +640,11 @@ async fn one_client_filling_its_quota_does_not_evict_other_clients_records() {
     }
     assert_eq!(runs_of("quota"), 65);
     let replay = send(&app, as_user("bob", "b".into())).await;
-    assert_eq!(replay.header("idempotent-replayed"), Some("true"), "bob's record is kept");
+    assert_eq!(
+        replay.header("idempotent-replayed"),
+        Some("true"),
+        "bob's record is kept"
+    );
     assert_eq!(replay.body, bob.body);
     // Mallory's quota (1/16 of the bytes) holds her newest records; her oldest went.
     let newest = send(&app, as_user("mallory", "m-63".into())).await;

@@ -317,7 +317,9 @@ async fn prepare(res: HttpResponse, max_stored: usize) -> Outcome {
         BodySize::Sized(n) if n > max_stored as u64 => {
             return Outcome::Unstorable {
                 res,
-                why: format!("its body of {n} bytes is over max_stored_response ({max_stored} bytes)"),
+                why: format!(
+                    "its body of {n} bytes is over max_stored_response ({max_stored} bytes)"
+                ),
             };
         }
         _ => {}
@@ -372,7 +374,12 @@ async fn finish(
             let status = stored.status;
             let completed = guard
                 .store
-                .complete(&guard.record, guard.owner, Completion::Response(stored), ttl_ms)
+                .complete(
+                    &guard.record,
+                    guard.owner,
+                    Completion::Response(stored),
+                    ttl_ms,
+                )
                 .await;
             match completed {
                 Ok(true) => guard.armed = false,
@@ -438,10 +445,7 @@ async fn mark(mut guard: ClaimGuard, status: u16, ttl_ms: u64, lease_ms: u64) {
         let mut pause = MARK_RETRY_FIRST;
         while std::time::Instant::now() + pause < give_up {
             actix_web::rt::time::sleep(pause).await;
-            match store
-                .complete(&record, owner, marker.clone(), ttl_ms)
-                .await
-            {
+            match store.complete(&record, owner, marker.clone(), ttl_ms).await {
                 Ok(true) => return,
                 Ok(false) => return lost_claim(),
                 Err(_) => pause *= 2,

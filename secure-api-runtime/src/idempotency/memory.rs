@@ -371,9 +371,7 @@ impl MemoryIdempotencyStore {
         let next = {
             let mut expiry = self.lock_expiry();
             match expiry.first_key_value() {
-                Some((&(until, _), _)) if self.when_full == WhenFull::Reject && until > now => {
-                    None
-                }
+                Some((&(until, _), _)) if self.when_full == WhenFull::Reject && until > now => None,
                 Some(_) => expiry.pop_first(),
                 None => None,
             }
@@ -643,11 +641,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         StoreFuture::ready(self.complete_now(key, owner, completion, ttl_ms))
     }
 
-    fn release(
-        &self,
-        key: &RecordKey,
-        owner: u128,
-    ) -> StoreFuture<'_, Result<bool, StoreError>> {
+    fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>> {
         StoreFuture::ready(Ok(self.release_now(key, owner)))
     }
 }
@@ -831,9 +825,7 @@ mod tests {
     #[test]
     fn in_flight_claims_are_never_evicted() {
         let clock = FakeClock::new();
-        let store = store_on(&clock)
-            .max_entries(2)
-            .max_entries_per_client(2);
+        let store = store_on(&clock).max_entries(2).max_entries_per_client(2);
         assert!(acquired(&store, &key(1), 1));
         assert!(acquired(&store, &key(2), 1));
         // Both running: a third claim is refused rather than dropping one.
@@ -873,9 +865,7 @@ mod tests {
     #[test]
     fn reject_keeps_replay_windows_until_expiry() {
         let clock = FakeClock::new();
-        let store = store_on(&clock)
-            .max_entries(1)
-            .when_full(WhenFull::Reject);
+        let store = store_on(&clock).max_entries(1).when_full(WhenFull::Reject);
         assert!(acquired(&store, &key(1), 1));
         assert!(now(store.complete(&key(1), 1, response("r"), 5_000)).unwrap());
         assert!(matches!(
@@ -946,7 +936,10 @@ mod tests {
         }
         assert!(replays(&store, &rk(bob, 1)), "bob's record is untouched");
         for n in 96..100 {
-            assert!(replays(&store, &rk(alice, n)), "alice keeps her newest: {n}");
+            assert!(
+                replays(&store, &rk(alice, n)),
+                "alice keeps her newest: {n}"
+            );
         }
         assert!(acquired(&store, &rk(alice, 95), 7), "her oldest went");
         // That claim counts against her quota too: it pushed out her oldest, 96.
@@ -990,7 +983,10 @@ mod tests {
         ));
         assert!(acquired(&store, &rk(3, 9), 1), "another client is served");
         clock.advance(Duration::from_millis(5_001));
-        assert!(acquired(&store, &rk(2, 9), 1), "once its own records expired");
+        assert!(
+            acquired(&store, &rk(2, 9), 1),
+            "once its own records expired"
+        );
     }
 
     #[test]
@@ -1005,7 +1001,10 @@ mod tests {
             assert!(store.completed_len() <= 3, "round {round}");
         }
         assert!(store.len() <= 3);
-        assert_eq!(store.client_usage(&key(0).client).completed, store.completed_len());
+        assert_eq!(
+            store.client_usage(&key(0).client).completed,
+            store.completed_len()
+        );
     }
 
     #[test]
@@ -1024,5 +1023,110 @@ mod tests {
         // Each completion dropped two expired records: 120 of the first 100 are gone.
         assert_eq!(store.len(), 60);
         assert_eq!(store.clients(), 60);
+    }
+
+    impl MemoryIdempotencyStore {
+        /// Checks every counter and index against the records (a full scan: tests only).
+        fn assert_consistent(&self) {
+            use std::collections::HashMap;
+            let mut per_client: HashMap<Digest, (usize, usize, Vec<u64>)> = HashMap::new();
+            let mut expiry = BTreeMap::new();
+            let (mut entries, mut bytes) = (0, 0);
+            for e in self.map.iter() {
+                entries += 1;
+                let c = per_client.entry(e.client).or_default();
+                c.0 += 1;
+                if let State::Done {
+                    until,
+                    seq,
+                    bytes: b,
+                    ..
+                } = e.state
+                {
+                    bytes += b;
+                    c.1 += b;
+                    c.2.push(seq);
+                    expiry.insert((until, seq), *e.key());
+                }
+            }
+            assert_eq!(self.len(), entries);
+            assert_eq!(self.stored_bytes(), bytes);
+            assert_eq!(*self.lock_expiry(), expiry);
+            assert_eq!(
+                self.clients.len(),
+                per_client.len(),
+                "no empty client states"
+            );
+            for (client, (entries, bytes, mut seqs)) in per_client {
+                seqs.sort_unstable();
+                let state = self.clients.get(&client).expect("client state");
+                assert_eq!(state.entries, entries);
+                assert_eq!(state.bytes, bytes);
+                let indexed: Vec<u64> = state.completed.iter().map(|c| c.0).collect();
+                assert_eq!(indexed, seqs, "completion order, one item per record");
+            }
+        }
+    }
+
+    #[test]
+    fn counters_and_indexes_stay_exact_under_concurrent_use() {
+        let clock = FakeClock::new();
+        let store = Arc::new(
+            store_on(&clock)
+                .max_entries(48)
+                .max_entries_per_client(16)
+                .max_bytes(6_000)
+                .max_bytes_per_client(2_000),
+        );
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (store, clock) = (store.clone(), clock.clone());
+                std::thread::spawn(move || {
+                    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1);
+                    let mut next = move || {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng
+                    };
+                    for i in 0..20_000u64 {
+                        let r = next();
+                        let key = rk((r % 5) as u8, ((r >> 8) % 24) as u8);
+                        let owner = u128::from(t << 32 | i);
+                        if r % 97 == 0 {
+                            clock.advance(Duration::from_millis(3));
+                        }
+                        let Ok(Claim::Acquired) = now(store.claim(&key, &FP, owner, 5)) else {
+                            continue;
+                        };
+                        let _ = now(store.renew(&key, owner, 5));
+                        // Other threads move the clock, so a claim may lapse and be taken
+                        // over before its owner finishes: `Ok(false)` is a valid answer.
+                        match (r >> 16) % 4 {
+                            0 => assert!(now(store.release(&key, owner)).is_ok()),
+                            1 => {
+                                let marker = Completion::NotReplayable { status: 201 };
+                                let marked = now(store.complete(&key, owner, marker, 10));
+                                assert!(marked.is_ok(), "a marker always fits");
+                            }
+                            2 => {} // abandoned: its lease lapses
+                            _ => {
+                                let size = ((r >> 24) % 600) as usize;
+                                let _ = now(store.complete(&key, owner, sized(size), 10));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        store.assert_consistent();
+        assert!(
+            store.len() <= 48 + 4,
+            "within the bound (plus one racing claim a thread)"
+        );
+        assert!(store.stored_bytes() <= 6_000 + 4 * 664);
     }
 }

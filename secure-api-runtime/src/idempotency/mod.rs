@@ -323,8 +323,7 @@ pub trait IdempotencyStore: Send + Sync + 'static {
 
     /// Releases `owner`'s claim so that a retry runs again. `Ok(false)` when `owner` no
     /// longer holds it. Only for requests whose handler failed (5xx, 408, 429) or panicked.
-    fn release(&self, key: &RecordKey, owner: u128)
-    -> StoreFuture<'_, Result<bool, StoreError>>;
+    fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>>;
 }
 
 #[cfg(test)]
