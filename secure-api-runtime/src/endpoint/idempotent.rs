@@ -371,6 +371,9 @@ async fn finish(
             res
         }
         Outcome::Store(res, stored) => {
+            // The handler ran: from here on the key is never released, even if this task
+            // is dropped while a network store answers.
+            guard.armed = false;
             let status = stored.status;
             let completed = guard
                 .store
@@ -382,11 +385,8 @@ async fn finish(
                 )
                 .await;
             match completed {
-                Ok(true) => guard.armed = false,
-                Ok(false) => {
-                    guard.armed = false;
-                    lost_claim();
-                }
+                Ok(true) => {}
+                Ok(false) => lost_claim(),
                 Err(err) => {
                     log::error!(
                         target: "secure_api::idempotency",

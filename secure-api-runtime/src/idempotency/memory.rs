@@ -405,23 +405,6 @@ impl MemoryIdempotencyStore {
         true
     }
 
-    /// Drops up to [`SWEEP_PER_COMPLETION`] expired records.
-    fn sweep(&self, now: u64) {
-        let mut expired = [None; SWEEP_PER_COMPLETION];
-        {
-            let mut expiry = self.lock_expiry();
-            for slot in &mut expired {
-                match expiry.first_key_value() {
-                    Some((&(until, _), _)) if until <= now => *slot = expiry.pop_first(),
-                    _ => break,
-                }
-            }
-        }
-        for ((_, seq), scope) in expired.into_iter().flatten() {
-            self.drop_completed(&scope, seq);
-        }
-    }
-
     fn warn_shrinking(&self, now: u64) {
         const MINUTE_NS: u64 = 60_000_000_000;
         let last = self.last_warning.load(Ordering::Relaxed);
@@ -577,11 +560,26 @@ impl MemoryIdempotencyStore {
             let mut c = self.clients.entry(entry.client).or_default();
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             c.bytes += size;
+            if c.completed.capacity() == 0 {
+                // Most clients hold one record: do not allocate room for four.
+                c.completed.reserve_exact(1);
+            }
             c.completed.push_back((seq, until, key.scope));
             seq
         };
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.lock_expiry().insert((until, seq), key.scope);
+        // Index the completion and take up to two expired records, under one lock.
+        let mut expired = [None; SWEEP_PER_COMPLETION];
+        {
+            let mut expiry = self.lock_expiry();
+            expiry.insert((until, seq), key.scope);
+            for slot in &mut expired {
+                match expiry.first_key_value() {
+                    Some((&(u, _), _)) if u <= now => *slot = expiry.pop_first(),
+                    _ => break,
+                }
+            }
+        }
         entry.state = State::Done {
             outcome: match completion {
                 Completion::Response(response) => Outcome::Response(Arc::new(response)),
@@ -592,7 +590,10 @@ impl MemoryIdempotencyStore {
             bytes: size,
         };
         drop(entry);
-        self.sweep(now);
+        // Dropped once this entry's lock is released (it may be one of them, with a TTL of 0).
+        for ((_, seq), scope) in expired.into_iter().flatten() {
+            self.drop_completed(&scope, seq);
+        }
         Ok(true)
     }
 
