@@ -13,7 +13,10 @@ use actix_web::{App, HttpMessage, HttpServer, test, web};
 use common::{Reply, raw_request, send};
 use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
+use secure_api_runtime::idempotency::memory::{MemoryIdempotencyStore, WhenFull};
+use secure_api_runtime::idempotency::{Claim, Completion, Digest, IdempotencyStore, RecordKey};
 use secure_api_runtime::prelude::*;
+use secure_api_runtime::store::{StoreError, StoreFuture};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,12 +93,63 @@ async fn flaky(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({ "run": run })))
 }
 
+static STREAM_RUNS: AtomicUsize = AtomicUsize::new(0);
+
 #[secure_endpoint(post("/stream"), rate = "unlimited", idempotent)]
 async fn stream() -> HttpResponse {
+    STREAM_RUNS.fetch_add(1, Ordering::SeqCst);
     let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
         web::Bytes::from_static(b"part"),
     )]);
     HttpResponse::Ok().streaming(chunks)
+}
+
+static LEASE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs for 500 ms: longer than the 200 ms lease of the lease tests.
+#[secure_endpoint(post("/lease"), rate = "unlimited", idempotent)]
+async fn lease() -> HttpResponse {
+    LEASE_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    HttpResponse::Created().json(json!({ "done": true }))
+}
+
+static LEASE_WAIT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(post("/lease-wait"), rate = "unlimited", idempotent(wait = "5s"))]
+async fn lease_wait() -> HttpResponse {
+    LEASE_WAIT_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    HttpResponse::Created().json(json!({ "done": true }))
+}
+
+/// Counts runs per test: each test that uses `/counted` passes its own `?test=` name.
+static COUNTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn runs_of(test: &str) -> usize {
+    COUNTED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| *t == test)
+        .count()
+}
+
+/// A 201 whose body is `?size=` bytes long (default 100), after `?sleep=` ms (default 0).
+#[secure_endpoint(post("/counted"), rate = "unlimited", idempotent)]
+async fn counted(req: actix_web::HttpRequest) -> HttpResponse {
+    let query: std::collections::HashMap<String, String> =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .unwrap()
+            .into_inner();
+    COUNTED.lock().unwrap().push(query["test"].clone());
+    if let Some(ms) = query.get("sleep") {
+        actix_web::rt::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+    }
+    let size = query.get("size").map_or(100, |s| s.parse().unwrap());
+    HttpResponse::Created()
+        .insert_header((header::CONTENT_TYPE, "text/plain"))
+        .body("x".repeat(size))
 }
 
 #[secure_endpoint(
@@ -138,6 +192,9 @@ fn app_with(
         .service(optional)
         .service(slow_dc)
         .service(strict)
+        .service(lease)
+        .service(lease_wait)
+        .service(counted)
 }
 
 fn order(key: Option<&str>, body: serde_json::Value) -> test::TestRequest {
@@ -306,16 +363,296 @@ async fn failures_are_not_stored_and_release_the_key() {
     }
 }
 
+/// Asserts the exact problem a retry gets when the first request's response was not kept.
+fn assert_not_replayable(r: &Reply, original_status: u16) {
+    let body = r.assert_problem(422, "idempotency-response-not-replayable");
+    let mut members: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+    members.sort();
+    assert_eq!(
+        members,
+        [
+            "detail",
+            "instance",
+            "original_status",
+            "status",
+            "title",
+            "type"
+        ]
+    );
+    assert_eq!(body["original_status"], original_status);
+    assert_eq!(body["title"], "Response not replayable");
+    assert_eq!(
+        body["detail"],
+        "The request with this Idempotency-Key was already processed, but its response cannot be replayed; original_status is the status it returned. Do not retry with this key."
+    );
+    assert!(r.header("idempotent-replayed").is_none());
+    assert!(
+        r.header("retry-after").is_none(),
+        "final, not to be retried"
+    );
+}
+
 #[actix_rt::test]
-async fn a_streaming_response_is_refused_for_storage() {
+async fn a_streaming_response_runs_once_and_retries_get_the_not_replayable_problem() {
     let api = SecureApi::builder().build();
     let app = test::init_service(app_with(api.clone())).await;
+    // The first client gets the handler's own response.
     let r = send(&app, post("/stream", "s1")).await;
-    r.assert_problem(500, "idempotency-response-not-storable");
-    // Not replayed empty: the key was released.
-    let r = send(&app, post("/stream", "s1")).await;
-    r.assert_problem(500, "idempotency-response-not-storable");
-    assert!(r.header("idempotent-replayed").is_none());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"part");
+    // Its retry does not run the handler again, and is told what happened.
+    for _ in 0..2 {
+        let r = send(&app, post("/stream", "s1")).await;
+        assert_not_replayable(&r, 200);
+    }
+    assert_eq!(STREAM_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn a_response_over_the_stored_limit_runs_once_and_retries_get_the_not_replayable_problem() {
+    let api = SecureApi::builder().max_stored_response(64).build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=over-limit&size=100";
+    let r = send(&app, post(uri, "big")).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.body.len(), 100, "sent whole to the first client");
+    let r = send(&app, post(uri, "big")).await;
+    assert_not_replayable(&r, 201);
+    assert_eq!(runs_of("over-limit"), 1);
+    // A response within the limit is still replayed.
+    let uri = "/counted?test=within-limit&size=64";
+    let first = send(&app, post(uri, "small")).await;
+    let replay = send(&app, post(uri, "small")).await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, first.body);
+    assert_eq!(runs_of("within-limit"), 1);
+}
+
+/// The in-memory store, except that `complete` fails (for responses when `fail_responses`,
+/// and for the first `fail_markers` markers), and that `renew` answers like a network store
+/// (after a 20 ms round trip) when `slow_renewals`.
+struct TestStore {
+    inner: MemoryIdempotencyStore,
+    fail_responses: bool,
+    fail_markers: AtomicUsize,
+    slow_renewals: bool,
+    renewals: AtomicUsize,
+}
+
+impl TestStore {
+    fn new(inner: MemoryIdempotencyStore) -> Self {
+        TestStore {
+            inner,
+            fail_responses: false,
+            fail_markers: AtomicUsize::new(0),
+            slow_renewals: false,
+            renewals: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl IdempotencyStore for TestStore {
+    fn claim(
+        &self,
+        key: &RecordKey,
+        fingerprint: &Digest,
+        owner: u128,
+        lease_ms: u64,
+    ) -> StoreFuture<'_, Result<Claim, StoreError>> {
+        self.inner.claim(key, fingerprint, owner, lease_ms)
+    }
+
+    fn renew(
+        &self,
+        key: &RecordKey,
+        owner: u128,
+        lease_ms: u64,
+    ) -> StoreFuture<'_, Result<bool, StoreError>> {
+        self.renewals.fetch_add(1, Ordering::SeqCst);
+        if !self.slow_renewals {
+            return self.inner.renew(key, owner, lease_ms);
+        }
+        let key = *key;
+        StoreFuture::Pending(Box::pin(async move {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            self.inner.renew(&key, owner, lease_ms).await
+        }))
+    }
+
+    fn complete(
+        &self,
+        key: &RecordKey,
+        owner: u128,
+        completion: Completion,
+        ttl_ms: u64,
+    ) -> StoreFuture<'_, Result<bool, StoreError>> {
+        let fail = match completion {
+            Completion::Response(_) => self.fail_responses,
+            Completion::NotReplayable { .. } => self
+                .fail_markers
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok(),
+        };
+        if fail {
+            return StoreFuture::ready(Err(StoreError::Backend("backend down".into())));
+        }
+        self.inner.complete(key, owner, completion, ttl_ms)
+    }
+
+    fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>> {
+        self.inner.release(key, owner)
+    }
+}
+
+#[actix_rt::test]
+async fn a_failing_complete_keeps_the_key_and_retries_get_the_not_replayable_problem() {
+    let store = Arc::new(TestStore {
+        fail_responses: true,
+        ..TestStore::new(MemoryIdempotencyStore::new())
+    });
+    let api = SecureApi::builder().idempotency_store(store).build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=failing-complete";
+    let r = send(&app, post(uri, "k")).await;
+    assert_eq!(
+        r.status, 201,
+        "the first client gets the handler's response"
+    );
+    let r = send(&app, post(uri, "k")).await;
+    assert_not_replayable(&r, 201);
+    assert_eq!(runs_of("failing-complete"), 1);
+}
+
+#[actix_rt::test]
+async fn an_exhausted_byte_budget_keeps_the_key_and_retries_get_the_not_replayable_problem() {
+    let store = MemoryIdempotencyStore::new()
+        .max_bytes(64)
+        .when_full(WhenFull::Reject);
+    let api = SecureApi::builder()
+        .idempotency_store(Arc::new(store))
+        .build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=byte-budget";
+    assert_eq!(send(&app, post(uri, "k")).await.status, 201);
+    assert_not_replayable(&send(&app, post(uri, "k")).await, 201);
+    assert_eq!(runs_of("byte-budget"), 1);
+}
+
+#[actix_rt::test]
+async fn a_marker_the_store_refuses_is_retried_and_the_key_never_released() {
+    // The store fails the response and the first two markers, then recovers.
+    let store = Arc::new(TestStore {
+        fail_responses: true,
+        fail_markers: AtomicUsize::new(2),
+        ..TestStore::new(MemoryIdempotencyStore::new())
+    });
+    let api = SecureApi::builder().idempotency_store(store).build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=marker-retry";
+    assert_eq!(send(&app, post(uri, "k")).await.status, 201);
+    // Not released: still held by the first request, so a retry is told to wait.
+    send(&app, post(uri, "k"))
+        .await
+        .assert_problem(409, "idempotency-request-in-progress");
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_not_replayable(&send(&app, post(uri, "k")).await, 201);
+    assert_eq!(runs_of("marker-retry"), 1);
+}
+
+#[actix_rt::test]
+async fn a_handler_running_longer_than_the_lease_keeps_its_key() {
+    let api = SecureApi::builder()
+        .idempotency_lease(Duration::from_millis(200))
+        .build();
+    let app = test::init_service(app_with(api.clone())).await;
+    // The handler takes 500 ms; the retry comes at 300 ms, after the first lease ran out.
+    let (first, retry) = futures_util::join!(send(&app, post("/lease", "k")), async {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        send(&app, post("/lease", "k")).await
+    });
+    assert_eq!(first.status, 201);
+    retry.assert_problem(409, "idempotency-request-in-progress");
+    assert_eq!(LEASE_RUNS.load(Ordering::SeqCst), 1, "the handler ran once");
+    let replay = send(&app, post("/lease", "k")).await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(LEASE_RUNS.load(Ordering::SeqCst), 1);
+
+    // A retry that waits gets the first result, not a second run.
+    let (first, retry) = futures_util::join!(send(&app, post("/lease-wait", "k")), async {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        send(&app, post("/lease-wait", "k")).await
+    });
+    assert_eq!(first.status, 201);
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(LEASE_WAIT_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn a_network_store_renews_the_lease_while_the_handler_runs() {
+    // Renewals take a 20 ms round trip; the lease is 90 ms, renewed every 30 ms.
+    let store = Arc::new(TestStore {
+        slow_renewals: true,
+        ..TestStore::new(MemoryIdempotencyStore::new())
+    });
+    let api = SecureApi::builder()
+        .idempotency_store(store.clone())
+        .idempotency_lease(Duration::from_millis(90))
+        .build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=network-lease&sleep=500";
+    let (first, retry) = futures_util::join!(send(&app, post(uri, "k")), async {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        send(&app, post(uri, "k")).await
+    });
+    assert_eq!(first.status, 201);
+    retry.assert_problem(409, "idempotency-request-in-progress");
+    assert_eq!(runs_of("network-lease"), 1);
+    let renewals = store.renewals.load(Ordering::SeqCst);
+    assert!(renewals >= 5, "renewed while running: {renewals}");
+    // The heartbeat stopped with the handler.
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.renewals.load(Ordering::SeqCst), renewals);
+    // A handler that answers at once is not renewed at all.
+    let quick = send(&app, post("/counted?test=network-lease-quick", "q")).await;
+    assert_eq!(quick.status, 201);
+    assert_eq!(store.renewals.load(Ordering::SeqCst), renewals);
+}
+
+#[actix_rt::test]
+async fn one_client_filling_its_quota_does_not_evict_other_clients_records() {
+    // The attack, scaled down: a budget of 64 responses of 1 KiB. One client
+    // completes 64 of them; before, that pushed out every other client's records.
+    let store = MemoryIdempotencyStore::new().max_bytes(64 * 1_100);
+    let api = SecureApi::builder()
+        .idempotency_store(Arc::new(store))
+        .build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let uri = "/counted?test=quota&size=1024";
+    let as_user =
+        |who: &'static str, key: String| post(uri, &key).insert_header(("x-test-subject", who));
+    let bob = send(&app, as_user("bob", "b".into())).await;
+    assert_eq!(bob.status, 201);
+    for n in 0..64 {
+        let r = send(&app, as_user("mallory", format!("m-{n}"))).await;
+        assert_eq!(r.status, 201);
+        assert!(r.header("idempotent-replayed").is_none());
+    }
+    assert_eq!(runs_of("quota"), 65);
+    let replay = send(&app, as_user("bob", "b".into())).await;
+    assert_eq!(
+        replay.header("idempotent-replayed"),
+        Some("true"),
+        "bob's record is kept"
+    );
+    assert_eq!(replay.body, bob.body);
+    // Mallory's quota (1/16 of the bytes) holds her newest records; her oldest went.
+    let newest = send(&app, as_user("mallory", "m-63".into())).await;
+    assert_eq!(newest.header("idempotent-replayed"), Some("true"));
+    assert_eq!(runs_of("quota"), 65);
+    let oldest = send(&app, as_user("mallory", "m-0".into())).await;
+    assert!(oldest.header("idempotent-replayed").is_none());
+    assert_eq!(runs_of("quota"), 66);
 }
 
 #[actix_rt::test]

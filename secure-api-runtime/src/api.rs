@@ -59,8 +59,9 @@ pub(crate) struct Shared {
     pub(crate) jwt: Option<JwtAuth>,
 }
 
-/// Default lease of an idempotency claim: how long a request may run before its key is
-/// considered abandoned.
+/// Default lease of an idempotency claim: how long a claim survives without renewal. A
+/// running request renews it every third of the lease, so this is how long a key stays
+/// blocked after its process crashed, not a limit on how long a handler may run.
 pub const DEFAULT_IDEMPOTENCY_LEASE_MS: u64 = 60_000;
 /// Default largest response stored for idempotent replay: 1 MiB.
 pub const DEFAULT_MAX_STORED_RESPONSE: usize = 1 << 20;
@@ -228,21 +229,42 @@ impl SecureApiBuilder {
         self
     }
 
-    /// Replaces the idempotency store (the in-memory store by default).
+    /// Replaces the idempotency store (the in-memory store by default, with its default
+    /// bounds and per-client quotas). To change the in-memory store's bounds, pass one:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secure_api_runtime::SecureApi;
+    /// use secure_api_runtime::idempotency::memory::MemoryIdempotencyStore;
+    ///
+    /// let store = MemoryIdempotencyStore::new()
+    ///     .max_bytes(256 << 20)
+    ///     .max_bytes_per_client(4 << 20);
+    /// let api = SecureApi::builder().idempotency_store(Arc::new(store)).build();
+    /// ```
     pub fn idempotency_store(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
         self.idempotency = Some(store);
         self
     }
 
-    /// How long an idempotency claim is held for a running request before it is considered
-    /// abandoned and a retry may run (default 60 s). Longer than any handler should run.
+    /// How long an idempotency claim survives without renewal (default 60 s).
+    ///
+    /// While a handler runs, its claim is renewed every third of the lease, so a slow
+    /// handler keeps its key however long it takes, and a retry gets 409 (or, with `wait`,
+    /// the result). A retry takes the key over only when nobody renewed the claim for a
+    /// whole lease: the process crashed or stalled. A shorter lease frees the keys of a
+    /// crashed process sooner, at the cost of more renewals (one store call per handler
+    /// per third of the lease).
     pub fn idempotency_lease(mut self, lease: std::time::Duration) -> Self {
         self.idempotency_lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         self
     }
 
     /// The largest response body stored for idempotent replay (default 1 MiB). A larger or
-    /// streaming response of an idempotent endpoint is refused with a 500 problem.
+    /// streaming response of an idempotent endpoint is sent to its client as it is, and its
+    /// key is kept as completed without a response: retries get the 422
+    /// `idempotency-response-not-replayable` problem with the original status, and the
+    /// handler does not run again.
     pub fn max_stored_response(mut self, bytes: usize) -> Self {
         self.max_stored_response = bytes;
         self

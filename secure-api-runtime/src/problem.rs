@@ -170,6 +170,18 @@ registry! {
     /// 422: the idempotency key was already used for a different request.
     IDEMPOTENCY_KEY_REUSED = ("idempotency-key-reused", 422, "Idempotency key reused",
         "This Idempotency-Key was already used for a different request.");
+    /// 422: the request with this idempotency key already ran, but its response could not
+    /// be kept for replay (it was streamed, over the size limit, or refused by the store).
+    /// The extension member `original_status` holds the status the operation answered, so
+    /// a client can tell that it succeeded (`"original_status": 201`).
+    ///
+    /// 422 and not 409: the idempotency draft answers 409 for a request still in progress,
+    /// which clients retry; this answer is final for the key until its TTL ends, so it
+    /// belongs with the other final misuse of a key (`idempotency-key-reused`). Not a 5xx:
+    /// nothing failed, and retrying cannot help.
+    IDEMPOTENCY_NOT_REPLAYABLE = ("idempotency-response-not-replayable", 422,
+        "Response not replayable",
+        "The request with this Idempotency-Key was already processed, but its response cannot be replayed; original_status is the status it returned. Do not retry with this key.");
     /// 431: the request headers are too large.
     HEADERS_TOO_LARGE = ("headers-too-large", 431, "Request headers too large",
         "The request headers are larger than allowed.");
@@ -179,10 +191,6 @@ registry! {
     /// 500: something failed on the server; the log has the details under the error id.
     INTERNAL_ERROR = ("internal-error", 500, "Internal server error",
         "An unexpected error occurred. Quote the instance identifier when reporting it.");
-    /// 500: an idempotent endpoint produced a response that cannot be stored for replay
-    /// (streaming, or over the size limit); the log says which.
-    RESPONSE_NOT_STORABLE = ("idempotency-response-not-storable", 500, "Response not storable",
-        "The operation produced a response that cannot be kept for idempotent replay.");
     /// 503: a backing service or capacity limit prevents serving the request now.
     SERVICE_UNAVAILABLE = ("service-unavailable", 503, "Service unavailable",
         "The service is temporarily unavailable; retry later.");

@@ -8,13 +8,34 @@
 //! | key used with another method, route, path, query, content type or body | 422 `idempotency-key-reused` |
 //! | first request still running | 409 with `Retry-After`, or with `wait`, the first result |
 //! | completed | the stored status, body and allow-listed headers, `Idempotent-Replayed: true` |
-//! | store full or down | 503 (the handler does not run unprotected) |
+//! | completed, response not kept | 422 `idempotency-response-not-replayable` with `original_status` |
+//! | store full (or the client's quota full of running requests) or down | 503 (the handler does not run unprotected) |
 //!
 //! The handler runs in its own task, so a client that disconnects does not cancel it and its
-//! result is still stored. A 5xx, 408 or 429 is not stored and releases the key, as does a
-//! handler that panics (the claim's guard releases it while unwinding).
+//! result is still stored. While it runs, a heartbeat renews the claim's lease every third
+//! of the lease (`SecureApiBuilder::idempotency_lease`), so a slow handler keeps its key and
+//! a retry gets 409; the key is taken over only when nobody renewed it for a whole lease
+//! (the process crashed or stalled). A handler that finishes at its first poll starts no
+//! timer.
+//!
+//! Once the handler ran, its key is kept:
+//! - a 2xx, 3xx or 4xx other than 408 and 429 is stored and replayed;
+//! - a response that cannot be stored (a streaming body, or one over `max_stored_response`)
+//!   is sent to this client as it is, and the key is completed with a marker: retries get
+//!   the fixed `idempotency-response-not-replayable` problem with the original status,
+//!   never a second run;
+//! - so is a response the store refuses (its byte budget is exhausted, or the backend
+//!   failed); a marker needs no room, and when the backend fails it is retried in the
+//!   background for as long as the lease would have held the claim.
+//!
+//! Only a 5xx, 408 or 429 from the handler releases the key, so that the client's retry
+//! runs again; so does a handler that panics (the claim's guard releases it while
+//! unwinding).
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
@@ -27,11 +48,11 @@ use super::EndpointSpec;
 use crate::api::SecureApi;
 use crate::extract::{declared_length, limits, read_body};
 use crate::idempotency::{
-    Claim, Digest, IdempotencySpec, IdempotencyStore, REPLAYED_HEADERS, StoredResponse,
-    fingerprint, parse_key, scope,
+    Claim, Completion, IdempotencySpec, IdempotencyStore, REPLAYED_HEADERS, RecordKey,
+    StoredResponse, fingerprint, parse_key,
 };
 use crate::problem::{ApiError, problems};
-use crate::store::StoreFuture;
+use crate::store::{StoreError, StoreFuture};
 
 /// The header marking a replayed response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -85,20 +106,19 @@ where
         content_type,
         &body,
     );
-    let scope = scope(client, spec.route, &key);
+    let record = RecordKey::new(client, spec.route, &key);
 
     let shared = api.shared();
     let store = shared.idempotency.clone();
+    let lease_ms = shared.idempotency_lease_ms;
     let owner = next_owner();
     let deadline = std::time::Instant::now() + Duration::from_millis(idem.wait_ms);
     let mut pause = Duration::from_millis(5);
     loop {
-        match store
-            .claim(&scope, &fp, owner, shared.idempotency_lease_ms)
-            .await
-        {
+        match store.claim(&record, &fp, owner, lease_ms).await {
             Ok(Claim::Acquired) => break,
             Ok(Claim::Completed(stored)) => return replay(&stored),
+            Ok(Claim::NotReplayable { status }) => return not_replayable(status),
             Ok(Claim::Mismatch) => {
                 return ApiError::new(problems::IDEMPOTENCY_KEY_REUSED).error_response();
             }
@@ -124,16 +144,20 @@ where
     // The claim is ours. Run the handler in its own task: a disconnecting client drops this
     // future, not the handler, and the result is stored all the same.
     let guard = ClaimGuard {
-        store: store.clone(),
-        scope,
+        store,
+        record,
         owner,
         armed: true,
     };
     let ttl_ms = idem.ttl_ms;
     let max_stored = shared.max_stored_response;
     let task = actix_web::rt::spawn(async move {
-        let res = super::call(req, Payload::from(body), handler).await;
-        finish(guard, res, ttl_ms, max_stored).await
+        let outcome = heartbeat(&guard, lease_ms, async move {
+            let res = super::call(req, Payload::from(body), handler).await;
+            prepare(res, max_stored).await
+        })
+        .await;
+        finish(guard, outcome, ttl_ms, lease_ms, spec.name).await
     });
     match task.await {
         Ok(res) => res,
@@ -163,8 +187,8 @@ fn next_owner() -> u128 {
 
 /// Releases a claim unless it was completed, including when the handler panics.
 struct ClaimGuard {
-    store: std::sync::Arc<dyn IdempotencyStore>,
-    scope: Digest,
+    store: Arc<dyn IdempotencyStore>,
+    record: RecordKey,
     owner: u128,
     armed: bool,
 }
@@ -172,7 +196,7 @@ struct ClaimGuard {
 impl ClaimGuard {
     async fn release(mut self) {
         self.armed = false;
-        if let Err(err) = self.store.release(&self.scope, self.owner).await {
+        if let Err(err) = self.store.release(&self.record, self.owner).await {
             log::error!(target: "secure_api::idempotency", "releasing an idempotency key failed: {err}");
         }
     }
@@ -183,17 +207,76 @@ impl Drop for ClaimGuard {
         if !self.armed {
             return;
         }
-        match self.store.release(&self.scope, self.owner) {
+        match self.store.release(&self.record, self.owner) {
             StoreFuture::Ready(_) => {}
             StoreFuture::Pending(_) => {
                 // A network store: finish the release on the runtime.
-                let (store, scope, owner) = (self.store.clone(), self.scope, self.owner);
+                let (store, record, owner) = (self.store.clone(), self.record, self.owner);
                 actix_web::rt::spawn(async move {
-                    let _ = store.release(&scope, owner).await;
+                    let _ = store.release(&record, owner).await;
                 });
             }
         }
     }
+}
+
+/// Runs `work` while renewing the claim's lease every third of it, so that the claim is
+/// taken over only if this process is gone (crashed or stalled for a whole lease), never
+/// because the handler is slow.
+///
+/// Work that finishes at its first poll (most handlers) never starts the timer; after that,
+/// one timer is raced against the work in the same task, and one renewal is in flight at a
+/// time. A lost claim (taken over after a stall) stops the renewals; both it and a failed
+/// renewal are logged.
+async fn heartbeat<T>(guard: &ClaimGuard, lease_ms: u64, work: impl Future<Output = T>) -> T {
+    use actix_web::rt::time::{Instant, Sleep, sleep};
+
+    let period = Duration::from_millis((lease_ms / 3).max(1));
+    let mut work = pin!(work);
+    let mut timer = pin!(None::<Sleep>);
+    let mut renewal: Option<StoreFuture<'_, Result<bool, StoreError>>> = None;
+    let mut lost = false;
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        while !lost {
+            if let Some(pending) = renewal.as_mut() {
+                let Poll::Ready(result) = Pin::new(pending).poll(cx) else {
+                    return Poll::Pending;
+                };
+                renewal = None;
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost = true;
+                        log::error!(
+                            target: "secure_api::idempotency",
+                            "an idempotency claim was lost while its handler ran (this process stalled for longer than the lease and a retry took the key over); the handler may run twice for this key"
+                        );
+                        break;
+                    }
+                    Err(err) => log::warn!(
+                        target: "secure_api::idempotency",
+                        "renewing an idempotency lease failed (retrying at the next beat): {err}"
+                    ),
+                }
+            }
+            if timer.is_none() {
+                timer.set(Some(sleep(period)));
+            }
+            let Some(mut beat) = timer.as_mut().as_pin_mut() else {
+                break;
+            };
+            if beat.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            beat.as_mut().reset(Instant::now() + period);
+            renewal = Some(guard.store.renew(&guard.record, guard.owner, lease_ms));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Whether a response of this status is kept for replay.
@@ -203,47 +286,60 @@ fn storable(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS)
 }
 
-async fn finish(
-    mut guard: ClaimGuard,
-    res: HttpResponse,
-    ttl_ms: u64,
-    max_stored: usize,
-) -> HttpResponse {
+/// What the handler's response means for its key.
+enum Outcome {
+    /// A 5xx, 408 or 429: not stored, the key is released so that a retry runs again.
+    Release(HttpResponse),
+    /// Kept for replay: the response (its body buffered) and what is stored of it.
+    Store(HttpResponse, StoredResponse),
+    /// The handler ran but its response cannot be stored (streaming, or over the limit):
+    /// it is sent as it is, and the key keeps a not-replayable marker.
+    Unstorable { res: HttpResponse, why: String },
+    /// The body failed while it was buffered: a 500 is sent, and the key keeps a
+    /// not-replayable marker with the handler's status (its side effects happened).
+    Broken { status: StatusCode, why: String },
+}
+
+/// Sorts the handler's response, buffering its body when it is to be stored.
+async fn prepare(res: HttpResponse, max_stored: usize) -> Outcome {
     let status = res.status();
     if !storable(status) {
-        guard.release().await;
-        return res;
+        return Outcome::Release(res);
     }
-    let refuse = |guard: ClaimGuard, why: String| async move {
-        guard.release().await;
-        ApiError::new(problems::RESPONSE_NOT_STORABLE)
-            .with_cause(why)
-            .error_response()
-    };
-    let (res, body) = res.into_parts();
-    match body.size() {
+    match res.body().size() {
         BodySize::Stream => {
-            return refuse(
-                guard,
-                "an idempotent endpoint returned a streaming body, which cannot be stored for replay; return a sized body"
+            return Outcome::Unstorable {
+                res,
+                why: "it has a streaming body; return a sized body to make it replayable"
                     .to_owned(),
-            )
-            .await;
+            };
         }
         BodySize::Sized(n) if n > max_stored as u64 => {
-            return refuse(guard, format!("response body of {n} bytes is over the {max_stored}-byte limit for idempotent replay")).await;
+            return Outcome::Unstorable {
+                res,
+                why: format!(
+                    "its body of {n} bytes is over max_stored_response ({max_stored} bytes)"
+                ),
+            };
         }
         _ => {}
     }
+    let (res, body) = res.into_parts();
     let bytes = match actix_web::body::to_bytes_limited(body, max_stored).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(err)) => return refuse(guard, format!("response body failed: {err}")).await,
+        Ok(Err(err)) => {
+            return Outcome::Broken {
+                status,
+                why: format!("the response body of an idempotent endpoint failed: {err}"),
+            };
+        }
         Err(_) => {
-            return refuse(
-                guard,
-                format!("response body is over the {max_stored}-byte limit"),
-            )
-            .await;
+            return Outcome::Broken {
+                status,
+                why: format!(
+                    "the response body of an idempotent endpoint was larger than its stated size and over max_stored_response ({max_stored} bytes)"
+                ),
+            };
         }
     };
     let stored = StoredResponse {
@@ -256,22 +352,120 @@ async fn finish(
             .collect(),
         body: bytes.clone(),
     };
-    match guard
-        .store
-        .complete(&guard.scope, guard.owner, stored, ttl_ms)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => log::warn!(
-            target: "secure_api::idempotency",
-            "the idempotency claim lapsed while the handler ran and was taken over; this result was not stored (raise the lease)"
-        ),
-        Err(err) => {
-            log::error!(target: "secure_api::idempotency", "storing an idempotent response failed: {err}")
+    Outcome::Store(res.set_body(bytes).map_into_boxed_body(), stored)
+}
+
+/// Records the outcome in the store and gives the response to send. Once the handler ran
+/// with a result worth keeping, the key is never released: what cannot be stored is marked
+/// as completed without a replayable response.
+async fn finish(
+    mut guard: ClaimGuard,
+    outcome: Outcome,
+    ttl_ms: u64,
+    lease_ms: u64,
+    endpoint: &'static str,
+) -> HttpResponse {
+    match outcome {
+        Outcome::Release(res) => {
+            guard.release().await;
+            res
+        }
+        Outcome::Store(res, stored) => {
+            // The handler ran: from here on the key is never released, even if this task
+            // is dropped while a network store answers.
+            guard.armed = false;
+            let status = stored.status;
+            let completed = guard
+                .store
+                .complete(
+                    &guard.record,
+                    guard.owner,
+                    Completion::Response(stored),
+                    ttl_ms,
+                )
+                .await;
+            match completed {
+                Ok(true) => {}
+                Ok(false) => lost_claim(),
+                Err(err) => {
+                    log::error!(
+                        target: "secure_api::idempotency",
+                        "storing the response of idempotent endpoint `{endpoint}` failed ({err}); its key is kept as completed without a replayable response"
+                    );
+                    mark(guard, status, ttl_ms, lease_ms).await;
+                }
+            }
+            res
+        }
+        Outcome::Unstorable { res, why } => {
+            log::warn!(
+                target: "secure_api::idempotency",
+                "the response of idempotent endpoint `{endpoint}` cannot be stored for replay: {why}; retries with its key get the idempotency-response-not-replayable problem"
+            );
+            mark(guard, res.status().as_u16(), ttl_ms, lease_ms).await;
+            res
+        }
+        Outcome::Broken { status, why } => {
+            mark(guard, status.as_u16(), ttl_ms, lease_ms).await;
+            ApiError::new(problems::INTERNAL_ERROR)
+                .with_cause(why)
+                .error_response()
         }
     }
+}
+
+fn lost_claim() {
+    log::warn!(
+        target: "secure_api::idempotency",
+        "the idempotency claim lapsed while the handler ran and was taken over; this result was not stored"
+    );
+}
+
+/// Completes the claim with a not-replayable marker for `status`. If the store fails, the
+/// marker is retried in the background (backing off, for as long as the lease would hold
+/// the claim); the key is not released either way.
+async fn mark(mut guard: ClaimGuard, status: u16, ttl_ms: u64, lease_ms: u64) {
     guard.armed = false;
-    res.set_body(bytes).map_into_boxed_body()
+    let marker = Completion::NotReplayable { status };
+    match guard
+        .store
+        .complete(&guard.record, guard.owner, marker.clone(), ttl_ms)
+        .await
+    {
+        Ok(true) => return,
+        Ok(false) => return lost_claim(),
+        Err(err) => log::error!(
+            target: "secure_api::idempotency",
+            "recording an idempotency key as completed failed ({err}); retrying in the background"
+        ),
+    }
+    let (store, record, owner) = (guard.store.clone(), guard.record, guard.owner);
+    actix_web::rt::spawn(async move {
+        let give_up = std::time::Instant::now() + Duration::from_millis(lease_ms);
+        let mut pause = MARK_RETRY_FIRST;
+        while std::time::Instant::now() + pause < give_up {
+            actix_web::rt::time::sleep(pause).await;
+            match store.complete(&record, owner, marker.clone(), ttl_ms).await {
+                Ok(true) => return,
+                Ok(false) => return lost_claim(),
+                Err(_) => pause *= 2,
+            }
+        }
+        log::error!(
+            target: "secure_api::idempotency",
+            "gave up recording an idempotency key as completed; once its lease lapses a retry may run the handler again"
+        );
+    });
+}
+
+/// The first pause before retrying a marker the store refused.
+const MARK_RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// The answer to a retry of a request whose response was not kept.
+fn not_replayable(status: u16) -> HttpResponse {
+    ApiError::new(problems::IDEMPOTENCY_NOT_REPLAYABLE)
+        .with_extension("original_status", serde_json::Value::from(status))
+        .error_response()
 }
 
 /// The stored response, marked as a replay.

@@ -2,12 +2,21 @@
 //! without actix types. [`crate::endpoint`] runs it around handlers.
 //!
 //! - A key is scoped to the client (its principal, or its address when anonymous) and the
-//!   route, and stored only as a SHA-256 digest: nobody can replay someone else's response.
+//!   route, and stored only as SHA-256 digests ([`RecordKey`]): nobody can replay someone
+//!   else's response, and a store never holds a principal, an address or a key in clear.
 //! - A request is fingerprinted (method, route, path, query, content type and body); the
 //!   same key with another fingerprint is refused.
-//! - The first request *claims* the key with a random owner token and a lease; completing
-//!   or releasing the claim is compare-and-set on the owner, so a stale owner (whose lease
-//!   ran out and was taken over) cannot overwrite the newer claim.
+//! - The first request *claims* the key with a random owner token and a lease. While its
+//!   handler runs, the owner renews the lease (a heartbeat every third of it), so a claim
+//!   is taken over only when its owner is gone: its process crashed or stalled and nobody
+//!   renewed it for a whole lease. Renewing, completing and releasing are compare-and-set
+//!   on the owner, so a stale owner cannot overwrite a newer claim.
+//! - A finished request leaves a [`Completion`]: its response for replay, or, when the
+//!   response could not be kept (streaming, over the size limit, or refused by the store),
+//!   a marker that the request ran. Either way the key is never released once the handler
+//!   ran with a result worth keeping; only 5xx, 408, 429 and panics release it.
+//! - Stores are bounded per client as well as in total: one client that fills its quota
+//!   loses its own oldest records, never other clients' (see [`memory`]).
 
 pub mod memory;
 
@@ -127,6 +136,46 @@ pub fn scope(client: &str, route: &str, key: &[u8]) -> Digest {
     digest(&[b"idempotency-v1", client.as_bytes(), route.as_bytes(), key])
 }
 
+/// The partition of a client (its principal, or its address when anonymous), hashed: what
+/// per-client quotas are counted by.
+pub fn client_partition(client: &str) -> Digest {
+    digest(&[b"idempotency-client-v1", client.as_bytes()])
+}
+
+/// Where a key's record lives: the client's partition and the key's scope, both digests.
+///
+/// A store keeps one record per `scope` (which already includes the client) and counts it
+/// against the quota of `client`. A Redis store names the record
+/// `<prefix>:idem:{<client>}:<scope>`, hash-tagged on the client so that a client's records
+/// and its quota index sit in one Redis Cluster slot and one Lua script can update them
+/// together.
+///
+/// ```
+/// use secure_api_runtime::idempotency::RecordKey;
+/// let alice = RecordKey::new("principal:alice", "/orders", b"key-1");
+/// let bob = RecordKey::new("principal:bob", "/orders", b"key-1");
+/// assert_ne!(alice.scope, bob.scope);
+/// assert_ne!(alice.client, bob.client);
+/// assert_eq!(alice.client, RecordKey::new("principal:alice", "/other", b"k").client);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    /// The client's partition ([`client_partition`]).
+    pub client: Digest,
+    /// The key's scope ([`scope`]): client, route and key.
+    pub scope: Digest,
+}
+
+impl RecordKey {
+    /// The record of `key` sent by `client` to `route`.
+    pub fn new(client: &str, route: &str, key: &[u8]) -> Self {
+        RecordKey {
+            client: client_partition(client),
+            scope: scope(client, route, key),
+        }
+    }
+}
+
 /// A response kept for replay: status, the allow-listed headers, and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -163,45 +212,118 @@ pub const REPLAYED_HEADERS: &[&str] = &[
     "vary",
 ];
 
+/// What a finished request leaves in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Its response, replayed to retries.
+    Response(StoredResponse),
+    /// A marker that the handler ran and answered `status`, but its response could not be
+    /// kept (a streaming body, a body over `max_stored_response`, or a store that refused
+    /// it). Retries are answered with the `idempotency-response-not-replayable` problem,
+    /// never with a second run. A marker takes no bytes of a store's response budget, so
+    /// recording one never needs room beyond the claim the request already holds.
+    NotReplayable {
+        /// The status the handler answered.
+        status: u16,
+    },
+}
+
+impl Completion {
+    /// Bytes the completion takes in a store's response budget (0 for a marker).
+    pub fn size(&self) -> usize {
+        match self {
+            Completion::Response(response) => response.size(),
+            Completion::NotReplayable { .. } => 0,
+        }
+    }
+}
+
 /// What a claim found.
 #[derive(Debug, Clone)]
 pub enum Claim {
-    /// The caller now owns the key and must complete or release it.
+    /// The caller now owns the key and must renew its lease while it works, then complete
+    /// or release it.
     Acquired,
     /// Another request with this key and fingerprint is running.
     InFlight,
     /// A request with this key and fingerprint completed; replay its response.
     Completed(Arc<StoredResponse>),
+    /// A request with this key and fingerprint completed with `status`, but its response
+    /// was not kept ([`Completion::NotReplayable`]).
+    NotReplayable {
+        /// The status the handler answered.
+        status: u16,
+    },
     /// The key was used with a different fingerprint.
     Mismatch,
 }
 
 /// Where idempotency state lives. The in-memory [`memory::MemoryIdempotencyStore`] is the
-/// default; a Redis store can be added without changing callers.
+/// default; a Redis store implements the same contract.
+///
+/// # Contract
+///
+/// A store holds at most one record per [`RecordKey::scope`]: either a *claim* (fingerprint,
+/// owner token, lease expiry) or a *completion* (fingerprint, [`Completion`], TTL expiry).
+/// Every method is atomic with respect to the others on the same key; the owner checks are
+/// compare-and-set (a Redis store does each method in one Lua script on the record, with
+/// the claim created by `SET NX PX`).
+///
+/// - **Take-over only when the owner is gone.** A claim is free for another owner only
+///   once its lease has lapsed, that is, when nobody renewed it for `lease_ms`. A running
+///   owner renews every third of the lease ([`IdempotencyStore::renew`]), so its claim
+///   lapses only if its process crashed or stalled for a whole lease. Time alone never
+///   takes a key from a live owner.
+/// - **Owner checks.** `renew`, `complete` and `release` change the record only while it is
+///   still `owner`'s claim; otherwise they change nothing and answer `Ok(false)`. A store
+///   may drop a lapsed claim at any time (Redis does at its `PX` expiry), so after a lapse
+///   these may answer either way; an owner that renews on time never sees the difference.
+/// - **Completions are final until their TTL.** A completed record answers every claim with
+///   the same fingerprint with [`Claim::Completed`] or [`Claim::NotReplayable`] until it
+///   expires or a bounded store evicts it; it is never released.
+/// - **Bounded, per-client quotas.** Records are counted against their
+///   [`RecordKey::client`]. Past a client's quota the store makes room from that client's
+///   own oldest completions, or refuses with [`StoreError::Full`]; it never evicts other
+///   clients' records for it, and never evicts a running claim. No method scans the store.
+/// - **Markers always fit.** `complete` with [`Completion::NotReplayable`] needs no room
+///   beyond the claim it replaces, so it fails only when the backend does.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key` for `owner` for `lease_ms`, unless it is held, completed or used with
-    /// another fingerprint. Expired entries and lapsed leases count as free.
+    /// another fingerprint. Expired completions and lapsed leases count as free.
+    /// [`StoreError::Full`] when neither the store nor the client's quota has room.
     fn claim(
         &self,
-        key: &Digest,
+        key: &RecordKey,
         fingerprint: &Digest,
         owner: u128,
         lease_ms: u64,
     ) -> StoreFuture<'_, Result<Claim, StoreError>>;
 
-    /// Stores the response of `owner`'s claim for `ttl_ms`. `Ok(false)` when `owner` no
-    /// longer holds the claim (nothing is written).
+    /// Extends `owner`'s claim on `key` to `lease_ms` from now (a Redis store: `PEXPIRE`
+    /// when the record still holds `owner`). `Ok(false)` when `owner` no longer holds the
+    /// claim: it completed, was released, or lapsed and was taken over (nothing changes).
+    fn renew(
+        &self,
+        key: &RecordKey,
+        owner: u128,
+        lease_ms: u64,
+    ) -> StoreFuture<'_, Result<bool, StoreError>>;
+
+    /// Replaces `owner`'s claim with `completion`, kept for `ttl_ms`. `Ok(false)` when
+    /// `owner` no longer holds the claim (nothing is written). [`StoreError::Full`] when a
+    /// response does not fit in the store's or the client's byte budget; a
+    /// [`Completion::NotReplayable`] marker always fits.
     fn complete(
         &self,
-        key: &Digest,
+        key: &RecordKey,
         owner: u128,
-        response: StoredResponse,
+        completion: Completion,
         ttl_ms: u64,
     ) -> StoreFuture<'_, Result<bool, StoreError>>;
 
     /// Releases `owner`'s claim so that a retry runs again. `Ok(false)` when `owner` no
-    /// longer holds it.
-    fn release(&self, key: &Digest, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>>;
+    /// longer holds it. Only for requests whose handler failed (5xx, 408, 429) or panicked.
+    fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>>;
 }
 
 #[cfg(test)]
@@ -233,6 +355,8 @@ mod tests {
     #[test]
     fn digests_are_unambiguous() {
         assert_ne!(scope("ab", "c", b"k"), scope("a", "bc", b"k"));
+        assert_ne!(client_partition("ab"), client_partition("a"));
+        assert_ne!(client_partition("a").0, scope("a", "", b"").0);
         assert_ne!(
             fingerprint("POST", "/a", "/a", "", b"application/json", b"{}"),
             fingerprint("POST", "/a", "/a", "", b"application/json", b"{} ")
