@@ -418,7 +418,7 @@ async fn asymmetric_algorithms() {
     let token = auth
         .issue(&AccessGrant::new("dave").roles(["admin"]))
         .unwrap();
-    assert!(auth.verify(&token).unwrap().has_role("admin"));
+    assert!(auth.verify(&token).await.unwrap().has_role("admin"));
 }
 
 #[::core::prelude::v1::test]

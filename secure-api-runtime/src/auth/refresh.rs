@@ -856,3 +856,376 @@ fn keyed(key: &[u8]) -> Hmac<Sha256> {
         Err(_) => unreachable!("HMAC takes keys of any length"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::auth::revocation::RevokedTokens;
+    use crate::clock::FakeClock;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    const START: u64 = 1_800_000_000;
+
+    struct Fixture {
+        clock: FakeClock,
+        jwt: JwtAuth,
+        store: Arc<MemoryRefreshStore>,
+        revoked: Arc<RevokedTokens>,
+    }
+
+    fn fixture(store: MemoryRefreshStore) -> Fixture {
+        let clock = FakeClock::new();
+        clock.set(START * 1_000_000_000);
+        let revoked = Arc::new(RevokedTokens::new());
+        let jwt = JwtAuth::hs256(vec![7u8; 32])
+            .issuer("i")
+            .audience("a")
+            .clock(Arc::new(clock.clone()))
+            .revocation(revoked.clone())
+            .build()
+            .unwrap();
+        Fixture {
+            clock,
+            jwt,
+            store: Arc::new(store),
+            revoked,
+        }
+    }
+
+    impl Fixture {
+        fn service(&self, accounts: impl AccountCheck) -> TokenService {
+            TokenService::new(self.jwt.clone(), self.store.clone(), Arc::new(accounts))
+        }
+
+        fn verifies(&self, access: &str) -> bool {
+            self.jwt.verify(access).now_or_never().unwrap().is_ok()
+        }
+    }
+
+    fn everyone(session: &SessionInfo) -> AccountStatus {
+        AccountStatus::Active(AccessGrant::new(&session.subject))
+    }
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        f.now_or_never().expect("in-memory stores answer at once")
+    }
+
+    fn status(err: &ApiError) -> u16 {
+        err.problem().status()
+    }
+
+    fn retry_after(err: &ApiError) -> Option<String> {
+        err.headers()
+            .find(|(name, _)| *name == RETRY_AFTER)
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn refusals_end_the_session_and_its_access_tokens() {
+        let f = fixture(MemoryRefreshStore::new());
+        let disabled = Arc::new(AtomicBool::new(false));
+        let version = Arc::new(AtomicU64::new(1));
+        let (d, v) = (disabled.clone(), version.clone());
+        let tokens = f.service(move |s: &SessionInfo| {
+            if s.subject == "gone" {
+                AccountStatus::Gone
+            } else if d.load(Ordering::SeqCst) {
+                AccountStatus::Disabled
+            } else if s.credentials_version != v.load(Ordering::SeqCst) {
+                AccountStatus::CredentialsChanged
+            } else {
+                everyone(s)
+            }
+        });
+        let cases: [(&str, &dyn Fn()); 3] = [
+            ("gone", &|| {}),
+            ("alice", &|| disabled.store(true, Ordering::SeqCst)),
+            ("bob", &|| {
+                disabled.store(false, Ordering::SeqCst);
+                version.store(2, Ordering::SeqCst);
+            }),
+        ];
+        for (user, change) in cases {
+            let pair = run(tokens.login_with_version(AccessGrant::new(user), 1)).unwrap();
+            change();
+            let err = run(tokens.refresh(&pair.refresh_token)).unwrap_err();
+            assert_eq!(status(&err), 401, "{user}");
+            assert!(f.store.is_empty(), "{user}: the session ended");
+            assert!(!f.verifies(&pair.access_token), "{user}: so did its access token");
+        }
+        // A session started at the new version goes on.
+        let pair = run(tokens.login_with_version(AccessGrant::new("bob"), 2)).unwrap();
+        assert!(run(tokens.refresh(&pair.refresh_token)).is_ok());
+    }
+
+    #[test]
+    fn a_refresh_carries_the_current_grant() {
+        let f = fixture(MemoryRefreshStore::new());
+        let roles = Arc::new(Mutex::new(vec!["admin"]));
+        let r = roles.clone();
+        let tokens = f.service(move |_: &SessionInfo| {
+            // The subject of the returned grant is ignored.
+            AccountStatus::Active(AccessGrant::new("someone-else").roles(r.lock().unwrap().clone()))
+        });
+        let pair = run(tokens.login(AccessGrant::new("ada").roles(["admin"]))).unwrap();
+        *roles.lock().unwrap() = vec!["user"];
+        let next = run(tokens.refresh(&pair.refresh_token)).unwrap();
+        let principal = run(f.jwt.verify(&next.access_token)).unwrap();
+        assert_eq!(principal.subject, "ada");
+        assert_eq!(principal.roles, ["user"]);
+        assert_eq!(
+            principal.session_id,
+            run(f.jwt.verify(&pair.access_token)).unwrap().session_id
+        );
+    }
+
+    #[test]
+    fn the_absolute_lifetime_caps_every_refresh() {
+        let f = fixture(MemoryRefreshStore::new());
+        let tokens = f.service(everyone);
+        let mut pair = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        // Refreshed every 10 days, within the 14-day idle lifetime...
+        for _ in 0..2 {
+            f.clock.advance(10 * DAY);
+            pair = run(tokens.refresh(&pair.refresh_token)).unwrap();
+        }
+        f.clock.advance(9 * DAY);
+        pair = run(tokens.refresh(&pair.refresh_token)).unwrap();
+        // ...the session still ends 30 days after the login: the day-29 refresh did not
+        // extend it.
+        f.clock.advance(DAY - Duration::from_secs(1));
+        let last = run(tokens.refresh(&pair.refresh_token)).unwrap();
+        f.clock.advance(Duration::from_secs(1));
+        let err = run(tokens.refresh(&last.refresh_token)).unwrap_err();
+        assert_eq!(status(&err), 401);
+
+        // The idle lifetime: 14 days without a refresh.
+        let pair = run(tokens.login(AccessGrant::new("bob"))).unwrap();
+        f.clock.advance(14 * DAY);
+        assert_eq!(status(&run(tokens.refresh(&pair.refresh_token)).unwrap_err()), 401);
+
+        // Both are configurable.
+        let tokens = tokens
+            .idle_lifetime(Duration::from_secs(60))
+            .absolute_lifetime(Duration::from_secs(90));
+        let pair = run(tokens.login(AccessGrant::new("carol"))).unwrap();
+        f.clock.advance(Duration::from_secs(50));
+        let pair = run(tokens.refresh(&pair.refresh_token)).unwrap();
+        f.clock.advance(Duration::from_secs(40));
+        assert!(run(tokens.refresh(&pair.refresh_token)).is_err());
+    }
+
+    #[test]
+    fn revoke_subject_ends_every_session_of_the_subject() {
+        let f = fixture(MemoryRefreshStore::new());
+        let tokens = f.service(everyone);
+        let alice: Vec<TokenPair> = (0..3)
+            .map(|_| run(tokens.login(AccessGrant::new("alice"))).unwrap())
+            .collect();
+        let bob = run(tokens.login(AccessGrant::new("bob"))).unwrap();
+        assert_eq!(run(tokens.revoke_subject("alice")).unwrap(), 3);
+        for pair in &alice {
+            assert!(!f.verifies(&pair.access_token));
+            assert_eq!(status(&run(tokens.refresh(&pair.refresh_token)).unwrap_err()), 401);
+        }
+        assert_eq!(f.store.len(), 1);
+        assert!(f.verifies(&bob.access_token));
+        assert!(run(tokens.refresh(&bob.refresh_token)).is_ok());
+        // A login after the revocation's second works.
+        f.clock.advance(Duration::from_secs(1));
+        let again = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        assert!(f.verifies(&again.access_token));
+    }
+
+    #[test]
+    fn logout_ends_one_session_and_every_access_token_of_it() {
+        let f = fixture(MemoryRefreshStore::new());
+        let tokens = f.service(everyone);
+        let first = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        let second = run(tokens.refresh(&first.refresh_token)).unwrap();
+        let other = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        let principal = run(f.jwt.verify(&second.access_token)).unwrap();
+        run(tokens.logout(&principal)).unwrap();
+        assert!(!f.verifies(&first.access_token));
+        assert!(!f.verifies(&second.access_token));
+        assert!(run(tokens.refresh(&second.refresh_token)).is_err());
+        assert!(f.verifies(&other.access_token));
+        assert!(run(tokens.refresh(&other.refresh_token)).is_ok());
+
+        // A principal naming someone else's session changes nothing.
+        let bob = run(tokens.login(AccessGrant::new("bob"))).unwrap();
+        let mut forged = run(f.jwt.verify(&bob.access_token)).unwrap();
+        forged.subject = "mallory".into();
+        run(tokens.logout(&forged)).unwrap();
+        assert!(f.verifies(&bob.access_token));
+        assert!(run(tokens.refresh(&bob.refresh_token)).is_ok());
+
+        // A token outside any session is revoked by its id.
+        let plain = f.jwt.issue(&AccessGrant::new("carol")).unwrap();
+        run(tokens.logout(&run(f.jwt.verify(&plain)).unwrap())).unwrap();
+        assert!(!f.verifies(&plain));
+    }
+
+    #[test]
+    fn a_full_store_refuses_logins_with_a_503_and_refresh_still_works() {
+        let f = fixture(MemoryRefreshStore::new().max_sessions(2));
+        let tokens = f.service(everyone);
+        let a = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        let b = run(tokens.login(AccessGrant::new("bob"))).unwrap();
+        let err = run(tokens.login(AccessGrant::new("carol"))).unwrap_err();
+        assert_eq!(status(&err), 503);
+        assert_eq!(retry_after(&err).as_deref(), Some("30"));
+        // Refreshing needs no room: the session's record is updated in place.
+        let a2 = run(tokens.refresh(&a.refresh_token)).unwrap();
+        let a3 = run(tokens.refresh(&a2.refresh_token)).unwrap();
+        // Room is made by a logout; then the login works.
+        run(tokens.logout(&run(f.jwt.verify(&b.access_token)).unwrap())).unwrap();
+        assert!(run(tokens.login(AccessGrant::new("carol"))).is_ok());
+        assert!(run(tokens.refresh(&a3.refresh_token)).is_ok());
+    }
+
+    #[test]
+    fn an_account_check_that_cannot_answer_spends_nothing() {
+        struct Flaky(AtomicBool);
+        impl AccountCheck for Flaky {
+            fn check(
+                &self,
+                session: SessionInfo,
+            ) -> StoreFuture<'_, Result<AccountStatus, StoreError>> {
+                if self.0.swap(false, Ordering::SeqCst) {
+                    StoreFuture::ready(Err(StoreError::Backend("database down".into())))
+                } else {
+                    // As a network check would: a pending future.
+                    StoreFuture::Pending(Box::pin(async move { Ok(everyone(&session)) }))
+                }
+            }
+        }
+        let f = fixture(MemoryRefreshStore::new());
+        let tokens = f.service(Flaky(AtomicBool::new(true)));
+        let pair = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        let err = run(tokens.refresh(&pair.refresh_token)).unwrap_err();
+        assert_eq!(status(&err), 503);
+        assert_eq!(retry_after(&err).as_deref(), Some("1"));
+        // The same token still works: nothing was spent.
+        let next = run(tokens.refresh(&pair.refresh_token)).unwrap();
+        assert!(run(tokens.refresh(&next.refresh_token)).is_ok());
+    }
+
+    #[test]
+    fn long_lived_sessions_rotating_many_times_do_not_fill_the_store() {
+        // Room for 600 sessions: 500 always-on sessions rotating every 10 minutes for
+        // 200 minutes would have needed 10,500 records at one per rotation.
+        let f = fixture(MemoryRefreshStore::new().max_sessions(600));
+        let tokens = f.service(everyone);
+        let mut refresh: Vec<String> = (0..500)
+            .map(|i| {
+                run(tokens.login(AccessGrant::new(format!("user{i}"))))
+                    .unwrap()
+                    .refresh_token
+            })
+            .collect();
+        for _ in 0..20 {
+            f.clock.advance(Duration::from_secs(600));
+            for token in &mut refresh {
+                *token = run(tokens.refresh(token)).unwrap().refresh_token;
+            }
+        }
+        assert_eq!(f.store.len(), 500);
+        // And new logins still fit.
+        assert!(run(tokens.login(AccessGrant::new("newcomer"))).is_ok());
+    }
+
+    #[test]
+    fn an_older_token_ends_the_session_but_a_forged_one_does_not() {
+        let f = fixture(MemoryRefreshStore::new());
+        let tokens = f.service(everyone);
+        let first = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        let second = run(tokens.refresh(&first.refresh_token)).unwrap();
+        let sid: SessionId = run(f.jwt.verify(&second.access_token))
+            .unwrap()
+            .session_id
+            .unwrap()
+            .parse()
+            .unwrap();
+        let other_key = f.service(everyone).refresh_key([9u8; 32]).unwrap();
+        let mut bad_tag = tokens.mint(sid, 0).into_bytes();
+        let last = bad_tag.len() - 2;
+        bad_tag[last] = if bad_tag[last] == b'A' { b'B' } else { b'A' };
+        let forged = [
+            // Naming the session, at an older generation, under another key.
+            other_key.mint(sid, 0),
+            // The right layout with a broken tag.
+            String::from_utf8(bad_tag).unwrap(),
+            // Garbage of the right length, and of any other.
+            "A".repeat(TOKEN_CHARS),
+            "not a token".to_owned(),
+            String::new(),
+        ];
+        for token in &forged {
+            assert_eq!(status(&run(tokens.refresh(token)).unwrap_err()), 401, "{token}");
+        }
+        // None of them touched the session.
+        assert!(f.verifies(&second.access_token));
+        let third = run(tokens.refresh(&second.refresh_token)).unwrap();
+
+        // A genuine older token of the session: reuse. The session ends, its newest
+        // refresh token and its access tokens with it.
+        assert_eq!(status(&run(tokens.refresh(&first.refresh_token)).unwrap_err()), 401);
+        assert_eq!(status(&run(tokens.refresh(&third.refresh_token)).unwrap_err()), 401);
+        assert!(!f.verifies(&third.access_token));
+        assert!(f.store.is_empty());
+        assert_eq!(f.revoked.len(), 1, "one session revocation");
+    }
+
+    #[test]
+    fn a_shared_key_lets_instances_share_a_store() {
+        let f = fixture(MemoryRefreshStore::new());
+        let key = [3u8; 32];
+        let a = f.service(everyone).refresh_key(key).unwrap();
+        let b = f.service(everyone).refresh_key(key).unwrap();
+        let pair = run(a.login(AccessGrant::new("alice"))).unwrap();
+        assert!(run(b.refresh(&pair.refresh_token)).is_ok());
+        assert!(matches!(
+            f.service(everyone).refresh_key([1u8; 31]),
+            Err(AuthConfigError::WeakHmacKey { bytes: 31 })
+        ));
+    }
+
+    #[test]
+    fn expired_sessions_are_dropped_by_later_writes_and_subjects_are_capped() {
+        let f = fixture(MemoryRefreshStore::new().max_sessions_per_subject(2));
+        let tokens = f
+            .service(everyone)
+            .idle_lifetime(Duration::from_secs(100));
+        for i in 0..10 {
+            run(tokens.login(AccessGrant::new(format!("u{i}")))).unwrap();
+        }
+        assert_eq!(f.store.len(), 10);
+        f.clock.advance(Duration::from_secs(100));
+        run(tokens.login(AccessGrant::new("late"))).unwrap();
+        assert_eq!(f.store.len(), 1, "expired sessions were dropped on the way");
+
+        // A third session of one subject ends its oldest.
+        let one = run(tokens.login(AccessGrant::new("many"))).unwrap();
+        let two = run(tokens.login(AccessGrant::new("many"))).unwrap();
+        let three = run(tokens.login(AccessGrant::new("many"))).unwrap();
+        assert!(run(tokens.refresh(&one.refresh_token)).is_err());
+        assert!(run(tokens.refresh(&two.refresh_token)).is_ok());
+        assert!(run(tokens.refresh(&three.refresh_token)).is_ok());
+        assert_eq!(f.store.len(), 3);
+    }
+
+    #[test]
+    fn session_ids_round_trip() {
+        let id = SessionId::random();
+        assert_eq!(id.to_string().parse::<SessionId>(), Ok(id));
+        assert!("short".parse::<SessionId>().is_err());
+        assert!("A".repeat(23).parse::<SessionId>().is_err());
+        assert!("!".repeat(22).parse::<SessionId>().is_err());
+        assert_eq!(TOKEN_CHARS, 76);
+    }
+}

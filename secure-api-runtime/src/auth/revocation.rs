@@ -412,7 +412,7 @@ mod tests {
         // An entry that already ended is not stored.
         revoke("d", 90, 111).unwrap().unwrap();
         assert_eq!(store.len(), 2);
-        revoke("e", 200, 500).unwrap().unwrap();
+        revoke("e", 600, 500).unwrap().unwrap();
         assert_eq!(store.len(), 1);
     }
 
