@@ -300,7 +300,8 @@ impl MemoryRefreshStore {
         state
             .by_subject
             .entry(session.subject().to_owned())
-            .or_default()
+            // Most subjects have one session: no room for four from the start.
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(id);
         state.sessions.insert(id, session);
         Ok(())
