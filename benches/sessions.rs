@@ -107,7 +107,9 @@ fn main() {
     let (refresh, bytes) = retained(|| {
         (0..n)
             .map(|i| {
-                let grant = AccessGrant::new(format!("user{i}")).roles(["user"]).tier("user");
+                let grant = AccessGrant::new(format!("user{i}"))
+                    .roles(["user"])
+                    .tier("user");
                 let pair = tokens.login(grant).now_or_never().unwrap().unwrap();
                 // Keep only the refresh tokens, measured separately below.
                 pair.refresh_token
@@ -124,7 +126,14 @@ fn main() {
     let (refresh, bytes) = retained(|| {
         refresh
             .into_iter()
-            .map(|t| tokens.refresh(&t).now_or_never().unwrap().unwrap().refresh_token)
+            .map(|t| {
+                tokens
+                    .refresh(&t)
+                    .now_or_never()
+                    .unwrap()
+                    .unwrap()
+                    .refresh_token
+            })
             .collect::<Vec<_>>()
     });
     assert_eq!(store.len(), n);

@@ -220,7 +220,10 @@ async fn delete_user(
 
 /// The account check of every refresh: the users map decides. A deleted user's session
 /// ends; a demoted user's next access token carries the current roles.
-fn account_status(users: &RwLock<HashMap<String, Account>>, session: &SessionInfo) -> AccountStatus {
+fn account_status(
+    users: &RwLock<HashMap<String, Account>>,
+    session: &SessionInfo,
+) -> AccountStatus {
     let users = users.read().unwrap_or_else(PoisonError::into_inner);
     match users.get(&session.subject) {
         None => AccountStatus::Gone,

@@ -21,8 +21,8 @@ use secure_api_runtime::auth::jwt::{AccessGrant, AuthConfigError, JwtAuth};
 use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::revocation::{Revocation, RevokedTokens, TokenRef};
 use secure_api_runtime::clock::FakeClock;
-use secure_api_runtime::store::{StoreError, StoreFuture};
 use secure_api_runtime::prelude::*;
+use secure_api_runtime::store::{StoreError, StoreFuture};
 use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -915,10 +915,7 @@ async fn a_demoted_users_next_refresh_carries_the_current_roles() {
     assert_eq!(r.json()["subject"], "admin");
     assert_eq!(r.json()["roles"], json!(["user"]));
     assert_eq!(r.json()["permissions"], json!([]));
-    let delete = with_bearer(
-        test::TestRequest::delete().uri("/api/users/bob"),
-        &demoted,
-    );
+    let delete = with_bearer(test::TestRequest::delete().uri("/api/users/bob"), &demoted);
     send(&app, delete).await.assert_problem(403, "forbidden");
 }
 
@@ -1006,9 +1003,7 @@ async fn a_revoked_subjects_access_tokens_are_refused_at_once_until_they_could_e
     let auth = clocked_auth(&clock, &revoked);
     let app = test::init_service(app_for(auth.clone())).await;
     let longest = Duration::from_secs(15 * 60);
-    let alice = auth
-        .issue_for(&AccessGrant::new("alice"), longest)
-        .unwrap();
+    let alice = auth.issue_for(&AccessGrant::new("alice"), longest).unwrap();
     let bob = auth.issue(&AccessGrant::new("bob")).unwrap();
     assert_eq!(send(&app, get("/me", Some(&alice))).await.status, 200);
 
@@ -1035,7 +1030,11 @@ async fn a_revoked_subjects_access_tokens_are_refused_at_once_until_they_could_e
     // ...and no longer: the next revocation drops it.
     clock.advance(Duration::from_secs(1));
     auth.revoke_token("another", T0 + 30 * 60).await.unwrap();
-    assert_eq!(revoked.len(), 1, "the subject entry and `other` were dropped");
+    assert_eq!(
+        revoked.len(),
+        1,
+        "the subject entry and `other` were dropped"
+    );
 }
 
 #[actix_rt::test]
@@ -1060,7 +1059,11 @@ async fn a_revoked_token_id_stays_refused_until_exp_plus_leeway() {
     // been dropped at `exp`.
     for at in [exp, exp + 1, exp + 10] {
         clock.set(at * 1_000_000_000);
-        assert_eq!(send(&app, get("/me", Some(&other))).await.status, 200, "{at}");
+        assert_eq!(
+            send(&app, get("/me", Some(&other))).await.status,
+            200,
+            "{at}"
+        );
         assert_401(
             &send(&app, get("/me", Some(&token))).await,
             Some("invalid_token"),
@@ -1133,11 +1136,7 @@ async fn revoked_token_ids_are_refused() {
 async fn a_revocation_store_that_cannot_answer_is_a_503() {
     struct Down;
     impl Revocation for Down {
-        fn is_revoked(
-            &self,
-            _: TokenRef<'_>,
-            _: u64,
-        ) -> StoreFuture<'_, Result<bool, StoreError>> {
+        fn is_revoked(&self, _: TokenRef<'_>, _: u64) -> StoreFuture<'_, Result<bool, StoreError>> {
             StoreFuture::Pending(Box::pin(async {
                 Err(StoreError::Backend("connection refused".into()))
             }))
@@ -1145,7 +1144,12 @@ async fn a_revocation_store_that_cannot_answer_is_a_503() {
         fn revoke_token(&self, _: &str, _: u64, _: u64) -> StoreFuture<'_, Result<(), StoreError>> {
             StoreFuture::ready(Ok(()))
         }
-        fn revoke_session(&self, _: &str, _: u64, _: u64) -> StoreFuture<'_, Result<(), StoreError>> {
+        fn revoke_session(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+        ) -> StoreFuture<'_, Result<(), StoreError>> {
             StoreFuture::ready(Ok(()))
         }
         fn revoke_subject(

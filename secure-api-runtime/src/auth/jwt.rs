@@ -594,7 +594,8 @@ impl JwtAuth {
     /// The signature and claims checks of [`verify`](Self::verify), without the revocation
     /// store: a revoked token passes. For code that cannot wait on a store; prefer `verify`.
     pub fn verify_claims(&self, token: &str) -> Result<Principal, AuthFailure> {
-        self.decode(token, self.now()).map(|(principal, _)| principal)
+        self.decode(token, self.now())
+            .map(|(principal, _)| principal)
     }
 
     fn decode(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthFailure> {

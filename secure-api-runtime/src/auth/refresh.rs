@@ -657,7 +657,12 @@ impl TokenService {
         })
     }
 
-    fn pair(&self, grant: &AccessGrant, session: SessionId, refresh: String) -> Result<TokenPair, ApiError> {
+    fn pair(
+        &self,
+        grant: &AccessGrant,
+        session: SessionId,
+        refresh: String,
+    ) -> Result<TokenPair, ApiError> {
         let access_token = self
             .jwt
             .issue_in_session(grant, &session.to_string())
@@ -698,7 +703,9 @@ impl TokenService {
             token_hash: hash(&pair.refresh_token),
             credentials_version,
             started_at: now,
-            expires_at: now.saturating_add(self.idle_lifetime).min(absolute_expires_at),
+            expires_at: now
+                .saturating_add(self.idle_lifetime)
+                .min(absolute_expires_at),
             absolute_expires_at,
         };
         self.store.create(session, now).await.map_err(unavailable)?;
@@ -806,9 +813,7 @@ impl TokenService {
             if let Some(jti) = principal.token_id.as_deref()
                 && self.jwt.has_revocation()
             {
-                let latest_exp = now
-                    + MAX_ACCESS_LIFETIME.as_secs()
-                    + self.jwt.leeway().as_secs();
+                let latest_exp = now + MAX_ACCESS_LIFETIME.as_secs() + self.jwt.leeway().as_secs();
                 self.jwt
                     .revoke_token(jti, latest_exp)
                     .await
@@ -956,7 +961,10 @@ mod tests {
             let err = run(tokens.refresh(&pair.refresh_token)).unwrap_err();
             assert_eq!(status(&err), 401, "{user}");
             assert!(f.store.is_empty(), "{user}: the session ended");
-            assert!(!f.verifies(&pair.access_token), "{user}: so did its access token");
+            assert!(
+                !f.verifies(&pair.access_token),
+                "{user}: so did its access token"
+            );
         }
         // A session started at the new version goes on.
         let pair = run(tokens.login_with_version(AccessGrant::new("bob"), 2)).unwrap();
@@ -1007,7 +1015,10 @@ mod tests {
         // The idle lifetime: 14 days without a refresh.
         let pair = run(tokens.login(AccessGrant::new("bob"))).unwrap();
         f.clock.advance(14 * DAY);
-        assert_eq!(status(&run(tokens.refresh(&pair.refresh_token)).unwrap_err()), 401);
+        assert_eq!(
+            status(&run(tokens.refresh(&pair.refresh_token)).unwrap_err()),
+            401
+        );
 
         // Both are configurable.
         let tokens = tokens
@@ -1031,7 +1042,10 @@ mod tests {
         assert_eq!(run(tokens.revoke_subject("alice")).unwrap(), 3);
         for pair in &alice {
             assert!(!f.verifies(&pair.access_token));
-            assert_eq!(status(&run(tokens.refresh(&pair.refresh_token)).unwrap_err()), 401);
+            assert_eq!(
+                status(&run(tokens.refresh(&pair.refresh_token)).unwrap_err()),
+                401
+            );
         }
         assert_eq!(f.store.len(), 1);
         assert!(f.verifies(&bob.access_token));
@@ -1167,7 +1181,11 @@ mod tests {
             String::new(),
         ];
         for token in &forged {
-            assert_eq!(status(&run(tokens.refresh(token)).unwrap_err()), 401, "{token}");
+            assert_eq!(
+                status(&run(tokens.refresh(token)).unwrap_err()),
+                401,
+                "{token}"
+            );
         }
         // None of them touched the session.
         assert!(f.verifies(&second.access_token));
@@ -1175,8 +1193,14 @@ mod tests {
 
         // A genuine older token of the session: reuse. The session ends, its newest
         // refresh token and its access tokens with it.
-        assert_eq!(status(&run(tokens.refresh(&first.refresh_token)).unwrap_err()), 401);
-        assert_eq!(status(&run(tokens.refresh(&third.refresh_token)).unwrap_err()), 401);
+        assert_eq!(
+            status(&run(tokens.refresh(&first.refresh_token)).unwrap_err()),
+            401
+        );
+        assert_eq!(
+            status(&run(tokens.refresh(&third.refresh_token)).unwrap_err()),
+            401
+        );
         assert!(!f.verifies(&third.access_token));
         assert!(f.store.is_empty());
         assert_eq!(f.revoked.len(), 1, "one session revocation");
@@ -1199,9 +1223,7 @@ mod tests {
     #[test]
     fn expired_sessions_are_dropped_by_later_writes_and_subjects_are_capped() {
         let f = fixture(MemoryRefreshStore::new().max_sessions_per_subject(2));
-        let tokens = f
-            .service(everyone)
-            .idle_lifetime(Duration::from_secs(100));
+        let tokens = f.service(everyone).idle_lifetime(Duration::from_secs(100));
         for i in 0..10 {
             run(tokens.login(AccessGrant::new(format!("u{i}")))).unwrap();
         }

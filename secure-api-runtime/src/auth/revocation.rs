@@ -52,8 +52,11 @@ pub struct TokenRef<'a> {
 /// forget a live one: that would bring revoked tokens back.
 pub trait Revocation: Send + Sync + 'static {
     /// Whether `token` is revoked, by its id, its session or its subject, at `now`.
-    fn is_revoked(&self, token: TokenRef<'_>, now: u64)
-    -> StoreFuture<'_, Result<bool, StoreError>>;
+    fn is_revoked(
+        &self,
+        token: TokenRef<'_>,
+        now: u64,
+    ) -> StoreFuture<'_, Result<bool, StoreError>>;
 
     /// Revokes the token with id `token_id` until `until`.
     fn revoke_token(
@@ -261,7 +264,9 @@ impl RevokedTokens {
 enum Inserted {
     New,
     /// An existing entry, whose end `moved` later (it then needs a new queue item).
-    Existing { moved: bool },
+    Existing {
+        moved: bool,
+    },
 }
 
 /// Inserts `key` until `until`, or moves an existing entry's end later. A full list
@@ -400,7 +405,10 @@ mod tests {
         revoke("a", 110, 100).unwrap().unwrap();
         revoke("b", 120, 100).unwrap().unwrap();
         // Full: a third live entry is refused, never evicting a live one.
-        assert!(matches!(revoke("c", 130, 100).unwrap(), Err(StoreError::Full)));
+        assert!(matches!(
+            revoke("c", 130, 100).unwrap(),
+            Err(StoreError::Full)
+        ));
         assert!(revoked(&store, token("a", "x", 0), 105));
         // Re-revoking an entry without moving it needs no room.
         revoke("a", 105, 100).unwrap().unwrap();
