@@ -85,6 +85,9 @@ pub trait Revocation: Send + Sync + 'static {
     ) -> StoreFuture<'_, Result<(), StoreError>>;
 }
 
+/// `(until, kind, key)` of every entry, earliest first.
+type ExpiryQueue = BinaryHeap<Reverse<(u64, Kind, Arc<str>)>>;
+
 /// The default bound on revocation entries held in memory.
 pub const DEFAULT_MAX_REVOCATIONS: usize = 1_000_000;
 
@@ -126,7 +129,7 @@ pub struct RevokedTokens {
     counts: [AtomicUsize; 3],
     /// Every entry's `until`, earliest first. An entry whose `until` was moved later has a
     /// stale item here too; items count against the bound, so the queue stays bounded.
-    expiry: Mutex<BinaryHeap<Reverse<(u64, Kind, Arc<str>)>>>,
+    expiry: Mutex<ExpiryQueue>,
     max_entries: usize,
 }
 
@@ -192,7 +195,7 @@ impl RevokedTokens {
 
     /// Drops every entry whose `until` is before `now`: each entry is popped once, so the
     /// cost is amortised over the revocations that added them.
-    fn purge(&self, queue: &mut BinaryHeap<Reverse<(u64, Kind, Arc<str>)>>, now: u64) {
+    fn purge(&self, queue: &mut ExpiryQueue, now: u64) {
         while let Some(Reverse((until, _, _))) = queue.peek()
             && *until < now
         {
