@@ -41,7 +41,8 @@ use crate::problem::{ApiError, problems};
 ///
 /// A middleware of your own may authenticate requests by other means and insert a
 /// `Principal` into the request extensions; endpoints then treat the request as
-/// authenticated.
+/// authenticated (and leave revocation checks to that middleware: only tokens verified by
+/// the app's [`JwtAuth`](jwt::JwtAuth) are checked against its revocation store).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Principal {
     /// The verified subject (`sub`).
