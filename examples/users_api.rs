@@ -1,5 +1,6 @@
 //! The reference document's API, done right: validated input, per-client rate limits with
-//! tiers, idempotent creation, JWT login with rotating refresh tokens, and role checks.
+//! tiers, idempotent creation, JWT login with rotating refresh tokens, sessions that end
+//! (logout, deleted users), and role checks.
 //!
 //! ```text
 //! cargo run --example users_api            # listens on 127.0.0.1:8080 (BIND overrides)
@@ -9,6 +10,7 @@
 //! curl -s -X POST localhost:8080/api/login -H 'content-type: application/json' \
 //!      -d '{"username": "alice", "password": "<printed at start-up>"}'
 //! curl -s localhost:8080/api/me -H "Authorization: Bearer <access_token>"
+//! curl -i -X POST localhost:8080/api/logout -H "Authorization: Bearer <access_token>"
 //! ```
 //!
 //! Environment: `BIND` (default `127.0.0.1:8080`), `WORKERS` (default: one per core),
@@ -17,12 +19,14 @@
 //! demo users' password; generated and printed when unset), `RUST_LOG` (default `info`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use actix_web::{App, HttpServer, web};
 use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
 use secure_api_runtime::auth::password::Passwords;
-use secure_api_runtime::auth::refresh::{MemoryRefreshStore, TokenService};
+use secure_api_runtime::auth::refresh::{
+    AccountStatus, MemoryRefreshStore, SessionInfo, TokenService,
+};
 use secure_api_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -53,9 +57,13 @@ pub struct Account {
     pub email: String,
 }
 
+/// The demo's accounts by username: the source of logins and of the account check of
+/// every refresh.
+pub type Users = Arc<RwLock<HashMap<String, Account>>>;
+
 /// The example's state: built once, shared by every worker.
 pub struct AppState {
-    pub users: RwLock<HashMap<String, Account>>,
+    pub users: Users,
     pub passwords: Passwords,
     pub tokens: TokenService,
 }
@@ -132,8 +140,9 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Exchanges a refresh token for a new pair; the old one is spent. Presenting a spent
-/// token revokes the whole session family.
+/// Exchanges a refresh token for a new pair; the old one is spent. The new access token
+/// carries the account's current roles (a deleted user gets a 401). Presenting a spent
+/// token ends the whole session.
 #[secure_endpoint(post("/api/token/refresh"), public, rate = "30/min", key = "ip")]
 async fn refresh(
     state: web::Data<AppState>,
@@ -144,6 +153,17 @@ async fn refresh(
         .refresh(&input.into_inner().refresh_token)
         .await?;
     Ok(HttpResponse::Ok().json(pair))
+}
+
+/// Logs out: ends the session of the presented access token. Its refresh token and every
+/// access token of the session, this one included, are refused from now on.
+#[secure_endpoint(post("/api/logout"), auth)]
+async fn logout(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    state.tokens.logout(&principal).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The verified caller.
@@ -178,7 +198,8 @@ async fn get_user(
         .json(serde_json::json!({ "id": id, "email": account.email, "tier": account.tier })))
 }
 
-/// Deletes a user: admins only.
+/// Deletes a user: admins only. The user's sessions end at once: their refresh tokens and
+/// their outstanding access tokens are refused from the next request on.
 #[secure_endpoint(delete("/api/users/{id}"), auth(roles("admin")))]
 async fn delete_user(
     state: web::Data<AppState>,
@@ -190,9 +211,28 @@ async fn delete_user(
         .write()
         .map_err(|_| ApiError::internal("user store poisoned"))?
         .remove(&id);
-    match removed {
-        Some(_) => Ok(HttpResponse::NoContent().finish()),
-        None => Err(ApiError::new(problems::NOT_FOUND)),
+    if removed.is_none() {
+        return Err(ApiError::new(problems::NOT_FOUND));
+    }
+    state.tokens.revoke_subject(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The account check of every refresh: the users map decides. A deleted user's session
+/// ends; a demoted user's next access token carries the current roles.
+fn account_status(
+    users: &RwLock<HashMap<String, Account>>,
+    session: &SessionInfo,
+) -> AccountStatus {
+    let users = users.read().unwrap_or_else(PoisonError::into_inner);
+    match users.get(&session.subject) {
+        None => AccountStatus::Gone,
+        Some(account) => AccountStatus::Active(
+            AccessGrant::new(&session.subject)
+                .roles(account.roles.iter().cloned())
+                .permissions(account.permissions.iter().cloned())
+                .tier(account.tier.clone()),
+        ),
     }
 }
 
@@ -251,10 +291,17 @@ pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data
             },
         );
     }
+    let users: Users = Arc::new(RwLock::new(users));
+    let accounts = users.clone();
+    let tokens = TokenService::new(
+        jwt,
+        Arc::new(MemoryRefreshStore::new()),
+        Arc::new(move |session: &SessionInfo| account_status(&accounts, session)),
+    );
     let state = web::Data::new(AppState {
-        users: RwLock::new(users),
+        users,
         passwords,
-        tokens: TokenService::new(jwt, Arc::new(MemoryRefreshStore::new())),
+        tokens,
     });
     (builder.build(), state)
 }
@@ -264,6 +311,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_user)
         .service(login)
         .service(refresh)
+        .service(logout)
         .service(me)
         .service(get_user)
         .service(delete_user);

@@ -8,6 +8,7 @@ mod common;
 #[path = "../examples/users_api.rs"]
 mod users_api;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header;
@@ -18,7 +19,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secure_api_runtime::auth::Permission;
 use secure_api_runtime::auth::jwt::{AccessGrant, AuthConfigError, JwtAuth};
 use secure_api_runtime::auth::password::Passwords;
+use secure_api_runtime::auth::revocation::{Revocation, RevokedTokens, TokenRef};
+use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::prelude::*;
+use secure_api_runtime::store::{StoreError, StoreFuture};
 use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
@@ -418,7 +422,7 @@ async fn asymmetric_algorithms() {
     let token = auth
         .issue(&AccessGrant::new("dave").roles(["admin"]))
         .unwrap();
-    assert!(auth.verify(&token).unwrap().has_role("admin"));
+    assert!(auth.verify(&token).await.unwrap().has_role("admin"));
 }
 
 #[::core::prelude::v1::test]
@@ -814,20 +818,311 @@ async fn login_is_limited_to_five_a_minute_per_address() {
     assert!((1..=60).contains(&retry), "{retry}");
 }
 
+// Sessions and revocation.
+
+fn access_of(pair: &Value) -> String {
+    pair["access_token"].as_str().unwrap().to_owned()
+}
+
+fn refresh_of(pair: &Value) -> String {
+    pair["refresh_token"].as_str().unwrap().to_owned()
+}
+
+async fn example_login<S, B>(app: &S, user: &str, ip: &str) -> Value
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody + 'static,
+{
+    let r = send(
+        app,
+        post_json(
+            "/api/login",
+            json!({"username": user, "password": "demo-password-1"}),
+            ip,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn refresh_req(token: &str, ip: &str) -> test::TestRequest {
+    post_json("/api/token/refresh", json!({ "refresh_token": token }), ip)
+}
+
+fn with_bearer(req: test::TestRequest, token: &str) -> test::TestRequest {
+    req.insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+}
+
+#[actix_rt::test]
+async fn deleting_a_user_ends_their_sessions_at_once() {
+    let (app, _) = example().await;
+    let ip = "198.51.100.20";
+    let alice = example_login(&app, "alice", ip).await;
+    let admin_pair = example_login(&app, "admin", ip).await;
+    assert_eq!(
+        send(&app, get("/api/me", Some(&access_of(&alice))))
+            .await
+            .status,
+        200
+    );
+
+    let delete = with_bearer(
+        test::TestRequest::delete().uri("/api/users/alice"),
+        &access_of(&admin_pair),
+    );
+    assert_eq!(send(&app, delete).await.status, 204);
+
+    // Right after: the access token is refused, and so is the refresh token.
+    assert_401(
+        &send(&app, get("/api/me", Some(&access_of(&alice)))).await,
+        Some("invalid_token"),
+    );
+    assert_401(
+        &send(&app, refresh_req(&refresh_of(&alice), ip)).await,
+        Some("invalid_token"),
+    );
+    // Nobody else's session is touched.
+    assert_eq!(
+        send(&app, get("/api/me", Some(&access_of(&admin_pair))))
+            .await
+            .status,
+        200
+    );
+}
+
+#[actix_rt::test]
+async fn a_demoted_users_next_refresh_carries_the_current_roles() {
+    let (app, state) = example().await;
+    let ip = "198.51.100.21";
+    let admin_pair = example_login(&app, "admin", ip).await;
+    let r = send(&app, get("/api/me", Some(&access_of(&admin_pair)))).await;
+    assert_eq!(r.json()["roles"], json!(["admin"]));
+    {
+        let mut users = state.users.write().unwrap();
+        let account = users.get_mut("admin").unwrap();
+        account.roles = vec!["user".to_owned()];
+        account.permissions.clear();
+    }
+    let r = send(&app, refresh_req(&refresh_of(&admin_pair), ip)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let demoted = access_of(&r.json());
+    let r = send(&app, get("/api/me", Some(&demoted))).await;
+    assert_eq!(r.json()["subject"], "admin");
+    assert_eq!(r.json()["roles"], json!(["user"]));
+    assert_eq!(r.json()["permissions"], json!([]));
+    let delete = with_bearer(test::TestRequest::delete().uri("/api/users/bob"), &demoted);
+    send(&app, delete).await.assert_problem(403, "forbidden");
+}
+
+#[actix_rt::test]
+async fn logout_ends_the_session_and_every_access_token_of_it() {
+    let (app, _) = example().await;
+    let ip = "198.51.100.22";
+    let first = example_login(&app, "alice", ip).await;
+    let r = send(&app, refresh_req(&refresh_of(&first), ip)).await;
+    assert_eq!(r.status, 200);
+    let second = r.json();
+    let other = example_login(&app, "alice", ip).await;
+
+    let logout = |t: &str| {
+        with_bearer(
+            test::TestRequest::post()
+                .uri("/api/logout")
+                .peer_addr(format!("{ip}:1000").parse().unwrap()),
+            t,
+        )
+    };
+    let r = send(&app, logout(&access_of(&second))).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(r.body.is_empty());
+
+    // The presented access token, the session's earlier one and its refresh token are
+    // refused at once.
+    for token in [access_of(&second), access_of(&first)] {
+        assert_401(
+            &send(&app, get("/api/me", Some(&token))).await,
+            Some("invalid_token"),
+        );
+    }
+    assert_401(
+        &send(&app, refresh_req(&refresh_of(&second), ip)).await,
+        Some("invalid_token"),
+    );
+    // Logging out again with it is a 401 too.
+    assert_401(
+        &send(&app, logout(&access_of(&second))).await,
+        Some("invalid_token"),
+    );
+    // The user's other session goes on.
+    assert_eq!(
+        send(&app, get("/api/me", Some(&access_of(&other))))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&app, refresh_req(&refresh_of(&other), ip))
+            .await
+            .status,
+        200
+    );
+    // Logout needs a token.
+    assert_401(
+        &send(&app, test::TestRequest::post().uri("/api/logout")).await,
+        None,
+    );
+}
+
+const T0: u64 = 1_800_000_000;
+
+fn fake_clock() -> FakeClock {
+    let clock = FakeClock::new();
+    clock.set(T0 * 1_000_000_000);
+    clock
+}
+
+fn clocked_auth(clock: &FakeClock, revoked: &Arc<RevokedTokens>) -> JwtAuth {
+    JwtAuth::hs256(SECRET.to_vec())
+        .issuer("https://issuer.test")
+        .audience("api.test")
+        .clock(Arc::new(clock.clone()))
+        .revocation(revoked.clone())
+        .build()
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_revoked_subjects_access_tokens_are_refused_at_once_until_they_could_expire() {
+    let clock = fake_clock();
+    let revoked = Arc::new(RevokedTokens::new());
+    let auth = clocked_auth(&clock, &revoked);
+    let app = test::init_service(app_for(auth.clone())).await;
+    let longest = Duration::from_secs(15 * 60);
+    let alice = auth.issue_for(&AccessGrant::new("alice"), longest).unwrap();
+    let bob = auth.issue(&AccessGrant::new("bob")).unwrap();
+    assert_eq!(send(&app, get("/me", Some(&alice))).await.status, 200);
+
+    auth.revoke_subject("alice").await.unwrap();
+    assert_401(
+        &send(&app, get("/me", Some(&alice))).await,
+        Some("invalid_token"),
+    );
+    assert_eq!(send(&app, get("/me", Some(&bob))).await.status, 200);
+    // Tokens issued after the revocation's second work.
+    clock.advance(Duration::from_secs(1));
+    let fresh = auth.issue(&AccessGrant::new("alice")).unwrap();
+    assert_eq!(send(&app, get("/me", Some(&fresh))).await.status, 200);
+
+    // The old token would still pass its `exp` check up to 15 min + 10 s leeway after it
+    // was issued: the entry lasts that long...
+    clock.set((T0 + 15 * 60 + 10) * 1_000_000_000);
+    assert_401(
+        &send(&app, get("/me", Some(&alice))).await,
+        Some("invalid_token"),
+    );
+    auth.revoke_token("other", T0 + 15 * 60).await.unwrap();
+    assert_eq!(revoked.len(), 2);
+    // ...and no longer: the next revocation drops it.
+    clock.advance(Duration::from_secs(1));
+    auth.revoke_token("another", T0 + 30 * 60).await.unwrap();
+    assert_eq!(
+        revoked.len(),
+        1,
+        "the subject entry and `other` were dropped"
+    );
+}
+
+#[actix_rt::test]
+async fn a_revoked_token_id_stays_refused_until_exp_plus_leeway() {
+    let clock = fake_clock();
+    let revoked = Arc::new(RevokedTokens::new());
+    let auth = clocked_auth(&clock, &revoked);
+    let app = test::init_service(app_for(auth.clone())).await;
+    let token = auth.issue(&AccessGrant::new("alice")).unwrap();
+    let principal = auth.verify(&token).await.unwrap();
+    let jti = principal.token_id.unwrap();
+    let exp = T0 + auth.access_lifetime().as_secs();
+    let other = auth.issue(&AccessGrant::new("alice")).unwrap();
+
+    auth.revoke_token(&jti, exp).await.unwrap();
+    assert_401(
+        &send(&app, get("/me", Some(&token))).await,
+        Some("invalid_token"),
+    );
+    assert_eq!(send(&app, get("/me", Some(&other))).await.status, 200);
+    // After `exp`, inside the 10 s leeway, the token would verify again if its entry had
+    // been dropped at `exp`.
+    for at in [exp, exp + 1, exp + 10] {
+        clock.set(at * 1_000_000_000);
+        assert_eq!(
+            send(&app, get("/me", Some(&other))).await.status,
+            200,
+            "{at}"
+        );
+        assert_401(
+            &send(&app, get("/me", Some(&token))).await,
+            Some("invalid_token"),
+        );
+    }
+    // Past the leeway the token is expired anyway, and the entry goes at the next
+    // revocation.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(send(&app, get("/me", Some(&other))).await.status, 401);
+    assert_eq!(revoked.len(), 1);
+    auth.revoke_token("x", exp + 100).await.unwrap();
+    assert_eq!(revoked.len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_token_without_jti_is_refused_while_revocation_is_configured() {
+    let mut no_jti = claims("alice");
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let mut empty_jti = claims("alice");
+    empty_jti["jti"] = json!("");
+    // Revocation is configured by default.
+    let app = test::init_service(app_for(hs_auth())).await;
+    for c in [&no_jti, &empty_jti] {
+        assert_401(
+            &send(&app, get("/me", Some(&hs(c)))).await,
+            Some("invalid_token"),
+        );
+    }
+    assert_eq!(
+        send(&app, get("/me", Some(&hs(&claims("alice")))))
+            .await
+            .status,
+        200
+    );
+    // Without a revocation store, tokens minted elsewhere without `jti` are accepted.
+    let bare = JwtAuth::hs256(SECRET.to_vec())
+        .issuer("https://issuer.test")
+        .audience("api.test")
+        .without_revocation()
+        .build()
+        .unwrap();
+    assert!(bare.revoke_subject("alice").await.is_err());
+    let app = test::init_service(app_for(bare)).await;
+    assert_eq!(send(&app, get("/me", Some(&hs(&no_jti)))).await.status, 200);
+}
+
 #[actix_rt::test]
 async fn revoked_token_ids_are_refused() {
-    use secure_api_runtime::auth::jwt::RevokedTokens;
-    let revoked = std::sync::Arc::new(RevokedTokens::new());
+    let revoked = Arc::new(RevokedTokens::new());
     let auth = JwtAuth::hs256(SECRET.to_vec())
         .issuer("https://issuer.test")
         .audience("api.test")
         .revocation(revoked.clone())
         .build()
         .unwrap();
-    let app = test::init_service(app_for(auth)).await;
+    let app = test::init_service(app_for(auth.clone())).await;
     let token = hs(&claims("alice"));
     assert_eq!(send(&app, get("/me", Some(&token))).await.status, 200);
-    revoked.revoke("t1", now() + 600);
+    auth.revoke_token("t1", now() + 300).await.unwrap();
     assert_401(
         &send(&app, get("/me", Some(&token))).await,
         Some("invalid_token"),
@@ -835,4 +1130,47 @@ async fn revoked_token_ids_are_refused() {
     let mut other = claims("alice");
     other["jti"] = json!("t2");
     assert_eq!(send(&app, get("/me", Some(&hs(&other)))).await.status, 200);
+}
+
+#[actix_rt::test]
+async fn a_revocation_store_that_cannot_answer_is_a_503() {
+    struct Down;
+    impl Revocation for Down {
+        fn is_revoked(&self, _: TokenRef<'_>, _: u64) -> StoreFuture<'_, Result<bool, StoreError>> {
+            StoreFuture::Pending(Box::pin(async {
+                Err(StoreError::Backend("connection refused".into()))
+            }))
+        }
+        fn revoke_token(&self, _: &str, _: u64, _: u64) -> StoreFuture<'_, Result<(), StoreError>> {
+            StoreFuture::ready(Ok(()))
+        }
+        fn revoke_session(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+        ) -> StoreFuture<'_, Result<(), StoreError>> {
+            StoreFuture::ready(Ok(()))
+        }
+        fn revoke_subject(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: u64,
+        ) -> StoreFuture<'_, Result<(), StoreError>> {
+            StoreFuture::ready(Ok(()))
+        }
+    }
+    let auth = JwtAuth::hs256(SECRET.to_vec())
+        .issuer("https://issuer.test")
+        .audience("api.test")
+        .revocation(Arc::new(Down))
+        .build()
+        .unwrap();
+    let app = test::init_service(app_for(auth)).await;
+    let r = send(&app, get("/me", Some(&hs(&claims("alice"))))).await;
+    r.assert_problem(503, "service-unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    r.assert_leaks_none(&["connection refused", "revocation"]);
 }

@@ -96,3 +96,43 @@ impl Clock for FakeClock {
         self.now.load(Ordering::SeqCst)
     }
 }
+
+/// Wall-clock time in whole seconds since the Unix epoch: the time of token claims (`iat`,
+/// `exp`, `nbf`), of revocations and of session lifetimes. Injectable for tests with
+/// [`FakeClock`].
+pub trait WallClock: Send + Sync + 'static {
+    /// Seconds since the Unix epoch.
+    fn unix_secs(&self) -> u64;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemWallClock;
+
+impl WallClock for SystemWallClock {
+    #[inline]
+    fn unix_secs(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// As a wall clock, a `FakeClock` reads as nanoseconds since the Unix epoch: [`set`] it to
+/// a realistic time first when the tokens it dates are checked against real ones.
+///
+/// ```
+/// use secure_api_runtime::clock::{FakeClock, WallClock};
+/// use std::time::Duration;
+/// let clock = FakeClock::new();
+/// clock.set(1_700_000_000 * 1_000_000_000);
+/// clock.advance(Duration::from_secs(30));
+/// assert_eq!(clock.unix_secs(), 1_700_000_030);
+/// ```
+///
+/// [`set`]: FakeClock::set
+impl WallClock for FakeClock {
+    fn unix_secs(&self) -> u64 {
+        self.now() / 1_000_000_000
+    }
+}

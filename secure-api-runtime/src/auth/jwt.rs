@@ -2,13 +2,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::revocation::{Revocation, RevokedTokens, TokenRef};
 use super::{AuthFailure, DEFAULT_TIER, Principal};
+use crate::clock::{SystemWallClock, WallClock};
+use crate::store::StoreError;
 
 /// The longest an access token may live.
 pub const MAX_ACCESS_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -77,37 +79,18 @@ impl fmt::Display for AuthConfigError {
 
 impl std::error::Error for AuthConfigError {}
 
-/// A check for revoked access tokens by `jti` (logout, compromised sessions).
-pub trait Revocation: Send + Sync + 'static {
-    /// Whether the token with this id is revoked.
-    fn is_revoked(&self, jti: &str) -> bool;
-}
+/// A revocation asked of a [`JwtAuth`] built [without a revocation
+/// store](JwtAuthBuilder::without_revocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRevocationStore;
 
-/// Revoked token ids in memory, each kept until the token would have expired anyway.
-#[derive(Debug, Default)]
-pub struct RevokedTokens {
-    ids: DashMap<String, u64>,
-}
-
-impl RevokedTokens {
-    /// An empty list.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Revokes `jti` until `expires_at` (seconds since the Unix epoch).
-    pub fn revoke(&self, jti: &str, expires_at: u64) {
-        let now = unix_now();
-        self.ids.retain(|_, until| *until > now);
-        self.ids.insert(jti.to_owned(), expires_at);
+impl fmt::Display for NoRevocationStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this JwtAuth was built without a revocation store")
     }
 }
 
-impl Revocation for RevokedTokens {
-    fn is_revoked(&self, jti: &str) -> bool {
-        self.ids.get(jti).is_some_and(|until| *until > unix_now())
-    }
-}
+impl std::error::Error for NoRevocationStore {}
 
 enum KeyMaterial {
     Hmac(Vec<u8>),
@@ -126,6 +109,7 @@ pub struct JwtAuthBuilder {
     leeway: Duration,
     lifetime: Duration,
     revocation: Option<Arc<dyn Revocation>>,
+    clock: Arc<dyn WallClock>,
 }
 
 impl JwtAuthBuilder {
@@ -161,9 +145,29 @@ impl JwtAuthBuilder {
         self
     }
 
-    /// A revocation check consulted for every token with a `jti`.
+    /// Replaces the revocation store consulted for every token (by default an in-memory
+    /// [`RevokedTokens`] of this `JwtAuth`, shared by its clones). Tokens without a `jti`
+    /// are refused while there is one.
     pub fn revocation(mut self, revocation: Arc<dyn Revocation>) -> Self {
         self.revocation = Some(revocation);
+        self
+    }
+
+    /// Builds a verifier with no revocation store: tokens end only at their expiry, tokens
+    /// without a `jti` are accepted, [`JwtAuth::revoke_subject`] and friends fail, and a
+    /// [`TokenService`](super::refresh::TokenService) on it ends refresh families but not
+    /// the access tokens already issued. Only for verifying tokens minted elsewhere without
+    /// a `jti`.
+    pub fn without_revocation(mut self) -> Self {
+        self.revocation = None;
+        self
+    }
+
+    /// The clock of issuance and verification (`iat`, `exp`, `nbf`), of revocations and of
+    /// the sessions of a [`TokenService`](super::refresh::TokenService) on this verifier;
+    /// the system's by default. Tests move a [`FakeClock`](crate::clock::FakeClock).
+    pub fn clock(mut self, clock: Arc<dyn WallClock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -229,8 +233,9 @@ impl JwtAuthBuilder {
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&audience]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked in `verify` against the configured clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = self.leeway.as_secs();
         Ok(JwtAuth {
             inner: Arc::new(Inner {
@@ -243,6 +248,7 @@ impl JwtAuthBuilder {
                 leeway: self.leeway.as_secs(),
                 lifetime: self.lifetime,
                 revocation: self.revocation,
+                clock: self.clock,
             }),
         })
     }
@@ -258,6 +264,7 @@ struct Inner {
     leeway: u64,
     lifetime: Duration,
     revocation: Option<Arc<dyn Revocation>>,
+    clock: Arc<dyn WallClock>,
 }
 
 /// Verifies, and with a signing key issues, access tokens. Cheap to clone.
@@ -271,9 +278,15 @@ struct Inner {
 ///     .build()
 ///     .unwrap();
 /// let token = auth.issue(&AccessGrant::new("alice").roles(["admin"])).unwrap();
-/// let principal = auth.verify(&token).unwrap();
+/// # futures_util::FutureExt::now_or_never(async {
+/// let principal = auth.verify(&token).await.unwrap();
 /// assert_eq!(principal.subject, "alice");
 /// assert!(principal.has_role("admin"));
+///
+/// // Revoking the subject refuses its outstanding tokens at once.
+/// auth.revoke_subject("alice").await.unwrap();
+/// assert!(auth.verify(&token).await.is_err());
+/// # }).unwrap();
 ///
 /// // Keys shorter than 256 bits are refused at start-up.
 /// assert!(JwtAuth::hs256(b"secret".to_vec()).issuer("i").audience("a").build().is_err());
@@ -350,6 +363,8 @@ struct Claims {
     nbf: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
     #[serde(default)]
@@ -358,17 +373,15 @@ struct Claims {
     tier: Option<String>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Random bytes from the OS generator.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    fill_random(&mut buf);
+    buf
 }
 
-/// A random id of 128 bits, base64url.
-pub(crate) fn random_id(bytes: usize) -> String {
-    use base64::Engine;
-    let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
+fn fill_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
         // The OS generator failed: fall back to UUIDv4 randomness rather than issue a
         // guessable id.
         for chunk in buf.chunks_mut(16) {
@@ -376,6 +389,13 @@ pub(crate) fn random_id(bytes: usize) -> String {
             chunk.copy_from_slice(&r.as_bytes()[..chunk.len()]);
         }
     }
+}
+
+/// A random id of `bytes` random bytes, base64url.
+pub(crate) fn random_id(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    fill_random(&mut buf);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
@@ -415,8 +435,67 @@ impl JwtAuth {
             audience: None,
             leeway: DEFAULT_LEEWAY,
             lifetime: DEFAULT_ACCESS_LIFETIME,
-            revocation: None,
+            revocation: Some(Arc::new(RevokedTokens::new())),
+            clock: Arc::new(SystemWallClock),
         }
+    }
+
+    /// The current time of this verifier's clock, seconds since the Unix epoch.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.unix_secs()
+    }
+
+    /// The clock-skew allowance.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.leeway)
+    }
+
+    /// Whether revocations can be recorded (see [`JwtAuthBuilder::without_revocation`]).
+    pub fn has_revocation(&self) -> bool {
+        self.inner.revocation.is_some()
+    }
+
+    fn revocation(&self) -> Result<&dyn Revocation, StoreError> {
+        self.inner
+            .revocation
+            .as_deref()
+            .ok_or_else(|| StoreError::Backend(Box::new(NoRevocationStore)))
+    }
+
+    /// The end of an entry matching tokens that verify at `now` at the latest: a token
+    /// issued up to a leeway ahead of this clock lives at most 15 minutes and is accepted
+    /// for a leeway after its `exp`.
+    fn horizon(&self, now: u64) -> u64 {
+        now + MAX_ACCESS_LIFETIME.as_secs() + 2 * self.inner.leeway
+    }
+
+    /// Revokes the access token with id `token_id` that expires at `expires_at` (its
+    /// `exp`): refused until `exp` + leeway, after which it would be refused anyway.
+    pub async fn revoke_token(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        let now = self.now();
+        self.revocation()?
+            .revoke_token(token_id, expires_at.saturating_add(self.inner.leeway), now)
+            .await
+    }
+
+    /// Revokes every access token of session `session_id` (the `sid` of tokens issued by a
+    /// [`TokenService`](super::refresh::TokenService)), for as long as any could verify.
+    pub async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        self.revocation()?
+            .revoke_session(session_id, self.horizon(now), now)
+            .await
+    }
+
+    /// Revokes every access token of `subject` issued up to now (`iat` at or before this
+    /// second; see [`revocation`](super::revocation) for the one-second granularity). The
+    /// entry is kept for the longest access-token lifetime plus the leeway.
+    pub async fn revoke_subject(&self, subject: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        let until = now + MAX_ACCESS_LIFETIME.as_secs() + self.inner.leeway;
+        self.revocation()?
+            .revoke_subject(subject, now, until, now)
+            .await
     }
 
     /// The configured access-token lifetime.
@@ -435,6 +514,24 @@ impl JwtAuth {
         grant: &AccessGrant,
         lifetime: Duration,
     ) -> Result<String, AuthConfigError> {
+        self.issue_with(grant, lifetime, None)
+    }
+
+    /// Issues an access token of session `session_id` (the `sid` claim).
+    pub(crate) fn issue_in_session(
+        &self,
+        grant: &AccessGrant,
+        session_id: &str,
+    ) -> Result<String, AuthConfigError> {
+        self.issue_with(grant, self.inner.lifetime, Some(session_id))
+    }
+
+    fn issue_with(
+        &self,
+        grant: &AccessGrant,
+        lifetime: Duration,
+        session_id: Option<&str>,
+    ) -> Result<String, AuthConfigError> {
         if lifetime > MAX_ACCESS_LIFETIME || lifetime.is_zero() {
             return Err(AuthConfigError::LifetimeTooLong(lifetime));
         }
@@ -443,7 +540,7 @@ impl JwtAuth {
             .encoding
             .as_ref()
             .ok_or(AuthConfigError::NoSigningKey)?;
-        let now = unix_now();
+        let now = self.now();
         let claims = Claims {
             sub: grant.subject.clone(),
             iss: self.inner.issuer.clone().into(),
@@ -452,6 +549,7 @@ impl JwtAuth {
             iat: now,
             nbf: Some(now),
             jti: Some(random_id(16)),
+            sid: session_id.map(str::to_owned),
             roles: grant.roles.clone(),
             permissions: grant.permissions.clone(),
             tier: grant.tier.clone(),
@@ -464,9 +562,43 @@ impl JwtAuth {
 
     /// Verifies an access token: signature with the one allowed algorithm, `typ`, `iss`,
     /// `aud`, `sub`, `exp`, `nbf` and `iat` (with the leeway), a lifetime of at most 15
-    /// minutes, and the revocation check. Which check failed is logged at debug level and
-    /// never returned.
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+    /// minutes, a `jti` when there is a revocation store, and then the revocation store
+    /// (token, session and subject). Which check failed is logged at debug level and never
+    /// returned. A revocation store that cannot answer is [`AuthFailure::Unavailable`].
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let now = self.now();
+        let (principal, issued_at) = self.decode(token, now)?;
+        let Some(revocation) = &self.inner.revocation else {
+            return Ok(principal);
+        };
+        let token = TokenRef {
+            // `decode` refuses tokens without one while there is a revocation store.
+            token_id: principal.token_id.as_deref().unwrap_or_default(),
+            subject: &principal.subject,
+            session_id: principal.session_id.as_deref(),
+            issued_at,
+        };
+        match revocation.is_revoked(token, now).await {
+            Ok(false) => Ok(principal),
+            Ok(true) => {
+                log::debug!(target: "secure_api::auth", "token rejected: revoked");
+                Err(AuthFailure::Invalid)
+            }
+            Err(e) => {
+                log::error!(target: "secure_api::auth", "revocation store failed: {e}");
+                Err(AuthFailure::Unavailable)
+            }
+        }
+    }
+
+    /// The signature and claims checks of [`verify`](Self::verify), without the revocation
+    /// store: a revoked token passes. For code that cannot wait on a store; prefer `verify`.
+    pub fn verify_claims(&self, token: &str) -> Result<Principal, AuthFailure> {
+        self.decode(token, self.now())
+            .map(|(principal, _)| principal)
+    }
+
+    fn decode(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthFailure> {
         let inner = &*self.inner;
         let fail = |why: &dyn fmt::Display| {
             log::debug!(target: "secure_api::auth", "token rejected: {why}");
@@ -488,7 +620,13 @@ impl JwtAuth {
         let data = jsonwebtoken::decode::<Claims>(token, &inner.decoding, &inner.validation)
             .map_err(|e| fail(&e))?;
         let claims = data.claims;
-        let now = unix_now();
+        // As jsonwebtoken would, against the configured clock.
+        if now > claims.exp.saturating_add(inner.leeway) {
+            return Err(fail(&"expired"));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + inner.leeway) {
+            return Err(fail(&"not yet valid"));
+        }
         if claims.iat > now + inner.leeway {
             return Err(fail(&"iat in the future"));
         }
@@ -498,17 +636,19 @@ impl JwtAuth {
         if claims.sub.is_empty() {
             return Err(fail(&"empty sub"));
         }
-        if let (Some(revocation), Some(jti)) = (&inner.revocation, &claims.jti)
-            && revocation.is_revoked(jti)
-        {
-            return Err(fail(&"revoked"));
+        if inner.revocation.is_some() && claims.jti.as_deref().is_none_or(str::is_empty) {
+            return Err(fail(&"no jti, and revocation is configured"));
         }
-        Ok(Principal {
-            subject: claims.sub,
-            roles: claims.roles,
-            permissions: claims.permissions,
-            tier: claims.tier.unwrap_or_else(|| DEFAULT_TIER.to_owned()),
-            token_id: claims.jti,
-        })
+        Ok((
+            Principal {
+                subject: claims.sub,
+                roles: claims.roles,
+                permissions: claims.permissions,
+                tier: claims.tier.unwrap_or_else(|| DEFAULT_TIER.to_owned()),
+                token_id: claims.jti,
+                session_id: claims.sid,
+            },
+            claims.iat,
+        ))
     }
 }

@@ -1,12 +1,21 @@
-//! Authentication and authorization: bearer JWTs only, short-lived access tokens, rotating
-//! refresh tokens with reuse detection, and per-endpoint role and permission rules decided
-//! from the verified token on every request.
+//! Authentication and authorization: bearer JWTs only, short-lived access tokens, sessions
+//! of rotating refresh tokens that can always be ended, and per-endpoint role and permission
+//! rules decided from the verified token on every request.
 //!
 //! - [`jwt::JwtAuth`]: verifies (and issues) access tokens: an allow-list of one algorithm
-//!   per app, `exp`, `iat`, `iss`, `aud` and `sub` required, `nbf` and `typ` checked,
-//!   lifetimes over 15 minutes refused at issuance and at verification.
-//! - [`refresh::TokenService`]: login and refresh, with opaque refresh tokens stored hashed
-//!   and rotated on every use; presenting a spent one revokes its whole family.
+//!   per app, `exp`, `iat`, `iss`, `aud`, `sub` and `jti` required, `nbf` and `typ` checked,
+//!   lifetimes over 15 minutes refused at issuance and at verification, and a
+//!   [`revocation::Revocation`] store consulted on every request (revoked tokens, sessions
+//!   and subjects are refused at once).
+//! - [`refresh::TokenService`]: sessions. A login starts a session (a refresh family, its id
+//!   in the access tokens' `sid` claim and in [`Principal::session_id`]); a refresh spends
+//!   the presented refresh token, asks the app's [`refresh::AccountCheck`] for the
+//!   account's current grant (or a refusal: gone, disabled, credentials changed) and issues
+//!   the next pair. Presenting an older token of a family revokes it. Sessions end at an
+//!   idle lifetime (14 days) and an absolute one (30 days), on
+//!   [`logout`](refresh::TokenService::logout), and for a whole subject on
+//!   [`revoke_subject`](refresh::TokenService::revoke_subject), which also refuses the
+//!   subject's outstanding access tokens at once.
 //! - [`password::Passwords`]: argon2 password checks that do the same work for unknown
 //!   users as for wrong passwords.
 //! - [`Principal`]: the verified caller, as an extractor.
@@ -14,11 +23,12 @@
 pub mod jwt;
 pub mod password;
 pub mod refresh;
+pub mod revocation;
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
 use crate::problem::{ApiError, problems};
@@ -31,7 +41,8 @@ use crate::problem::{ApiError, problems};
 ///
 /// A middleware of your own may authenticate requests by other means and insert a
 /// `Principal` into the request extensions; endpoints then treat the request as
-/// authenticated.
+/// authenticated (and leave revocation checks to that middleware: only tokens verified by
+/// the app's [`JwtAuth`](jwt::JwtAuth) are checked against its revocation store).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Principal {
     /// The verified subject (`sub`).
@@ -45,6 +56,11 @@ pub struct Principal {
     /// The token's id (`jti`), if it has one.
     #[serde(skip)]
     pub token_id: Option<String>,
+    /// The session the token belongs to (`sid`): set on tokens issued by a
+    /// [`TokenService`](refresh::TokenService), whose
+    /// [`logout`](refresh::TokenService::logout) ends it.
+    #[serde(skip)]
+    pub session_id: Option<String>,
 }
 
 /// The tier of authenticated principals whose token names none.
@@ -59,6 +75,7 @@ impl Principal {
             permissions: Vec::new(),
             tier: DEFAULT_TIER.to_owned(),
             token_id: None,
+            session_id: None,
         }
     }
 
@@ -199,12 +216,27 @@ pub enum AuthFailure {
     Malformed,
     /// The token did not verify (signature, algorithm, claims, expiry, revocation, ...).
     Invalid,
+    /// The revocation store could not answer: the token can be neither accepted nor
+    /// refused now. A 503, not a 401, so that clients retry rather than log out.
+    Unavailable,
 }
 
-/// The 401: one `invalid-credentials` problem for every failure, with the RFC 6750
-/// challenge (`error="invalid_token"` when a token was presented).
+impl From<AuthFailure> for ApiError {
+    fn from(failure: AuthFailure) -> Self {
+        unauthorized(failure)
+    }
+}
+
+/// The response for a failure: one `invalid-credentials` 401 for every failure, with the
+/// RFC 6750 challenge (`error="invalid_token"` when a token was presented); for
+/// [`AuthFailure::Unavailable`] a `service-unavailable` 503 with `Retry-After: 1`.
 pub fn unauthorized(failure: AuthFailure) -> ApiError {
     let challenge = match failure {
+        AuthFailure::Unavailable => {
+            return ApiError::new(problems::SERVICE_UNAVAILABLE)
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+                .with_cause("the revocation store could not answer");
+        }
         AuthFailure::Missing => "Bearer realm=\"api\"",
         AuthFailure::Malformed => "Bearer realm=\"api\", error=\"invalid_request\"",
         AuthFailure::Invalid => "Bearer realm=\"api\", error=\"invalid_token\"",
@@ -214,7 +246,7 @@ pub fn unauthorized(failure: AuthFailure) -> ApiError {
         .with_cause(match failure {
             AuthFailure::Missing => "no credentials",
             AuthFailure::Malformed => "malformed Authorization header",
-            AuthFailure::Invalid => "token failed verification",
+            AuthFailure::Invalid | AuthFailure::Unavailable => "token failed verification",
         })
 }
 

@@ -127,7 +127,7 @@ where
 {
     let api = SecureApi::of(&req);
     let ip = client_ip(&api, &req);
-    let principal = match authenticate(&api, spec, &req) {
+    let principal = match authenticate(&api, spec, &req).await {
         Ok(principal) => principal,
         Err(failure) => {
             // Charge the failure to the client's address before answering, so that token
@@ -253,9 +253,11 @@ impl futures_util::Stream for LimitedPayload {
 }
 
 /// The principal of a request, per the endpoint's requirement: `Ok(None)` for anonymous
-/// requests that may proceed, `Err` (a 401 or, for a server without a verifier, a 500) for
-/// requests that may not.
-fn authenticate(
+/// requests that may proceed, `Err` (a 401; a 503 when the revocation store cannot answer;
+/// for a server without a verifier, a 500) for requests that may not. The token's
+/// signature and claims are checked, then the revocation store (its subject, session and
+/// id), which may be a network store: hence async.
+async fn authenticate(
     api: &SecureApi,
     spec: &EndpointSpec,
     req: &HttpRequest,
@@ -275,7 +277,7 @@ fn authenticate(
         Err(failure) => return Err(unauthorized(failure)),
     };
     match &api.shared().jwt {
-        Some(jwt) => jwt.verify(token).map(Some).map_err(unauthorized),
+        Some(jwt) => jwt.verify(token).await.map(Some).map_err(unauthorized),
         None if required => Err(ApiError::internal(format!(
             "endpoint `{}` requires auth but the SecureApi has no JwtAuth; add `.jwt(...)` to its builder",
             spec.name
