@@ -291,3 +291,45 @@ proptest! {
         let _ = is_json_content_type(&format!("application/{value}{tail}"));
     }
 }
+
+#[secure_endpoint(get("/me"), auth)]
+async fn me(principal: secure_api_runtime::auth::Principal) -> HttpResponse {
+    HttpResponse::Ok().body(principal.subject)
+}
+
+/// A rejected token's claims and header are the client's text: the debug log says which
+/// check failed, not what the token held.
+#[actix_rt::test]
+async fn rejected_tokens_are_logged_by_kind_only() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use secure_api_runtime::auth::jwt::JwtAuth;
+    logs();
+    let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+    let jwt = JwtAuth::hs256(secret.clone())
+        .issuer("i")
+        .audience("a")
+        .build()
+        .unwrap();
+    let api = SecureApi::builder().jwt(jwt).build();
+    let app = atest::init_service(App::new().wrap(api.layer()).service(me)).await;
+    let key = EncodingKey::from_secret(&secret);
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".to_owned());
+    let claims =
+        json!({"sub": "alice", "iss": "i", "aud": "a", "iat": 1, "exp": "s3cr3t-claim-value"});
+    let bad_claims = encode(&header, &claims, &key).unwrap();
+    header.typ = Some("s3cr3t-typ-value".to_owned());
+    let bad_typ = encode(&header, &json!({"sub": "alice"}), &key).unwrap();
+    for token in [bad_claims, bad_typ] {
+        let r = send(
+            &app,
+            atest::TestRequest::get()
+                .uri("/me")
+                .insert_header(("authorization", format!("Bearer {token}"))),
+        )
+        .await;
+        r.assert_problem(401, "invalid-credentials");
+    }
+    assert_logged_without("s3cr3t-claim-value", "claims are not the expected JSON");
+    assert_logged_without("s3cr3t-typ-value", "typ is not at+jwt");
+}

@@ -607,18 +607,16 @@ impl JwtAuth {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(fail(&"token too long"));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|e| fail(&e))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| fail(&error_kind(&e)))?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
         });
         if !typ_ok {
-            return Err(fail(&format_args!(
-                "typ {:?} is not {ACCESS_TOKEN_TYP}",
-                header.typ
-            )));
+            // Not the value: the header is the client's text.
+            return Err(fail(&format_args!("typ is not {ACCESS_TOKEN_TYP}")));
         }
         let data = jsonwebtoken::decode::<Claims>(token, &inner.decoding, &inner.validation)
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| fail(&error_kind(&e)))?;
         let claims = data.claims;
         // As jsonwebtoken would, against the configured clock.
         if now > claims.exp.saturating_add(inner.leeway) {
@@ -650,5 +648,24 @@ impl JwtAuth {
             },
             claims.iat,
         ))
+    }
+}
+
+/// What is logged of a rejected token: the kind of failure, never the token's text. The
+/// errors of `jsonwebtoken` quote claim values ("invalid type: string \"...\"") and the
+/// claims are the client's input.
+fn error_kind(err: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::Json(e) => format!(
+            "claims are not the expected JSON ({:?} error)",
+            e.classify()
+        ),
+        ErrorKind::Base64(_) => "not base64url".to_owned(),
+        ErrorKind::Utf8(_) => "not UTF-8".to_owned(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("missing required claim {claim}"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("claim {claim} has the wrong format"),
+        ErrorKind::InvalidRsaKey(_) | ErrorKind::Signing(_) => "key error".to_owned(),
+        kind => format!("{kind:?}"),
     }
 }
