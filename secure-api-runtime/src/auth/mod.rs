@@ -8,10 +8,13 @@
 //! - [`refresh::TokenService`]: login and refresh, with opaque refresh tokens stored hashed
 //!   and rotated on every use; presenting a spent one revokes its whole family.
 //! - [`password::Passwords`]: argon2 password checks that do the same work for unknown
-//!   users as for wrong passwords.
+//!   users as for wrong passwords, on the blocking pool behind a concurrency limit.
+//! - [`login::LoginGuard`]: login protection, a per-account failure limit in the app's
+//!   rate-limit store beside the endpoint's per-address limit.
 //! - [`Principal`]: the verified caller, as an extractor.
 
 pub mod jwt;
+pub mod login;
 pub mod password;
 pub mod refresh;
 
