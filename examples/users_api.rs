@@ -2,6 +2,11 @@
 //! tiers, idempotent creation, JWT login with rotating refresh tokens, sessions that end
 //! (logout, deleted users), and role checks.
 //!
+//! Login is protected twice: at most 5 attempts a minute per address (the endpoint's
+//! `rate`), and at most 10 failed attempts per 15 minutes per account, whatever addresses
+//! they come from (`LoginGuard`, in the app's rate-limit store). Passwords are checked on
+//! the blocking pool, at most one hash per core at a time, so logins never stall a worker.
+//!
 //! ```text
 //! cargo run --example users_api            # listens on 127.0.0.1:8080 (BIND overrides)
 //! curl -i -X POST localhost:8080/api/users -H 'content-type: application/json' \
@@ -23,6 +28,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use actix_web::{App, HttpServer, web};
 use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+use secure_api_runtime::auth::login::LoginGuard;
 use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::refresh::{
     AccountStatus, MemoryRefreshStore, SessionInfo, TokenService,
@@ -64,7 +70,10 @@ pub type Users = Arc<RwLock<HashMap<String, Account>>>;
 /// The example's state: built once, shared by every worker.
 pub struct AppState {
     pub users: Users,
+    /// The password hasher (shared with `login`: the same limits and counters).
     pub passwords: Passwords,
+    /// Login protection: the per-account failure limit and the off-thread password check.
+    pub login: LoginGuard,
     pub tokens: TokenService,
 }
 
@@ -99,8 +108,11 @@ pub struct LoginRequest {
 }
 
 /// Logs in: one `invalid-credentials` 401 for an unknown user and for a wrong password,
-/// with the same password-hash work in both cases. At most 5 attempts per minute per
-/// address, in any window.
+/// with the same password-hash work in both cases, done on the blocking pool (a 503 with
+/// `Retry-After` when too many hashes are queued). At most 5 attempts per minute per
+/// address, in any window; at most 10 failures per 15 minutes per account name, from any
+/// number of addresses, after which attempts get a 429 with `Retry-After` before any
+/// hashing, the same for names that do not exist. A successful login does not count.
 #[secure_endpoint(
     post("/api/login"),
     public,
@@ -119,10 +131,14 @@ async fn login(
         .map_err(|_| ApiError::internal("user store poisoned"))?
         .get(&username)
         .cloned();
-    state.passwords.verify(
-        account.as_ref().map(|a| a.password_hash.as_str()),
-        &password,
-    )?;
+    state
+        .login
+        .verify(
+            &username,
+            account.as_ref().map(|a| a.password_hash.as_str()),
+            &password,
+        )
+        .await?;
     // `verify` only succeeds for a known user.
     let account = account.ok_or_else(|| ApiError::internal("verified an unknown user"))?;
     let grant = AccessGrant::new(username)
@@ -237,7 +253,8 @@ fn account_status(
 }
 
 /// Everything the example needs, from the environment: the JWT verifier and issuer, the
-/// token service, the demo users.
+/// token service, the login guard (over the app's rate-limit store, checking passwords with
+/// `passwords` and its concurrency limit), the demo users.
 pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data<AppState>) {
     let secret = match std::env::var("JWT_SECRET") {
         Ok(secret) => secret.into_bytes(),
@@ -298,12 +315,15 @@ pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data
         Arc::new(MemoryRefreshStore::new()),
         Arc::new(move |session: &SessionInfo| account_status(&accounts, session)),
     );
+    let secure = builder.build();
     let state = web::Data::new(AppState {
         users,
+        // 10 failures per 15 minutes per account: `LoginGuard`'s default policy.
+        login: LoginGuard::new(&secure, passwords.clone()),
         passwords,
         tokens,
     });
-    (builder.build(), state)
+    (secure, state)
 }
 
 /// The example's routes, shared with the integration tests.

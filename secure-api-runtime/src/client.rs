@@ -301,6 +301,11 @@ pub enum Identity<'a> {
     Principal(&'a str),
     /// Both: a principal from one address.
     IpAndPrincipal(IpAddr, &'a str),
+    /// An account named at login, before anyone is authenticated: the normalised
+    /// username ([`crate::auth::login::normalize_username`]), whether or not the account
+    /// exists. Hashed apart from principals, so that a login name and a subject with the
+    /// same spelling never share a key.
+    Account(&'a str),
 }
 
 /// Derives store keys: a 128-bit hash of (policy, identity) keyed with per-process random
@@ -342,6 +347,10 @@ impl KeyDeriver {
                 write_ip(&mut h, ip);
                 h.write_u8(2);
                 h.write(p.as_bytes());
+            }
+            Identity::Account(name) => {
+                h.write_u8(3);
+                h.write(name.as_bytes());
             }
         }
         h.finish()
@@ -511,6 +520,14 @@ mod tests {
         assert_ne!(
             d.key(1, &Identity::Principal("alice")),
             d.key(1, &Identity::Principal("bob"))
+        );
+        assert_ne!(
+            d.key(1, &Identity::Account("alice")),
+            d.key(1, &Identity::Principal("alice"))
+        );
+        assert_eq!(
+            d.key(1, &Identity::Account("alice")),
+            d.key(1, &Identity::Account("alice"))
         );
     }
 }

@@ -17,10 +17,13 @@
 //!   [`revoke_subject`](refresh::TokenService::revoke_subject), which also refuses the
 //!   subject's outstanding access tokens at once.
 //! - [`password::Passwords`]: argon2 password checks that do the same work for unknown
-//!   users as for wrong passwords.
+//!   users as for wrong passwords, on the blocking pool behind a concurrency limit.
+//! - [`login::LoginGuard`]: login protection, a per-account failure limit in the app's
+//!   rate-limit store beside the endpoint's per-address limit.
 //! - [`Principal`]: the verified caller, as an extractor.
 
 pub mod jwt;
+pub mod login;
 pub mod password;
 pub mod refresh;
 pub mod revocation;

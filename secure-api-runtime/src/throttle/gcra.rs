@@ -74,6 +74,27 @@ impl Gcra {
         }
     }
 
+    /// Gives back `cost` units charged earlier: the TAT to store after refunding them from
+    /// `stored` at `now`. The TAT moves back by `cost` emission intervals but never behind
+    /// `now` (a full bucket cannot be filled further), so a refund can only undo a charge.
+    ///
+    /// ```
+    /// use secure_api_runtime::throttle::{Gcra, Policy, Rate};
+    /// let gcra = Gcra::new(&Policy::new("default", Rate::per_second(10)).with_burst(1));
+    /// let (_, tat) = gcra.decide(None, 0, 1);
+    /// assert!(!gcra.decide(tat, 0, 1).0.allowed);
+    /// let tat = gcra.refund(tat.unwrap(), 0, 1);
+    /// assert!(gcra.decide(Some(tat), 0, 1).0.allowed);
+    /// // Never more than a full bucket.
+    /// assert_eq!(gcra.refund(tat, 0, 5), 0);
+    /// ```
+    #[inline]
+    pub fn refund(&self, stored: u64, now: u64, cost: u32) -> u64 {
+        stored
+            .saturating_sub(u64::from(cost).saturating_mul(self.interval))
+            .max(now)
+    }
+
     /// Whether a stored TAT carries no information any more (the bucket is full again), so
     /// that the key can be dropped without changing any decision.
     pub fn is_stale(tat: u64, now: u64) -> bool {

@@ -241,6 +241,53 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         )
     }
 
+    /// Gives back `cost` units charged to `key` under `policy` (see
+    /// [`RateLimitStore::refund`]); a key without state is left alone.
+    ///
+    /// ```
+    /// use secure_api_runtime::throttle::memory::MemoryStore;
+    /// use secure_api_runtime::throttle::{Algorithm, Policy, Rate};
+    /// use secure_api_runtime::clock::FakeClock;
+    /// use std::sync::Arc;
+    ///
+    /// let store = MemoryStore::<u64>::with_clock(Arc::new(FakeClock::new()));
+    /// let policy = Policy::new("failures", Rate::per_minute(1))
+    ///     .with_algorithm(Algorithm::SlidingWindow);
+    /// assert!(store.check(&7, &policy, 1).unwrap().allowed);
+    /// store.refund(&7, &policy, 1);
+    /// assert!(store.check(&7, &policy, 1).unwrap().allowed);
+    /// assert!(!store.check(&7, &policy, 1).unwrap().allowed);
+    /// ```
+    pub fn refund(&self, key: &K, policy: &Policy, cost: u32) {
+        let now = self.clock.now();
+        match policy.algorithm() {
+            Algorithm::Gcra => {
+                let Some(cell) = self.gcra.get(key) else {
+                    return;
+                };
+                let gcra = Gcra::new(policy);
+                let mut current = cell.load(Ordering::Acquire);
+                loop {
+                    let tat = gcra.refund(current, now, cost);
+                    match cell.compare_exchange_weak(
+                        current,
+                        tat,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return,
+                        Err(actual) => current = actual,
+                    }
+                }
+            }
+            Algorithm::SlidingWindow => {
+                if let Some(log) = self.windows.get(key) {
+                    log.lock().unwrap_or_else(|p| p.into_inner()).refund(cost);
+                }
+            }
+        }
+    }
+
     /// Stores `fresh` (already decided as `decision`) for a new key whose room is reserved;
     /// if another worker inserted the key meanwhile, gives the room back and decides
     /// against that entry instead.
@@ -327,11 +374,89 @@ impl RateLimitStore for MemoryStore<LimitKey, PassThrough> {
     ) -> StoreFuture<'_, Result<Decision, StoreError>> {
         StoreFuture::ready(self.check(&key, policy, cost))
     }
+
+    fn refund(
+        &self,
+        key: LimitKey,
+        policy: &Policy,
+        cost: u32,
+    ) -> StoreFuture<'_, Result<(), StoreError>> {
+        MemoryStore::refund(self, &key, policy, cost);
+        StoreFuture::ready(Ok(()))
+    }
 }
 
 impl Hash for LimitKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0[0]);
         state.write_u64(self.0[1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::throttle::Rate;
+    use std::time::Duration;
+
+    fn store(clock: &FakeClock) -> MemoryStore {
+        MemoryStore::with_clock(Arc::new(clock.clone()))
+    }
+
+    #[test]
+    fn a_gcra_refund_undoes_a_charge_and_no_more() {
+        let clock = FakeClock::new();
+        let store = store(&clock);
+        let key = LimitKey([1, 2]);
+        let policy = Policy::new("p", Rate::per_minute(3));
+        for _ in 0..3 {
+            assert!(store.check(&key, &policy, 1).unwrap().allowed);
+        }
+        assert!(!store.check(&key, &policy, 1).unwrap().allowed);
+        MemoryStore::refund(&store, &key, &policy, 1);
+        assert!(store.check(&key, &policy, 1).unwrap().allowed);
+        assert!(!store.check(&key, &policy, 1).unwrap().allowed);
+        // Refunding far more than was charged only fills the bucket.
+        MemoryStore::refund(&store, &key, &policy, 100);
+        for _ in 0..3 {
+            assert!(store.check(&key, &policy, 1).unwrap().allowed);
+        }
+        assert!(!store.check(&key, &policy, 1).unwrap().allowed);
+    }
+
+    #[test]
+    fn a_window_refund_forgets_the_newest_admissions() {
+        let clock = FakeClock::new();
+        let store = store(&clock);
+        let key = LimitKey([3, 4]);
+        let policy = Policy::new("p", Rate::per_minute(2)).with_algorithm(Algorithm::SlidingWindow);
+        assert!(store.check(&key, &policy, 1).unwrap().allowed);
+        clock.advance(Duration::from_secs(10));
+        assert!(store.check(&key, &policy, 1).unwrap().allowed);
+        let denied = store.check(&key, &policy, 1).unwrap();
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after_secs(), 50);
+        MemoryStore::refund(&store, &key, &policy, 1);
+        let allowed = store.check(&key, &policy, 1).unwrap();
+        assert!(allowed.allowed);
+        assert_eq!(allowed.remaining(), 0);
+        MemoryStore::refund(&store, &key, &policy, 5);
+        assert_eq!(store.check(&key, &policy, 1).unwrap().remaining(), 1);
+    }
+
+    #[actix_rt::test]
+    async fn refunding_an_unknown_key_creates_nothing() {
+        let clock = FakeClock::new();
+        let store = store(&clock);
+        let gcra = Policy::new("p", Rate::per_minute(3));
+        let window = gcra.with_algorithm(Algorithm::SlidingWindow);
+        RateLimitStore::refund(&store, LimitKey([5, 6]), &gcra, 1)
+            .await
+            .unwrap();
+        RateLimitStore::refund(&store, LimitKey([5, 6]), &window, 1)
+            .await
+            .unwrap();
+        assert!(store.is_empty());
     }
 }

@@ -284,6 +284,10 @@ pub struct LimitKey(pub [u64; 2]);
 /// Where rate-limit state lives. One store serves a whole app (all workers); the in-memory
 /// [`memory::MemoryStore`] is the default and a Redis store can be added without changing
 /// callers.
+///
+/// Each operation reads and writes one record (the key's GCRA TAT or its sliding-window
+/// log) atomically, so that a networked store implements it as one script run (Redis Lua)
+/// on one key with a TTL of the time until the record carries no information.
 pub trait RateLimitStore: Send + Sync + 'static {
     /// Charges `cost` units to `key` under `policy` if the client has them, and reports the
     /// decision. A denial changes nothing.
@@ -293,4 +297,27 @@ pub trait RateLimitStore: Send + Sync + 'static {
         policy: &Policy,
         cost: u32,
     ) -> StoreFuture<'_, Result<Decision, StoreError>>;
+
+    /// Gives back `cost` units that an allowed [`acquire`](RateLimitStore::acquire) of the
+    /// same `key` and `policy` charged, when the work they paid for turned out not to count
+    /// (a login helper reserves a unit of an account's failure budget before checking the
+    /// password and refunds it when the password was right, so that concurrent guesses
+    /// cannot overrun the budget and successes cost nothing).
+    ///
+    /// Contract, which networked stores implement in one atomic step:
+    /// - GCRA: `tat = max(tat - cost * interval, now)` ([`Gcra::refund`]); a record at or
+    ///   behind `now` may be deleted.
+    /// - sliding window: drop the `cost` newest admissions of the log
+    ///   ([`window::SlidingWindow::refund`]; in Redis, `ZPOPMAX key cost` on the sorted set
+    ///   of admission times).
+    /// - A key without a record is left alone (nothing is created), and a refund never
+    ///   raises a client above its full capacity.
+    /// - Refunding more than was charged is the caller's error; the store only guarantees
+    ///   the bound above.
+    fn refund(
+        &self,
+        key: LimitKey,
+        policy: &Policy,
+        cost: u32,
+    ) -> StoreFuture<'_, Result<(), StoreError>>;
 }

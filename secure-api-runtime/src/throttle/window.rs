@@ -71,6 +71,18 @@ impl SlidingWindow {
         }
     }
 
+    /// Gives back `cost` units admitted earlier by forgetting the `cost` newest admissions
+    /// (at most as many as are logged).
+    ///
+    /// The newest admissions are not necessarily the refunded request's own when others
+    /// were admitted after it; the ones kept then count from an earlier instant and leave the
+    /// window sooner, by at most the time between the refunded admission and its refund
+    /// (for a login, the length of one password check).
+    pub fn refund(&mut self, cost: u32) {
+        let keep = self.log.len().saturating_sub(cost as usize);
+        self.log.truncate(keep);
+    }
+
     /// Nanoseconds until every logged admission has left the window.
     fn expiry(&self, now: u64) -> u64 {
         self.log
