@@ -6,6 +6,8 @@
 //! optionally with the rule's bounds) and never carry the offending input value, so they are
 //! safe to return to clients as they are.
 
+#[doc(hidden)]
+pub mod nested;
 pub mod rules;
 
 use std::borrow::Cow;
