@@ -69,7 +69,29 @@ pub fn fallback(c: &Container<'_>) -> TokenStream {
 fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
     let p = runtime_path(c);
     let ident = c.ident;
-    let (impl_generics, ty_generics, where_clause) = c.generics.split_for_impl();
+    // `nested` on a type that depends on a type parameter bounds it, as serde bounds the
+    // parameters of the fields it deserialises: `T: SecureInput` for `#[secure(nested)]
+    // payload: T`.
+    let params: Vec<&syn::Ident> = c.generics.type_params().map(|p| &p.ident).collect();
+    let mut generics = c.generics.clone();
+    if !params.is_empty() {
+        let mut leaves = Vec::new();
+        for f in &c.fields {
+            nested_leaves(&f.rules, f.ty, &mut leaves);
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for leaf in leaves {
+            let text = quote!(#leaf).to_string();
+            if ty::mentioned_param(leaf, &params).is_some() && !seen.contains(&text) {
+                seen.push(text);
+                generics
+                    .make_where_clause()
+                    .predicates
+                    .push(syn::parse_quote!(#leaf: #p::SecureInput));
+            }
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -77,6 +99,25 @@ fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
                 #body
             }
         };
+    }
+}
+
+/// The types an explicit `nested` applies to.
+fn nested_leaves<'a>(rules: &Rules, ty: &'a syn::Type, out: &mut Vec<&'a syn::Type>) {
+    let mut ty = ty;
+    while let Some(inner) = ty::option_inner(ty) {
+        ty = inner;
+    }
+    for rule in &rules.list {
+        match &rule.kind {
+            RuleKind::Nested => out.push(ty),
+            RuleKind::Each(inner) => {
+                if let Some(item) = ty::seq_item(ty) {
+                    nested_leaves(inner, item, out);
+                }
+            }
+            _ => {}
+        }
     }
 }
 

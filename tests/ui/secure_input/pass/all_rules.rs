@@ -21,6 +21,10 @@ struct Everything<'a> {
     email: String,
     #[secure(url)]
     site: Option<String>,
+    #[secure(url(public))]
+    webhook: Option<String>,
+    #[secure(nfkc, trim, lowercase, deny("admin", "r00t"))]
+    handle: String,
     #[secure(ip)]
     ip: Box<str>,
     #[secure(uuid)]
