@@ -86,7 +86,11 @@ fn profile_ok() -> Value {
 /// A deny list without a `pattern`, so that `deny` is the only rule a look-alike can fail.
 #[derive(Debug, Deserialize, SecureInput)]
 struct Nickname {
-    #[secure(trim, length(min = 1, max = 32), deny("admin", "root", "null", "undefined"))]
+    #[secure(
+        trim,
+        length(min = 1, max = 32),
+        deny("admin", "root", "null", "undefined")
+    )]
     nick: String,
 }
 
@@ -312,29 +316,21 @@ async fn deny_refuses_look_alikes_and_invisible_characters() {
     let app = app!();
     for disguised in [
         "\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E}", // fullwidth ａｄｍｉｎ
-        "adm\u{200B}in",                              // zero-width space
-        "\u{0430}dmin",                               // Cyrillic а
+        "adm\u{200B}in",                            // zero-width space
+        "\u{0430}dmin",                             // Cyrillic а
         "ＲＯＯＴ",
         "r\u{043E}\u{043E}t", // Cyrillic о
-        "nu\u{00AD}ll",        // soft hyphen
+        "nu\u{00AD}ll",       // soft hyphen
         "r00t",
     ] {
-        let r = send(
-            &app,
-            post_json("/nick", &json!({"nick": disguised})),
-        )
-        .await;
+        let r = send(&app, post_json("/nick", &json!({"nick": disguised}))).await;
         let body = r.assert_problem(422, "validation-failed");
         assert_eq!(errors(&body), pairs(&[("/nick", "deny")]), "{disguised:?}");
         r.assert_leaks_none(&[disguised]);
     }
     // Ordinary words that merely contain or resemble an entry pass.
     for ordinary in ["administrator", "root2", "nullable", "undefinedness", "Zoë"] {
-        let r = send(
-            &app,
-            post_json("/nick", &json!({"nick": ordinary})),
-        )
-        .await;
+        let r = send(&app, post_json("/nick", &json!({"nick": ordinary}))).await;
         assert_eq!(r.status, 200, "{ordinary:?}: {}", r.text());
         assert_eq!(r.json()["nick"], ordinary);
     }
@@ -453,7 +449,10 @@ async fn url_public_refuses_local_private_and_disguised_hosts() {
         ("http://api.localhost/", "url_public"),
         ("http://localhost.localdomain/", "url_public"),
         ("http://localhost./", "url"),
-        ("http://\u{FF4C}\u{FF4F}\u{FF43}\u{FF41}\u{FF4C}\u{FF48}\u{FF4F}\u{FF53}\u{FF54}/", "url_public"),
+        (
+            "http://\u{FF4C}\u{FF4F}\u{FF43}\u{FF41}\u{FF4C}\u{FF48}\u{FF4F}\u{FF53}\u{FF54}/",
+            "url_public",
+        ),
         ("http://%6c%6f%63%61%6c%68%6f%73%74/", "url"),
         ("http://10.0.0.7:6379/", "url_public"),
         ("http://172.16.0.1/", "url_public"),
@@ -464,7 +463,10 @@ async fn url_public_refuses_local_private_and_disguised_hosts() {
         ("http://[fe80::1]/", "url_public"),
         ("http://224.0.0.1/", "url_public"),
         ("http://0.0.0.0/", "url_public"),
-        ("http://metadata.google.internal/computeMetadata/v1/", "url_public"),
+        (
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "url_public",
+        ),
         ("http://metadata/", "url_public"),
         ("ftp://example.com/", "url"),
     ];

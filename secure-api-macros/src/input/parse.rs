@@ -232,7 +232,10 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
                     if public.is_some() {
                         cx.error_spanned_by(&m.path, "duplicate `public` option; keep one");
                     } else if !m.input.is_empty() && !m.input.peek(Token![,]) {
-                        cx.error_spanned_by(&m.path, "`public` takes no value; write `url(public)`");
+                        cx.error_spanned_by(
+                            &m.path,
+                            "`public` takes no value; write `url(public)`",
+                        );
                         skip_value(&m)?;
                     }
                     public = m.path.get_ident().cloned();
@@ -257,10 +260,13 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
         "email" | "url" | "ip" | "uuid" | "nested" | "skip" | "trim" | "lowercase"
         | "uppercase" | "nfc" | "nfkc" => {
             if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                cx.error_spanned_by(
-                    &key,
-                    format!("`{name}` takes no arguments; write `{name}` alone"),
-                );
+                let fix = if name == "url" {
+                    "write `url` alone, or `url(public)` to refuse private and local hosts"
+                        .to_owned()
+                } else {
+                    format!("write `{name}` alone")
+                };
+                cx.error_spanned_by(&key, format!("`{name}` takes no arguments; {fix}"));
                 skip_value(meta)?;
             }
             match name.as_str() {

@@ -1,7 +1,9 @@
 //! The checks and normalisers behind the `#[secure(...)]` rules.
 //!
 //! Each function is usable on its own, without the derive. None of them allocates when the
-//! input passes, and normalisers leave an already-normalised string untouched.
+//! input passes, except the deny check on non-ASCII input that is not already lowercase
+//! and [`is_public_url`], which parses the URL as an HTTP client would; normalisers leave an
+//! already-normalised string untouched.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -169,9 +171,9 @@ fn ascii_keys() -> &'static [(u8, [u8; ASCII_KEY_MAX]); 128] {
         let mut table = [(u8::MAX, [0; ASCII_KEY_MAX]); 128];
         for (b, slot) in table.iter_mut().enumerate() {
             let key = deny_key(char::from(b as u8).encode_utf8(&mut [0; 4]));
-            let plain = key.chars().all(|c| {
-                unicode_normalization::char::canonical_combining_class(c) == 0
-            });
+            let plain = key
+                .chars()
+                .all(|c| unicode_normalization::char::canonical_combining_class(c) == 0);
             if plain && key.len() <= ASCII_KEY_MAX {
                 slot.0 = key.len() as u8;
                 slot.1[..key.len()].copy_from_slice(key.as_bytes());
@@ -267,10 +269,7 @@ impl DenyList {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let mut keys: Vec<String> = entries
-            .into_iter()
-            .map(|e| deny_key(e.as_ref()))
-            .collect();
+        let mut keys: Vec<String> = entries.into_iter().map(|e| deny_key(e.as_ref())).collect();
         keys.sort_unstable();
         keys.dedup();
         DenyList { keys }
@@ -954,12 +953,12 @@ mod tests {
         let list = keys(&["admin", "root", "null", "undefined"]);
         for disguised in [
             "\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E}", // fullwidth ａｄｍｉｎ
-            "ＡＤＭＩＮ",                                   // fullwidth capitals
-            "adm\u{200B}in",                              // zero-width space
-            "a\u{00AD}dmin",                              // soft hyphen
-            "\u{2060}admin\u{FEFF}",                     // word joiner, BOM
-            "\u{0430}dmin",                               // Cyrillic а
-            "\u{0430}\u{0501}min",                       // Cyrillic а and ԁ
+            "ＡＤＭＩＮ",                               // fullwidth capitals
+            "adm\u{200B}in",                            // zero-width space
+            "a\u{00AD}dmin",                            // soft hyphen
+            "\u{2060}admin\u{FEFF}",                    // word joiner, BOM
+            "\u{0430}dmin",                             // Cyrillic а
+            "\u{0430}\u{0501}min",                      // Cyrillic а and ԁ
             "ADMIN",
             "r00t",
             "r\u{043E}\u{043E}t", // Cyrillic о
@@ -992,8 +991,20 @@ mod tests {
             assert!(!is_denied_key(&all_ascii, &[entry]));
         }
         let samples = [
-            "admin", "ADMIN", "adrnin", "r00t", "ROOT", "m1x-e|d", "rnlx-eld", "MIX-EID",
-            "\"quote\"", "''quote''", "`tick`", "a.b,c;d", "a.b,c;d ", "root\t",
+            "admin",
+            "ADMIN",
+            "adrnin",
+            "r00t",
+            "ROOT",
+            "m1x-e|d",
+            "rnlx-eld",
+            "MIX-EID",
+            "\"quote\"",
+            "''quote''",
+            "`tick`",
+            "a.b,c;d",
+            "a.b,c;d ",
+            "root\t",
         ];
         for s in samples {
             let expected = list.iter().any(|k| *k == deny_key(s));
@@ -1016,7 +1027,8 @@ mod tests {
 
     #[test]
     fn nfkc_folds_compatibility_forms_in_place() {
-        let mut s = String::from("\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E} \u{FB01} \u{2460} \u{210C}");
+        let mut s =
+            String::from("\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E} \u{FB01} \u{2460} \u{210C}");
         nfkc(&mut s);
         assert_eq!(s, "admin fi 1 H");
         let mut composed = String::from("e\u{301}");
