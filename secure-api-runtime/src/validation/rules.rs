@@ -185,15 +185,14 @@ fn ascii_keys() -> &'static [(u8, [u8; ASCII_KEY_MAX]); 128] {
 
 const ASCII_KEY_MAX: usize = 6;
 
-/// Longest key (in bytes) that [`is_denied_key`] compares without allocating.
-const KEY_BUF: usize = 64;
-
 /// Whether `deny_key(value)` is one of `keys`, which must be [`deny_key`] outputs (the
 /// derive computes them at compile time with the same Unicode data).
 ///
-/// The value's key is built once, on the stack, and abandoned as soon as it is longer than
-/// every key; ASCII input is mapped through a per-character table. Nothing is allocated
-/// unless the value is non-ASCII and not lowercase, or a key is longer than 64 bytes.
+/// The value's key is produced one character at a time and compared with the keys as it
+/// grows, and the work stops at the first character where no key matches any more (for
+/// most values the first or second). ASCII input is mapped through a per-character table
+/// computed once per process. Nothing is allocated unless the value is non-ASCII and not
+/// already lowercase, or there are more than 64 keys.
 ///
 /// ```
 /// use secure_api_runtime::validation::rules::{deny_key, is_denied_key};
@@ -202,48 +201,86 @@ const KEY_BUF: usize = 64;
 /// assert!(!is_denied_key("root2", &keys));
 /// ```
 pub fn is_denied_key<K: AsRef<str>>(value: &str, keys: &[K]) -> bool {
-    let Some(max) = keys.iter().map(|k| k.as_ref().len()).max() else {
+    if keys.is_empty() {
         return false;
-    };
-    if max > KEY_BUF {
+    }
+    if keys.len() > 64 {
         let key = deny_key(value);
         return keys.iter().any(|k| k.as_ref() == key);
     }
-    let mut buf = [0u8; KEY_BUF];
-    let mut len = 0;
-    let mut fast = value.is_ascii();
-    if fast {
-        let table = ascii_keys();
-        for &b in value.as_bytes() {
-            let (n, bytes) = &table[usize::from(b)];
-            let n = usize::from(*n);
-            if n == usize::from(u8::MAX) {
-                fast = false;
-                break;
-            }
-            if len + n > max {
-                return false;
-            }
-            buf[len..len + n].copy_from_slice(&bytes[..n]);
-            len += n;
+    if value.is_ascii()
+        && let Some(denied) = ascii_denied(value.as_bytes(), keys)
+    {
+        return denied;
+    }
+    let mut prefix = KeyPrefix::new(keys);
+    for_each_key_char(value, |c| prefix.push(c.encode_utf8(&mut [0; 4]).as_bytes()));
+    prefix.complete()
+}
+
+/// [`is_denied_key`] for ASCII input, through the per-character table; `None` when a
+/// character needs the general path.
+fn ascii_denied<K: AsRef<str>>(value: &[u8], keys: &[K]) -> Option<bool> {
+    let table = ascii_keys();
+    let mut prefix = KeyPrefix::new(keys);
+    for &b in value {
+        let (n, bytes) = &table[usize::from(b)];
+        if *n == u8::MAX {
+            return None;
+        }
+        if !prefix.push(&bytes[..usize::from(*n)]) {
+            return Some(false);
         }
     }
-    if !fast {
-        len = 0;
-        let fits = for_each_key_char(value, |c| {
-            let n = c.len_utf8();
-            if len + n > max {
-                return false;
-            }
-            c.encode_utf8(&mut buf[len..len + n]);
-            len += n;
-            true
-        });
-        if !fits {
-            return false;
+    Some(prefix.complete())
+}
+
+/// The keys (at most 64) that still start with the part of a value's key produced so far.
+struct KeyPrefix<'a, K> {
+    keys: &'a [K],
+    alive: u64,
+    len: usize,
+}
+
+impl<'a, K: AsRef<str>> KeyPrefix<'a, K> {
+    fn new(keys: &'a [K]) -> Self {
+        debug_assert!(keys.len() <= 64);
+        KeyPrefix {
+            keys,
+            alive: u64::MAX >> (64 - keys.len()),
+            len: 0,
         }
     }
-    keys.iter().any(|k| k.as_ref().as_bytes() == &buf[..len])
+
+    /// Appends `bytes` to the value's key; returns whether some key still matches.
+    #[inline]
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        let end = self.len + bytes.len();
+        let mut rest = self.alive;
+        while rest != 0 {
+            let i = rest.trailing_zeros();
+            rest &= rest - 1;
+            let key = self.keys[i as usize].as_ref().as_bytes();
+            if key.get(self.len..end) != Some(bytes) {
+                self.alive &= !(1 << i);
+            }
+        }
+        self.len = end;
+        self.alive != 0
+    }
+
+    /// Whether a key equals the whole value's key.
+    fn complete(&self) -> bool {
+        let mut rest = self.alive;
+        while rest != 0 {
+            let i = rest.trailing_zeros();
+            rest &= rest - 1;
+            if self.keys[i as usize].as_ref().len() == self.len {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// A `deny` list built at run time: the entries' keys are computed once, in [`DenyList::new`].
@@ -1018,11 +1055,17 @@ mod tests {
     }
 
     #[test]
-    fn long_keys_take_the_allocating_path() {
+    fn long_keys_and_long_lists() {
         let long = "x".repeat(100);
         assert!(is_denied_key(&long.to_uppercase(), &[deny_key(&long)]));
         assert!(!is_denied_key(&long[1..], &[deny_key(&long)]));
         assert!(!is_denied_key("x", &[] as &[&str]));
+        let many: Vec<String> = (0..70).map(|i| deny_key(&format!("user{i}"))).collect();
+        assert!(is_denied_key("USER69", &many));
+        assert!(is_denied_key("user\u{200B}0", &many));
+        assert!(!is_denied_key("user70", &many));
+        assert!(is_denied_key("USER63", &many[..64]));
+        assert!(!is_denied_key("user64", &many[..64]));
     }
 
     #[test]
