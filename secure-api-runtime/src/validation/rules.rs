@@ -218,21 +218,41 @@ pub fn is_denied_key<K: AsRef<str>>(value: &str, keys: &[K]) -> bool {
     prefix.complete()
 }
 
-/// [`is_denied_key`] for ASCII input, through the per-character table; `None` when a
-/// character needs the general path.
+/// [`is_denied_key`] for ASCII input, through the per-character table: each key is walked
+/// along the value until the first byte that differs. `None` when a character needs the
+/// general path (its key is long or holds a combining mark); the keys' prefixes before it
+/// are exact, because combining marks never move across the plain characters before them.
 fn ascii_denied<K: AsRef<str>>(value: &[u8], keys: &[K]) -> Option<bool> {
     let table = ascii_keys();
-    let mut prefix = KeyPrefix::new(keys);
-    for &b in value {
-        let (n, bytes) = &table[usize::from(b)];
-        if *n == u8::MAX {
-            return None;
+    let mut slow = false;
+    let denied = keys.iter().any(|key| {
+        let key = key.as_ref().as_bytes();
+        let mut pos = 0;
+        for &b in value {
+            let (n, bytes) = &table[usize::from(b)];
+            match *n {
+                1 => {
+                    if key.get(pos) != Some(&bytes[0]) {
+                        return false;
+                    }
+                    pos += 1;
+                }
+                u8::MAX => {
+                    slow = true;
+                    return false;
+                }
+                n => {
+                    let n = usize::from(n);
+                    if key.get(pos..pos + n) != Some(&bytes[..n]) {
+                        return false;
+                    }
+                    pos += n;
+                }
+            }
         }
-        if !prefix.push(&bytes[..usize::from(*n)]) {
-            return Some(false);
-        }
-    }
-    Some(prefix.complete())
+        pos == key.len()
+    });
+    if slow && !denied { None } else { Some(denied) }
 }
 
 /// The keys (at most 64) that still start with the part of a value's key produced so far.
@@ -255,6 +275,9 @@ impl<'a, K: AsRef<str>> KeyPrefix<'a, K> {
     /// Appends `bytes` to the value's key; returns whether some key still matches.
     #[inline]
     fn push(&mut self, bytes: &[u8]) -> bool {
+        if let [b] = bytes {
+            return self.push_byte(*b);
+        }
         let end = self.len + bytes.len();
         let mut rest = self.alive;
         while rest != 0 {
@@ -266,6 +289,21 @@ impl<'a, K: AsRef<str>> KeyPrefix<'a, K> {
             }
         }
         self.len = end;
+        self.alive != 0
+    }
+
+    /// [`KeyPrefix::push`] of one byte (most ASCII characters are their own key).
+    #[inline]
+    fn push_byte(&mut self, b: u8) -> bool {
+        let mut rest = self.alive;
+        while rest != 0 {
+            let i = rest.trailing_zeros();
+            rest &= rest - 1;
+            if self.keys[i as usize].as_ref().as_bytes().get(self.len) != Some(&b) {
+                self.alive &= !(1 << i);
+            }
+        }
+        self.len += 1;
         self.alive != 0
     }
 
