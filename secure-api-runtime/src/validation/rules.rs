@@ -214,7 +214,9 @@ pub fn is_denied_key<K: AsRef<str>>(value: &str, keys: &[K]) -> bool {
         return denied;
     }
     let mut prefix = KeyPrefix::new(keys);
-    for_each_key_char(value, |c| prefix.push(c.encode_utf8(&mut [0; 4]).as_bytes()));
+    for_each_key_char(value, |c| {
+        prefix.push(c.encode_utf8(&mut [0; 4]).as_bytes())
+    });
     prefix.complete()
 }
 

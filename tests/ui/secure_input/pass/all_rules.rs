@@ -25,6 +25,9 @@ struct Everything<'a> {
     webhook: Option<String>,
     #[secure(nfkc, trim, lowercase, deny("admin", "r00t"))]
     handle: String,
+    // Live although shorter than `length` allows: it still refuses `adm\u{200B}in`.
+    #[secure(length(min = 6), deny("admin"))]
+    long_name: String,
     #[secure(ip)]
     ip: Box<str>,
     #[secure(uuid)]
