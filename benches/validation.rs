@@ -8,17 +8,22 @@
 //! ```
 //!
 //! Rules (as in the example):
-//! - `username`: trim, lowercase, 3..=32 chars, fully matches `[a-z0-9_-]+`, not one of
-//!   "admin", "root", "null", "undefined" (case-insensitive);
+//! - `username`: trim, lowercase, 3..=32 chars, fully matches `[a-z0-9_-]+`, does not look
+//!   like "admin", "root", "null" or "undefined" (confusable skeletons, case-insensitive);
 //! - `email`: trim, lowercase, at most 255 chars, e-mail syntax;
 //! - `age`: 0..=150.
 //!
 //! `validator` and `garde` do not normalise: the bench trims and lowercases by hand first
 //! ([`normalise`]: in place, no reallocation for ASCII). None of the three peers has a
-//! case-insensitive deny list, so they all use their custom-function hook with
-//! [`is_denied`] (a copy of secure-api's algorithm). Patterns are anchored (`\A(?:...)\z`)
+//! confusable-aware deny list, so they all use their custom-function hook with
+//! [`is_denied`], which calls secure-api's `rules::DenyList` (the entries' keys computed
+//! once), so that all four do the same deny work. Patterns are anchored (`\A(?:...)\z`)
 //! for every peer, as secure-api's derive does, because the peers' regex rules match
 //! anywhere in the value.
+//!
+//! A separate group, `deny/*`, times the deny check alone: the previous algorithm
+//! (lowercase equality, [`is_denied_lowercase`]) against the skeleton comparison
+//! (`rules::is_denied_key` with keys computed at compile time, as the derive emits it).
 //!
 //! Before timing anything, `main` checks that each implementation accepts scenarios (a) and
 //! (b), rejects (c) with the expected number of failures, and that secure-api's success path
@@ -100,12 +105,21 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
 const USERNAME_PATTERN: &str = r"\A(?:[a-z0-9_-]+)\z";
 static USERNAME_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(USERNAME_PATTERN).unwrap());
 
-/// The deny list, lowercase.
+/// The deny list.
 const DENY: [&str; 4] = ["admin", "root", "null", "undefined"];
 
-/// Case-insensitive deny-list check; the same algorithm as
-/// `secure_api_runtime::validation::rules::is_denied`.
+/// The deny list's keys, computed once: the peers' deny check, the same as secure-api's.
+static DENY_LIST: LazyLock<secure_api_runtime::validation::rules::DenyList> =
+    LazyLock::new(|| secure_api_runtime::validation::rules::DenyList::new(DENY));
+
+/// The peers' deny check: secure-api's skeleton comparison, through `DenyList`.
 fn is_denied(value: &str) -> bool {
+    DENY_LIST.is_denied(value)
+}
+
+/// The previous deny algorithm (case-insensitive equality, no skeletons), for the `deny/*`
+/// group only.
+fn is_denied_lowercase(value: &str) -> bool {
     if value.is_ascii() {
         DENY.iter()
             .any(|e| e.len() == value.len() && value.eq_ignore_ascii_case(e))
@@ -291,7 +305,7 @@ struct Scenario {
     failures: usize,
 }
 
-const SCENARIOS: [Scenario; 3] = [
+const SCENARIOS: [Scenario; 4] = [
     Scenario {
         name: "a_needs_normalisation",
         username: " Alice_01 ",
@@ -313,6 +327,15 @@ const SCENARIOS: [Scenario; 3] = [
         email: "not-an-email",
         age: 200,
         failures: 4,
+    },
+    Scenario {
+        // A non-ASCII username: lowercased (allocates), fails the ASCII pattern; the deny
+        // list takes its non-ASCII path.
+        name: "d_non_ascii_username",
+        username: "Zoë_01",
+        email: "zoe@example.com",
+        age: 30,
+        failures: 1,
     },
 ];
 
@@ -419,7 +442,16 @@ fn check_equivalence() {
     }
 
     // The deny list and the pattern are really enforced by every implementation.
-    for (username, code) in [("ADMIN", 1), (" Root ", 1), ("al ice", 1), ("alice", 0)] {
+    // Look-alikes fail the pattern and the deny list.
+    for (username, code) in [
+        ("ADMIN", 1),
+        (" Root ", 1),
+        ("al ice", 1),
+        ("alice", 0),
+        ("ａｄｍｉｎ", 2),
+        ("adm\u{200B}in", 2),
+        ("\u{0430}dmin", 2),
+    ] {
         let mut x = secure::CreateUserRequest {
             username: username.to_owned(),
             email: "alice@example.com".to_owned(),
@@ -472,6 +504,47 @@ fn check_zero_allocations() {
     println!(
         "zero-allocation check: secure-api .secure() on scenario (b): 0 allocations (1000 calls)"
     );
+
+    // The deny check allocates nothing for ASCII or already-lowercase values.
+    let keys = deny_keys();
+    for value in ["alice_01", "administrator", "zoë_01", "ａｄｍｉｎ"] {
+        let (n, _) = allocations(|| {
+            secure_api_runtime::validation::rules::is_denied_key(black_box(value), &keys)
+        });
+        assert_eq!(n, 0, "the deny check allocated {n} times for {value:?}");
+    }
+    println!("zero-allocation check: deny on ASCII and lowercase non-ASCII values: 0 allocations");
+}
+
+/// The keys the derive emits for `deny("admin", "root", "null", "undefined")`.
+fn deny_keys() -> [String; 4] {
+    DENY.map(secure_api_runtime::validation::rules::deny_key)
+}
+
+/// The deny check alone, before (lowercase equality) and after (skeletons).
+fn bench_deny(c: &mut Criterion) {
+    use secure_api_runtime::validation::rules::is_denied_key;
+    let keys = deny_keys();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    for (name, value, denied_before, denied_after) in [
+        ("ascii_pass", "alice_01", false, false),
+        ("ascii_long_pass", "administrator", false, false),
+        ("ascii_denied", "admin", true, true),
+        ("non_ascii_lowercase_pass", "zoë_01", false, false),
+        ("non_ascii_mixed_case_pass", "Zoë_01", false, false),
+        ("fullwidth_denied", "ａｄｍｉｎ", false, true),
+    ] {
+        assert_eq!(is_denied_lowercase(value), denied_before, "{value:?}");
+        assert_eq!(is_denied_key(value, &keys), denied_after, "{value:?}");
+        let mut group = c.benchmark_group(format!("deny/{name}"));
+        group.bench_function("lowercase_equality", |b| {
+            b.iter(|| is_denied_lowercase(black_box(value)))
+        });
+        group.bench_function("skeleton", |b| {
+            b.iter(|| is_denied_key(black_box(value), black_box(&keys)))
+        });
+        group.finish();
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -534,5 +607,6 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     bench_scenarios(&mut c);
+    bench_deny(&mut c);
     c.final_summary();
 }

@@ -83,6 +83,47 @@ fn profile_ok() -> Value {
     })
 }
 
+/// A deny list without a `pattern`, so that `deny` is the only rule a look-alike can fail.
+#[derive(Debug, Deserialize, SecureInput)]
+struct Nickname {
+    #[secure(
+        trim,
+        length(min = 1, max = 32),
+        deny("admin", "root", "null", "undefined")
+    )]
+    nick: String,
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Handle {
+    #[secure(nfkc, lowercase)]
+    handle: String,
+}
+
+/// `Address` fields without `nested`: validated all the same.
+#[derive(Debug, Deserialize, SecureInput)]
+struct Order {
+    address: Address,
+    billing: Option<Address>,
+    stops: Vec<Address>,
+    boxed: Box<Address>,
+    #[secure(length(max = 2))]
+    extra_stops: Vec<Option<Address>>,
+}
+
+/// `skip` accepts a validated input type unvalidated, deliberately.
+#[derive(Debug, Deserialize, SecureInput)]
+struct Tolerant {
+    #[secure(skip)]
+    raw: Address,
+}
+
+#[derive(Debug, Deserialize, SecureInput)]
+struct Webhook {
+    #[secure(url(public))]
+    target: String,
+}
+
 #[derive(Debug, Deserialize, SecureInput)]
 struct Search {
     #[secure(trim, length(min = 1, max = 20))]
@@ -110,6 +151,32 @@ async fn profile(input: Valid<Profile>) -> HttpResponse {
         "country": p.address.country_code,
         "tags": p.tags,
     }))
+}
+
+async fn nickname(input: Valid<Nickname>) -> HttpResponse {
+    let n = input.into_inner();
+    HttpResponse::Ok().json(json!({"nick": n.nick}))
+}
+
+async fn handle(input: Valid<Handle>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"handle": input.into_inner().handle}))
+}
+
+async fn tolerant(input: Valid<Tolerant>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"street": input.into_inner().raw.street_name}))
+}
+
+async fn order(input: Valid<Order>) -> HttpResponse {
+    let o = input.into_inner();
+    HttpResponse::Ok().json(json!({
+        "street": o.address.street_name,
+        "country": o.address.country_code,
+        "boxed": o.boxed.country_code,
+    }))
+}
+
+async fn webhook(_: Valid<Webhook>) -> HttpResponse {
+    HttpResponse::NoContent().finish()
 }
 
 async fn search(q: ValidQuery<Search>) -> HttpResponse {
@@ -151,6 +218,11 @@ macro_rules! app {
                 .wrap(SecureLayer::default())
                 .service(web::resource("/users").route(web::post().to(create_user)))
                 .service(web::resource("/profile").route(web::post().to(profile)))
+                .service(web::resource("/nick").route(web::post().to(nickname)))
+                .service(web::resource("/handle").route(web::post().to(handle)))
+                .service(web::resource("/order").route(web::post().to(order)))
+                .service(web::resource("/tolerant").route(web::post().to(tolerant)))
+                .service(web::resource("/hooks").route(web::post().to(webhook)))
                 .service(web::resource("/search").route(web::get().to(search)))
                 .service(web::resource("/users/{id}").route(web::get().to(user)))
                 .service(web::resource("/boom").route(web::get().to(boom)))
@@ -236,6 +308,173 @@ async fn blocklist_applies_after_lowercasing() {
         let body = r.assert_problem(422, "validation-failed");
         assert_eq!(errors(&body), pairs(&[("/username", "deny")]), "{name}");
         r.assert_leaks_none(&[name.trim(), &name.trim().to_lowercase()]);
+    }
+}
+
+#[actix_rt::test]
+async fn deny_refuses_look_alikes_and_invisible_characters() {
+    let app = app!();
+    for disguised in [
+        "\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E}", // fullwidth ａｄｍｉｎ
+        "adm\u{200B}in",                            // zero-width space
+        "\u{0430}dmin",                             // Cyrillic а
+        "ＲＯＯＴ",
+        "r\u{043E}\u{043E}t", // Cyrillic о
+        "nu\u{00AD}ll",       // soft hyphen
+        "r00t",
+    ] {
+        let r = send(&app, post_json("/nick", &json!({"nick": disguised}))).await;
+        let body = r.assert_problem(422, "validation-failed");
+        assert_eq!(errors(&body), pairs(&[("/nick", "deny")]), "{disguised:?}");
+        r.assert_leaks_none(&[disguised]);
+    }
+    // Ordinary words that merely contain or resemble an entry pass.
+    for ordinary in ["administrator", "root2", "nullable", "undefinedness", "Zoë"] {
+        let r = send(&app, post_json("/nick", &json!({"nick": ordinary}))).await;
+        assert_eq!(r.status, 200, "{ordinary:?}: {}", r.text());
+        assert_eq!(r.json()["nick"], ordinary);
+    }
+    // The example's username rules refuse a look-alike for its pattern and its deny list.
+    let r = send(
+        &app,
+        post_json(
+            "/users",
+            &json!({"username": "\u{0430}dmin", "email": "a@example.com", "age": 1}),
+        ),
+    )
+    .await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        errors(&body),
+        pairs(&[("/username", "pattern"), ("/username", "deny")])
+    );
+}
+
+#[actix_rt::test]
+async fn nfkc_folds_compatibility_forms_before_the_case_mapping() {
+    let app = app!();
+    // Fullwidth letters, a ligature and a black-letter capital (whose NFKC form is `H`,
+    // which `lowercase` then lowers).
+    let r = send(
+        &app,
+        post_json(
+            "/handle",
+            &json!({"handle": "\u{FF21}\u{FF4C}\u{FB01}\u{210C}"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["handle"], "alfih");
+}
+
+fn address(street: &str, country: &str) -> Value {
+    json!({"streetName": street, "countryCode": country})
+}
+
+#[actix_rt::test]
+async fn fields_of_secure_input_types_are_validated_without_nested() {
+    let app = app!();
+    let ok = json!({
+        "address": address(" Main St ", "de"),
+        "billing": address("Side St", "FR"),
+        "stops": [address("A", "NL")],
+        "boxed": address("B", "nl"),
+        "extra_stops": [null, address("C", "de")],
+    });
+    let r = send(&app, post_json("/order", &ok)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Normalised too.
+    assert_eq!(
+        r.json(),
+        json!({"street": "Main St", "country": "DE", "boxed": "NL"})
+    );
+
+    let bad = json!({
+        "address": address("", "us"),
+        "billing": address("x", "XX"),
+        "stops": [address("A", "NL"), address("  ", "NL")],
+        "boxed": address("B", "it"),
+        "extra_stops": [null, address("C", "es"), null],
+    });
+    let r = send(&app, post_json("/order", &bad)).await;
+    let body = r.assert_problem(422, "validation-failed");
+    assert_eq!(
+        errors(&body),
+        pairs(&[
+            ("/address/streetName", "length"),
+            ("/address/countryCode", "one_of"),
+            ("/billing/countryCode", "one_of"),
+            ("/stops/1/streetName", "length"),
+            ("/boxed/countryCode", "one_of"),
+            ("/extra_stops", "length"),
+            ("/extra_stops/1/countryCode", "one_of"),
+        ])
+    );
+}
+
+#[actix_rt::test]
+async fn skip_accepts_a_validated_input_type_unvalidated() {
+    let app = app!();
+    let r = send(
+        &app,
+        post_json("/tolerant", &json!({"raw": address("  ", "us")})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"street": "  "}));
+}
+
+#[actix_rt::test]
+async fn url_public_refuses_local_private_and_disguised_hosts() {
+    let app = app!();
+    for public in [
+        "https://example.com/hook",
+        "https://93.184.216.34:8443/x",
+        "https://[2606:2800:220:1:248:1893:25c8:1946]/",
+    ] {
+        let r = send(&app, post_json("/hooks", &json!({"target": public}))).await;
+        assert_eq!(r.status, 204, "{public}: {}", r.text());
+    }
+    let cases = [
+        ("http://127.0.0.1/", "url_public"),
+        ("http://0x7f000001/", "url_public"),
+        ("http://2130706433/", "url"),
+        ("http://0177.0.0.1/", "url"),
+        ("http://127.1/", "url"),
+        ("http://[::ffff:127.0.0.1]/", "url_public"),
+        ("http://[::ffff:7f00:1]/", "url_public"),
+        ("http://[::1]:8080/", "url_public"),
+        ("http://localhost/", "url_public"),
+        ("http://LOCALHOST/", "url_public"),
+        ("http://api.localhost/", "url_public"),
+        ("http://localhost.localdomain/", "url_public"),
+        ("http://localhost./", "url"),
+        (
+            "http://\u{FF4C}\u{FF4F}\u{FF43}\u{FF41}\u{FF4C}\u{FF48}\u{FF4F}\u{FF53}\u{FF54}/",
+            "url_public",
+        ),
+        ("http://%6c%6f%63%61%6c%68%6f%73%74/", "url"),
+        ("http://10.0.0.7:6379/", "url_public"),
+        ("http://172.16.0.1/", "url_public"),
+        ("http://192.168.1.1/", "url_public"),
+        ("http://100.64.0.1/", "url_public"),
+        ("http://169.254.169.254/latest/meta-data/", "url_public"),
+        ("http://[fd00:ec2::254]/", "url_public"),
+        ("http://[fe80::1]/", "url_public"),
+        ("http://224.0.0.1/", "url_public"),
+        ("http://0.0.0.0/", "url_public"),
+        (
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "url_public",
+        ),
+        ("http://metadata/", "url_public"),
+        ("ftp://example.com/", "url"),
+    ];
+    for (url, code) in cases {
+        let r = send(&app, post_json("/hooks", &json!({"target": url}))).await;
+        let body = r.assert_problem(422, "validation-failed");
+        assert_eq!(errors(&body), pairs(&[("/target", code)]), "{url}");
+        r.assert_leaks_none(&[url]);
     }
 }
 

@@ -31,6 +31,8 @@ struct Leaf {
     grade: Option<String>,
     #[secure(range(min = -10.5, max = 10.5))]
     score: f64,
+    #[secure(nfkc, trim, lowercase, deny("admin", "root"))]
+    handle: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, SecureInput)]
@@ -51,6 +53,10 @@ struct Tree {
     leaves: Vec<Leaf>,
     #[secure(each(trim, uppercase, length(max = 3)))]
     codes: Option<Vec<String>>,
+    #[secure(url(public))]
+    hook: String,
+    /// Validated without `nested`.
+    spare: Option<Leaf>,
 }
 
 fn any_string() -> impl Strategy<Value = String> {
@@ -59,6 +65,8 @@ fn any_string() -> impl Strategy<Value = String> {
         "[ \\t\\n]{0,3}[a-zA-Z0-9_@.:/\\[\\]-]{0,40}[ \\t]{0,2}",
         Just(String::new()),
         Just("\u{0}\u{202e}\u{feff}ǅΣς".to_owned()),
+        "(https?://)?[a-zA-Z0-9.:%\\[\\]\u{ff10}-\u{ff5a}\u{200b}-]{0,30}/?",
+        "[a-zA-Z0-9\u{430}-\u{44f}\u{ff21}-\u{ff5a}\u{200b}\u{ad}\u{2126}\u{212a}\u{130}\u{131}]{0,12}",
         Just("a".repeat(300)),
     ]
 }
@@ -68,8 +76,14 @@ fn leaf() -> impl Strategy<Value = Leaf> {
         any_string(),
         proptest::option::of(any_string()),
         any::<f64>(),
+        any_string(),
     )
-        .prop_map(|(name, grade, score)| Leaf { name, grade, score })
+        .prop_map(|(name, grade, score, handle)| Leaf {
+            name,
+            grade,
+            score,
+            handle,
+        })
 }
 
 fn tree() -> impl Strategy<Value = Tree> {
@@ -79,17 +93,22 @@ fn tree() -> impl Strategy<Value = Tree> {
         leaf(),
         proptest::collection::vec(leaf(), 0..12),
         proptest::option::of(proptest::collection::vec(any_string(), 0..4)),
+        (any_string(), proptest::option::of(leaf())),
     )
-        .prop_map(|((email, url, ip, id), age, leaf, leaves, codes)| Tree {
-            email,
-            url,
-            ip,
-            id,
-            age,
-            leaf,
-            leaves,
-            codes,
-        })
+        .prop_map(
+            |((email, url, ip, id), age, leaf, leaves, codes, (hook, spare))| Tree {
+                email,
+                url,
+                ip,
+                id,
+                age,
+                leaf,
+                leaves,
+                codes,
+                hook,
+                spare,
+            },
+        )
 }
 
 /// Arbitrary JSON, nested up to a few levels, often shaped like a `Tree`.
@@ -120,6 +139,27 @@ fn json() -> impl Strategy<Value = Value> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The deny check (stack buffer, ASCII table, early exit) agrees with comparing keys.
+    #[test]
+    fn deny_matches_exactly_the_values_with_an_entrys_key(value in any_string(), entry in any_string()) {
+        use secure_api_runtime::validation::rules::{deny_key, is_denied_key};
+        let keys = [deny_key(&entry), deny_key("admin")];
+        let expected = keys.iter().any(|k| *k == deny_key(&value));
+        prop_assert_eq!(is_denied_key(&value, &keys), expected);
+        prop_assert!(is_denied_key(&value, &[deny_key(&value)]));
+    }
+
+    /// `url(public)` never accepts what `url` refuses, nor a host a client would read as
+    /// non-public.
+    #[test]
+    fn public_urls_are_urls_with_public_hosts(value in any_string()) {
+        use secure_api_runtime::validation::rules::{has_public_host, is_public_url, is_url};
+        if is_public_url(&value) {
+            prop_assert!(is_url(&value));
+            prop_assert!(has_public_host(&value));
+        }
+    }
 
     #[test]
     fn validating_never_panics_and_normalising_is_idempotent(mut t in tree()) {

@@ -25,32 +25,60 @@ use proc_macro::TokenStream;
 /// rule := length(min = N, max = N)              // chars of a string, elements of a collection
 ///       | range(min = X, max = X)               // inclusive, integers and floats
 ///       | pattern = "regex"                     // must match the whole value
-///       | email | url | ip | uuid
+///       | email | ip | uuid
+///       | url                                   // absolute http(s) URL, no user-info
+///       | url(public)                           // ... whose host is a public internet host
 ///       | one_of(lit, ...)                      // strings or numbers
-///       | deny("value", ...)                    // case-insensitive blocklist
+///       | deny("value", ...)                    // refuses values that look like an entry
 ///       | custom = path::to::check              // fn(&T) -> Result<(), &'static str>; &str for strings
-///       | nested                                // the field's type derives SecureInput
+///       | nested                                // validate the field's SecureInput type (explicitly)
+///       | skip                                  // do not validate nested inputs in this field
 ///       | each(rule, ...)                       // rules for every item of a Vec / VecDeque / array
-///       | trim | lowercase | uppercase | nfc     // normalisers, String fields only
+///       | trim | lowercase | uppercase           // normalisers, String fields only
+///       | nfc | nfkc                            // Unicode normalisation, String fields only
 /// ```
 ///
 /// # Checks
 ///
-/// At compile time, each spanned at the offending token: unknown rules (with the nearest
-/// name suggested), rules on the wrong field type, `min > max`, missing bounds, invalid
-/// regexes, duplicate rules, `lowercase` with `uppercase`, empty or duplicate `one_of` /
-/// `deny` lists, `deny` entries the field's `trim`, `length` or `pattern` already rejects,
-/// tuple structs, enums, and serde attributes the derive cannot honour (`flatten`,
+/// At compile time, each spanned at the offending token: unknown rules and `url` options
+/// (with the nearest name suggested), rules on the wrong field type, `min > max`, missing
+/// bounds, invalid regexes, duplicate rules, `lowercase` with `uppercase`, `nfc` with
+/// `nfkc`, empty or duplicate `one_of` / `deny` lists (`deny` entries that look the same,
+/// such as `"admin"` and `"ＡＤＭＩＮ"`, are duplicates), `deny` entries with no visible
+/// character, `deny` entries the field's `pattern` (with its `length`) provably rejects in
+/// every spelling, `skip` with `nested` or on a field that holds no nested input, fields
+/// whose type depends on a type parameter without `nested` or `skip` (the derive cannot
+/// tell whether they are validated inputs), `SecureInput` types held where validation
+/// cannot reach them (map values, set items, `Rc`, `Arc`, `Cow`, references) without
+/// `skip`, tuple structs, enums, and serde attributes the derive cannot honour (`flatten`,
 /// `transparent`, `from`, `try_from`, `remote`).
 ///
 /// # Semantics
 ///
-/// Normalisers run first (`trim`, the case mapping, then `nfc`), in place, then every rule
-/// runs in the order written, fields in declaration order; every failure is collected. Rules
-/// on an `Option<T>` apply when it is `Some`. Violations point at the field's name in the
-/// input (serde's `rename` and `rename_all` are followed) and carry a stable code (the rule's
-/// name, or the code a custom check returns) and, for `length` and `range`, the bounds; they
-/// never carry the value.
+/// Normalisers run first, in place, in a fixed order: `nfkc` (folding compatibility forms
+/// such as fullwidth letters before the case mapping sees them), `trim`, the case mapping,
+/// then `nfc` or `nfkc` (again). Then every rule runs in the order written, fields in
+/// declaration order; every failure is collected. Rules on an `Option<T>` apply when it is
+/// `Some`. Violations point at the field's name in the input (serde's `rename` and
+/// `rename_all` are followed) and carry a stable code (the rule's name, `url_public` for a
+/// well-formed URL whose host is not public, or the code a custom check returns) and, for
+/// `length` and `range`, the bounds; they never carry the value.
+///
+/// `deny` compares the value's and the entries' UTS #39 confusable skeletons,
+/// case-insensitively and with default-ignorable code points removed, so `ａｄｍｉｎ`,
+/// `adm\u{200B}in` and Cyrillic `аdmin` are refused by `deny("admin")` while `administrator`
+/// passes (see `secure_api_runtime::validation::rules::deny_key`).
+///
+/// `url(public)` refuses loopback, private, link-local, CGNAT, multicast, reserved and
+/// cloud-metadata addresses in every numeric disguise, and `localhost`-style and other
+/// non-public names, reading the host as WHATWG URL parsers do (see
+/// `secure_api_runtime::validation::rules::is_public_url`). A public name can still resolve
+/// to a private address: check the connected address too (`rules::is_public_ip`).
+///
+/// A field whose type implements `SecureInput` is validated even without `nested` (after
+/// the field's own rules), also inside `Option`, `Box`, `Vec`, `VecDeque` and arrays, with
+/// pointers into the nested input; `nested` says so explicitly (and fails to compile if the
+/// type does not implement the trait), `skip` opts out.
 #[proc_macro_derive(SecureInput, attributes(secure))]
 pub fn derive_secure_input(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -103,6 +103,106 @@ pub fn seq_item(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// `PhantomData<T>`: carries no data, never validated.
+pub fn is_phantom(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|seg| seg.ident == "PhantomData")
+}
+
+/// The first of `params` (the container's type parameters) that `ty` mentions.
+pub fn mentioned_param<'a>(ty: &Type, params: &[&'a syn::Ident]) -> Option<&'a syn::Ident> {
+    fn walk<'a>(
+        tokens: proc_macro2::TokenStream,
+        params: &[&'a syn::Ident],
+    ) -> Option<&'a syn::Ident> {
+        tokens.into_iter().find_map(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => params.iter().copied().find(|p| **p == i),
+            proc_macro2::TokenTree::Group(g) => walk(g.stream(), params),
+            _ => None,
+        })
+    }
+    if is_phantom(ty) {
+        return None;
+    }
+    walk(quote::ToTokens::to_token_stream(ty), params)
+}
+
+/// Where a field's contents may hold `SecureInput` values, for the automatic nested
+/// validation: `Option`s, sequences and `Box`es are looked through to their items.
+pub enum Nest<'a> {
+    /// Nothing below can be a validated input (strings, numbers, `PhantomData`, ...).
+    Never,
+    /// A type the derive cannot classify: validated if it implements `SecureInput`.
+    Maybe(&'a Type),
+    /// Values the derive cannot reach mutably (map values, set items, `Rc`, `Arc`, `Cow`,
+    /// references): refused if they implement `SecureInput`.
+    Unreachable(Vec<&'a Type>),
+}
+
+/// The items a map, set or shared pointer holds, which validation cannot reach.
+fn held_items(ty: &Type) -> Option<Vec<&Type>> {
+    match ty {
+        Type::Reference(r) => return Some(vec![&r.elem]),
+        Type::Slice(s) => return Some(vec![&s.elem]),
+        _ => {}
+    }
+    let seg = last_segment(ty)?;
+    let args = type_args(seg);
+    let name = seg.ident.to_string();
+    match (name.as_str(), args.len()) {
+        ("HashMap" | "BTreeMap" | "IndexMap", n) if n >= 2 => Some(vec![args[1]]),
+        ("HashSet" | "BTreeSet" | "IndexSet" | "Rc" | "Arc" | "Cow", n) if n >= 1 => {
+            Some(vec![args[0]])
+        }
+        _ => None,
+    }
+}
+
+/// Classifies a field type (or item type) for the automatic nested validation.
+pub fn nest(ty: &Type) -> Nest<'_> {
+    if let Some(inner) = option_inner(ty) {
+        return nest(inner);
+    }
+    if let Some(item) = seq_item(ty) {
+        return nest(item);
+    }
+    if matches!(
+        kind(ty),
+        Kind::String | Kind::Str | Kind::Int { .. } | Kind::Float | Kind::Bool | Kind::Char
+    ) {
+        return Nest::Never;
+    }
+    if let Some(held) = held_items(ty) {
+        let mut leaves = Vec::new();
+        for item in held {
+            unreachable_leaves(item, &mut leaves);
+        }
+        return if leaves.is_empty() {
+            Nest::Never
+        } else {
+            Nest::Unreachable(leaves)
+        };
+    }
+    if kind(ty) == Kind::Unknown && !is_phantom(ty) {
+        Nest::Maybe(ty)
+    } else {
+        Nest::Never
+    }
+}
+
+/// The types below an unreachable container that could be validated inputs.
+fn unreachable_leaves<'a>(ty: &'a Type, out: &mut Vec<&'a Type>) {
+    match nest(ty) {
+        Nest::Never => {}
+        Nest::Maybe(t) => out.push(t),
+        Nest::Unreachable(ts) => out.extend(ts),
+    }
+}
+
+/// Whether `ty` may hold a `SecureInput` value somewhere below it.
+pub fn may_nest(ty: &Type) -> bool {
+    !matches!(nest(ty), Nest::Never)
+}
+
 /// The kind of a (non-`Option`) type.
 pub fn kind(ty: &Type) -> Kind {
     match ty {

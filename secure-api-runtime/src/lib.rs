@@ -73,9 +73,12 @@ pub mod prelude {
 /// What the macros' generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::validation::nested::{
+        Nested, NestedPlain, NestedSecureInput, Probe, ProbePlain, ProbeSecureInput,
+    };
     pub use crate::validation::rules::{
-        AsStr, HasLength, Pattern, in_range, is_denied, is_email, is_ip, is_url, is_uuid,
-        length_within, lowercase, nfc, one_of, trim, uppercase,
+        AsStr, HasLength, Pattern, has_public_host, in_range, is_denied_key, is_email, is_ip,
+        is_url, is_uuid, length_within, lowercase, nfc, nfkc, one_of, trim, uppercase,
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 

@@ -4,13 +4,68 @@ use std::collections::HashSet;
 
 use quote::ToTokens;
 
+use super::confusable;
 use super::model::{Bounds, Container, Literal, NumValue, Number, Rule, RuleKind, Rules};
 use crate::ctxt::Ctxt;
 use crate::ty::{self, Kind};
 
 pub fn container(cx: &Ctxt, c: &Container<'_>) {
+    let params: Vec<&syn::Ident> = c.generics.type_params().map(|p| &p.ident).collect();
     for field in &c.fields {
         rules(cx, &field.rules, field.ty);
+        unvisited(cx, &field.rules, field.ty, false, &params);
+    }
+}
+
+/// Fields whose contents may be `SecureInput` types are validated automatically (see
+/// `expand::auto`), except where the derive cannot tell or cannot reach them: a type that
+/// depends on a type parameter (autoref specialisation cannot see the parameter's bounds)
+/// must say `nested` or `skip`. Unreachable concrete types (map values, `Rc`, `Arc`) are
+/// refused at type-check time by the generated probe.
+fn unvisited(cx: &Ctxt, rules: &Rules, ty: &syn::Type, skipped: bool, params: &[&syn::Ident]) {
+    let ty = strip_options(ty);
+    let skipped = skipped || rules.has("skip");
+    if skipped || rules.has("nested") || params.is_empty() {
+        return;
+    }
+    if let Some(Rule {
+        kind: RuleKind::Each(inner),
+        ..
+    }) = rules.find("each")
+    {
+        if let Some(item) = ty::seq_item(ty) {
+            unvisited(cx, inner, item, skipped, params);
+        }
+        return;
+    }
+    let (leaves, fix) = match ty::nest(ty) {
+        ty::Nest::Never => return,
+        ty::Nest::Maybe(leaf) if ty::seq_item(ty).is_some() => (
+            vec![leaf],
+            "add `each(nested)` to validate its items (their type must implement \
+             `SecureInput`) or `skip` to accept them unvalidated",
+        ),
+        ty::Nest::Maybe(leaf) => (
+            vec![leaf],
+            "add `nested` to validate it (the type must implement `SecureInput`) or `skip` \
+             to accept it unvalidated",
+        ),
+        ty::Nest::Unreachable(leaves) => (
+            leaves,
+            "the derive cannot validate values held here; add `skip` to accept them \
+             unvalidated",
+        ),
+    };
+    for leaf in leaves {
+        if let Some(param) = ty::mentioned_param(leaf, params) {
+            cx.error_spanned_by(
+                leaf,
+                format!(
+                    "this type depends on the type parameter `{param}`, so the derive cannot \
+                     tell whether it is a validated input type; {fix}"
+                ),
+            );
+        }
     }
 }
 
@@ -51,6 +106,30 @@ fn duplicates(cx: &Ctxt, rules: &Rules) {
             "`uppercase` conflicts with `lowercase`; keep one",
         );
     }
+    if let (Some(nfc), Some(_)) = (rules.find("nfc"), rules.find("nfkc")) {
+        cx.error_spanned_by(
+            &nfc.key,
+            "`nfc` is implied by `nfkc` (NFKC output is already in NFC); remove `nfc`",
+        );
+    }
+    if rules.has("skip")
+        && let Some(nested) = find_nested(rules)
+    {
+        cx.error_spanned_by(
+            &nested.key,
+            "`nested` contradicts `skip` on this field; keep `nested` to validate the nested \
+             input, or `skip` to accept it unvalidated",
+        );
+    }
+}
+
+/// The first `nested` rule in `rules` or in its `each(...)` rules.
+fn find_nested(rules: &Rules) -> Option<&Rule> {
+    rules.list.iter().find_map(|r| match &r.kind {
+        RuleKind::Nested => Some(r),
+        RuleKind::Each(inner) => find_nested(inner),
+        _ => None,
+    })
 }
 
 fn wrong_type(cx: &Ctxt, rule: &Rule, kind: Kind, hint: &str) {
@@ -128,7 +207,7 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
                 cx.error_spanned_by(lit, format!("invalid `pattern` regex: {e}"));
             }
         }
-        RuleKind::Email | RuleKind::Url | RuleKind::Ip | RuleKind::Uuid => {
+        RuleKind::Email | RuleKind::Url { .. } | RuleKind::Ip | RuleKind::Uuid => {
             string_rule(cx, rule, kind);
         }
         RuleKind::OneOf(items) => one_of(cx, rule, items, kind),
@@ -142,14 +221,28 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
                     "`deny()` is empty; list the blocked values or remove the rule",
                 );
             }
-            let mut seen = HashSet::new();
+            let alphabet = alphabet_of(all);
+            let mut seen: Vec<(String, String)> = Vec::new();
             for entry in entries {
-                if !seen.insert(entry.value().to_lowercase()) {
+                let value = entry.value();
+                let key = confusable::key(&value);
+                if key.is_empty() {
                     cx.error_spanned_by(
                         entry,
-                        "duplicate `deny` entry (entries are compared case-insensitively)",
+                        "this `deny` entry has no visible characters, so it would only match \
+                         empty or invisible values; use `length(min = 1)` to refuse empty \
+                         values",
                     );
-                } else if let Some(why) = dead_deny_entry(&entry.value(), all) {
+                } else if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                    cx.error_spanned_by(
+                        entry,
+                        format!(
+                            "duplicate `deny` entry: it looks the same as {first:?} (entries \
+                             are compared case-insensitively by their confusable skeletons); \
+                             remove one"
+                        ),
+                    );
+                } else if let Some(why) = dead_deny_entry(&key, all, alphabet.as_ref()) {
                     cx.error_spanned_by(
                         entry,
                         format!(
@@ -157,9 +250,22 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
                         ),
                     );
                 }
+                seen.push((key, value));
             }
         }
         RuleKind::Custom(_) => {}
+        RuleKind::Skip => {
+            if !ty::may_nest(ty) {
+                cx.error_spanned_by(
+                    &rule.key,
+                    format!(
+                        "`skip` has nothing to skip: {} is never validated as a nested input; \
+                         remove it",
+                        kind.describe()
+                    ),
+                );
+            }
+        }
         RuleKind::Nested => {
             if kind != Kind::Unknown {
                 wrong_type(
@@ -179,7 +285,11 @@ fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
                 "`each` applies to `Vec<T>`, `VecDeque<T>`, `[T; N]` and `Box<[T]>`",
             ),
         },
-        RuleKind::Trim | RuleKind::Lowercase | RuleKind::Uppercase | RuleKind::Nfc => {
+        RuleKind::Trim
+        | RuleKind::Lowercase
+        | RuleKind::Uppercase
+        | RuleKind::Nfc
+        | RuleKind::Nfkc => {
             if !matches!(kind, Kind::String | Kind::Unknown) {
                 let hint = if kind == Kind::Str {
                     "normalisers rewrite the value in place and need an owned `String`"
@@ -270,70 +380,61 @@ pub fn anchored(pattern: &str) -> String {
     format!(r"\A(?:{pattern})\z")
 }
 
-/// Why a `deny` entry can never match a value that passed the field's other rules, if it
-/// provably cannot. Values are checked after normalisation, and `deny` compares
-/// case-insensitively, so every case variant of the entry is considered.
-fn dead_deny_entry(entry: &str, rules: &Rules) -> Option<String> {
-    if rules.has("trim") && entry.trim() != entry {
-        return Some("`trim` removes the surrounding whitespace it needs".to_owned());
-    }
-    let forms: Vec<String> = if rules.has("lowercase") {
-        vec![entry.to_lowercase()]
-    } else if rules.has("uppercase") {
-        vec![entry.to_uppercase()]
-    } else {
-        case_variants(entry)?
+/// The characters the field's `pattern` admits, with their keys, when the pattern is
+/// small enough to analyse.
+fn alphabet_of(rules: &Rules) -> Option<confusable::KeyAlphabet> {
+    let Some(Rule {
+        kind: RuleKind::Pattern(p),
+        ..
+    }) = rules.find("pattern")
+    else {
+        return None;
     };
+    let chars = confusable::pattern_alphabet(&anchored(&p.value()))?;
+    Some(confusable::KeyAlphabet::new(&chars))
+}
+
+/// Why no value that passes the field's other rules can have the key `key` of a `deny`
+/// entry, when that can be proved.
+///
+/// `deny` matches every value that looks like the entry, including spellings with
+/// invisible characters and look-alike letters, so the checks reason about keys: a value
+/// made of the characters the field's `pattern` admits has a key made of those
+/// characters' keys, and (when none of them is invisible) at most as many characters as
+/// its key. Without a pattern, any spelling is possible and nothing is reported.
+fn dead_deny_entry(
+    key: &str,
+    rules: &Rules,
+    alphabet: Option<&confusable::KeyAlphabet>,
+) -> Option<String> {
+    let alphabet = alphabet?;
+    if let Some(c) = alphabet.unproducible(key) {
+        return Some(format!(
+            "the field's `pattern` admits no character that looks like {c:?}"
+        ));
+    }
     if let Some(Rule {
         kind: RuleKind::Length(b),
         ..
     }) = rules.find("length")
     {
-        let n = forms[0].chars().count() as f64;
-        let below = b.min.as_ref().is_some_and(|m| n < m.value.as_f64());
-        let above = b.max.as_ref().is_some_and(|m| n > m.value.as_f64());
-        if below || above {
+        let (fewest, most) = alphabet.value_lengths(key);
+        if let (Some(most), Some(min)) = (most, &b.min)
+            && (most as f64) < min.value.as_f64()
+        {
             return Some(format!(
-                "it has {n} characters, outside the field's `length`"
+                "every value the field's `pattern` admits that looks like it has at most \
+                 {most} characters, fewer than the field's `length` allows"
+            ));
+        }
+        if let Some(max) = &b.max
+            && (fewest as f64) > max.value.as_f64()
+        {
+            return Some(format!(
+                "every value that looks like it has at least {fewest} characters, more than \
+                 the field's `length` allows"
             ));
         }
     }
-    if let Some(Rule {
-        kind: RuleKind::Pattern(p),
-        ..
-    }) = rules.find("pattern")
-    {
-        let re = regex::Regex::new(&anchored(&p.value())).ok()?;
-        if !forms.iter().any(|f| re.is_match(f)) {
-            return Some("the field's `pattern` rejects it".to_owned());
-        }
-    }
     None
-}
-
-/// Every upper/lower-case spelling of `entry`, when there are few enough to enumerate.
-fn case_variants(entry: &str) -> Option<Vec<String>> {
-    let chars: Vec<char> = entry.chars().collect();
-    let flexible: Vec<usize> = chars
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.is_ascii_alphabetic())
-        .map(|(i, _)| i)
-        .collect();
-    if !entry.is_ascii() || flexible.len() > 12 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(1 << flexible.len());
-    for mask in 0u32..(1 << flexible.len()) {
-        let mut v = chars.clone();
-        for (bit, &i) in flexible.iter().enumerate() {
-            v[i] = if mask & (1 << bit) != 0 {
-                v[i].to_ascii_uppercase()
-            } else {
-                v[i].to_ascii_lowercase()
-            };
-        }
-        out.push(v.into_iter().collect());
-    }
-    Some(out)
 }

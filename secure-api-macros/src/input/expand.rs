@@ -6,6 +6,7 @@ use quote::{quote, quote_spanned};
 use syn::LitStr;
 
 use super::check::anchored;
+use super::confusable;
 use super::model::{Container, Literal, NumValue, Number, Rule, RuleKind, Rules};
 use crate::ty::{self, Kind};
 
@@ -19,20 +20,26 @@ pub fn runtime_path(c: &Container<'_>) -> TokenStream {
 /// The impl for a container that passed every check.
 pub fn derive(c: &Container<'_>) -> TokenStream {
     let p = runtime_path(c);
-    let fields = c.fields.iter().filter(|f| !f.rules.is_empty()).map(|f| {
-        let member = f.member;
-        let wire = &f.wire;
-        let body = value(&p, &f.rules, f.ty);
-        quote! {
-            {
-                let __loc = #p::Location::Field(__at, #wire);
-                let __v = &mut self.#member;
-                #body
+    let fields: Vec<TokenStream> = c
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let body = value(&p, &f.rules, f.ty, false);
+            if body.is_empty() {
+                return None;
             }
-        }
-    });
-    let unused = c.fields.iter().all(|f| f.rules.is_empty());
-    let (at, errors) = if unused {
+            let member = f.member;
+            let wire = &f.wire;
+            Some(quote! {
+                {
+                    let __loc = #p::Location::Field(__at, #wire);
+                    let __v = &mut self.#member;
+                    #body
+                }
+            })
+        })
+        .collect();
+    let (at, errors) = if fields.is_empty() {
         (quote!(_), quote!(_))
     } else {
         (quote!(__at), quote!(__errors))
@@ -62,7 +69,29 @@ pub fn fallback(c: &Container<'_>) -> TokenStream {
 fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
     let p = runtime_path(c);
     let ident = c.ident;
-    let (impl_generics, ty_generics, where_clause) = c.generics.split_for_impl();
+    // `nested` on a type that depends on a type parameter bounds it, as serde bounds the
+    // parameters of the fields it deserialises: `T: SecureInput` for `#[secure(nested)]
+    // payload: T`.
+    let params: Vec<&syn::Ident> = c.generics.type_params().map(|p| &p.ident).collect();
+    let mut generics = c.generics.clone();
+    if !params.is_empty() {
+        let mut leaves = Vec::new();
+        for f in &c.fields {
+            nested_leaves(&f.rules, f.ty, &mut leaves);
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for leaf in leaves {
+            let text = quote!(#leaf).to_string();
+            if ty::mentioned_param(leaf, &params).is_some() && !seen.contains(&text) {
+                seen.push(text);
+                generics
+                    .make_where_clause()
+                    .predicates
+                    .push(syn::parse_quote!(#leaf: #p::SecureInput));
+            }
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -73,10 +102,33 @@ fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
     }
 }
 
-/// Code applying `rules` to `__v: &mut ty`, reporting at `__loc`.
-fn value(p: &TokenStream, rules: &Rules, ty: &syn::Type) -> TokenStream {
+/// The types an explicit `nested` applies to.
+fn nested_leaves<'a>(rules: &Rules, ty: &'a syn::Type, out: &mut Vec<&'a syn::Type>) {
+    let mut ty = ty;
+    while let Some(inner) = ty::option_inner(ty) {
+        ty = inner;
+    }
+    for rule in &rules.list {
+        match &rule.kind {
+            RuleKind::Nested => out.push(ty),
+            RuleKind::Each(inner) => {
+                if let Some(item) = ty::seq_item(ty) {
+                    nested_leaves(inner, item, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Code applying `rules` to `__v: &mut ty`, reporting at `__loc`; `skipped` when a `skip`
+/// above turned the automatic nested validation off. Empty when there is nothing to do.
+fn value(p: &TokenStream, rules: &Rules, ty: &syn::Type, skipped: bool) -> TokenStream {
     if let Some(inner) = ty::option_inner(ty) {
-        let body = value(p, rules, inner);
+        let body = value(p, rules, inner, skipped);
+        if body.is_empty() {
+            return body;
+        }
         return quote! {
             if let ::core::option::Option::Some(__v) = __v {
                 #body
@@ -84,8 +136,17 @@ fn value(p: &TokenStream, rules: &Rules, ty: &syn::Type) -> TokenStream {
         };
     }
     let kind = ty::kind(ty);
-    // Normalisers run first, in a fixed order, whatever order they were written in.
-    let normalisers = ["trim", "lowercase", "uppercase", "nfc"]
+    let skipped = skipped || rules.has("skip");
+    // Normalisers run first, in a fixed order, whatever order they were written in. `nfkc`
+    // runs before the others too, so that `trim` and the case mapping see compatibility
+    // forms already folded (`ℌ` becomes `H` before `lowercase`), and again after them in
+    // case the case mapping left a sequence that is not normalised (a no-op check for
+    // ASCII).
+    let nfkc_first = rules.find("nfkc").map(|r| {
+        let f = syn::Ident::new("nfkc", r.key.span());
+        quote_spanned!(r.key.span()=> #p::#f(__v);)
+    });
+    let normalisers = ["trim", "lowercase", "uppercase", "nfc", "nfkc"]
         .into_iter()
         .filter_map(|name| rules.find(name))
         .map(|r| {
@@ -95,15 +156,82 @@ fn value(p: &TokenStream, rules: &Rules, ty: &syn::Type) -> TokenStream {
     let checks = rules
         .list
         .iter()
-        .filter(|r| !r.is_normaliser())
-        .map(|r| check(p, r, ty, kind));
+        .filter(|r| !r.is_normaliser() && !matches!(r.kind, RuleKind::Skip))
+        .map(|r| check(p, r, ty, kind, skipped));
+    let auto = if skipped || rules.has("nested") || rules.has("each") {
+        TokenStream::new()
+    } else {
+        auto(p, ty)
+    };
     quote! {
+        #nfkc_first
         #(#normalisers)*
         #(#checks)*
+        #auto
     }
 }
 
-fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind) -> TokenStream {
+/// The automatic nested validation of `__v: &mut ty` for a field without `nested`: a type
+/// the derive cannot classify is validated if it implements `SecureInput` (autoref
+/// specialisation: the trait method on `Nested<T>` is preferred to the fallback on
+/// `&Nested<T>` when `T: SecureInput` holds), through `Option`s and sequences. Values it
+/// cannot reach (map values, `Rc`, ...) get a probe that fails to compile if they implement
+/// `SecureInput`, so that they are never skipped silently.
+fn auto(p: &TokenStream, ty: &syn::Type) -> TokenStream {
+    if let Some(inner) = ty::option_inner(ty) {
+        let body = auto(p, inner);
+        if body.is_empty() {
+            return body;
+        }
+        return quote! {
+            if let ::core::option::Option::Some(__v) = __v {
+                #body
+            }
+        };
+    }
+    if let Some(item) = ty::seq_item(ty) {
+        let body = auto(p, item);
+        if body.is_empty() {
+            return body;
+        }
+        return quote! {
+            for (__i, __v) in __v.iter_mut().enumerate() {
+                let __loc = #p::Location::Index(&__loc, __i);
+                #body
+            }
+        };
+    }
+    match ty::nest(ty) {
+        ty::Nest::Never => TokenStream::new(),
+        ty::Nest::Maybe(leaf) => {
+            let span = syn::spanned::Spanned::span(leaf);
+            quote_spanned! {span=>
+                {
+                    #[allow(unused_imports)]
+                    use #p::{NestedPlain as _, NestedSecureInput as _};
+                    (&#p::Nested::new(__v)).secure_nested(&__loc, __errors);
+                }
+            }
+        }
+        ty::Nest::Unreachable(leaves) => {
+            let probes = leaves.into_iter().map(|leaf| {
+                let span = syn::spanned::Spanned::span(leaf);
+                quote_spanned! {span=>
+                    (&#p::Probe::<#leaf>::new()).probe().refuse();
+                }
+            });
+            quote! {
+                {
+                    #[allow(unused_imports)]
+                    use #p::{ProbePlain as _, ProbeSecureInput as _};
+                    #(#probes)*
+                }
+            }
+        }
+    }
+}
+
+fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind, skipped: bool) -> TokenStream {
     let span = rule.key.span();
     let s = quote_spanned!(span=> #p::as_str(&*__v));
     match &rule.kind {
@@ -151,7 +279,18 @@ fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind) -> TokenStrea
                 }
             }
         }
-        RuleKind::Email | RuleKind::Url | RuleKind::Ip | RuleKind::Uuid => {
+        RuleKind::Url { public: Some(_) } => {
+            // A malformed URL fails as `url`; a well-formed one whose host is not public
+            // fails as `url_public`.
+            quote_spanned! {span=>
+                if !#p::is_url(#s) {
+                    __errors.push(&__loc, "url");
+                } else if !#p::has_public_host(#s) {
+                    __errors.push(&__loc, "url_public");
+                }
+            }
+        }
+        RuleKind::Email | RuleKind::Url { public: None } | RuleKind::Ip | RuleKind::Uuid => {
             let f = syn::Ident::new(&format!("is_{}", rule.name()), span);
             let code = rule.name();
             quote_spanned! {span=>
@@ -182,11 +321,17 @@ fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind) -> TokenStrea
             }
         }
         RuleKind::Deny(entries) => {
-            let lowered = entries
-                .iter()
-                .map(|e| LitStr::new(&e.value().to_lowercase(), e.span()));
+            // The entries' confusable keys, computed here once; the runtime computes the
+            // value's key with the same Unicode data.
+            let mut keys: Vec<LitStr> = Vec::new();
+            for e in entries {
+                let key = LitStr::new(&confusable::key(&e.value()), e.span());
+                if !keys.iter().any(|k| k.value() == key.value()) {
+                    keys.push(key);
+                }
+            }
             quote_spanned! {span=>
-                if #p::is_denied(#s, &[#(#lowered),*]) {
+                if #p::is_denied_key(#s, &[#(#keys),*]) {
                     __errors.push(&__loc, "deny");
                 }
             }
@@ -213,7 +358,7 @@ fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind) -> TokenStrea
         }
         RuleKind::Each(inner) => {
             let item_ty = ty::seq_item(ty).expect("checked: `each` on a sequence");
-            let body = value(p, inner, item_ty);
+            let body = value(p, inner, item_ty, skipped);
             quote_spanned! {span=>
                 for (__i, __v) in __v.iter_mut().enumerate() {
                     let __loc = #p::Location::Index(&__loc, __i);
@@ -221,8 +366,13 @@ fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind) -> TokenStrea
                 }
             }
         }
-        RuleKind::Trim | RuleKind::Lowercase | RuleKind::Uppercase | RuleKind::Nfc => {
-            unreachable!("normalisers are emitted before the checks")
+        RuleKind::Trim
+        | RuleKind::Lowercase
+        | RuleKind::Uppercase
+        | RuleKind::Nfc
+        | RuleKind::Nfkc
+        | RuleKind::Skip => {
+            unreachable!("normalisers are emitted before the checks; `skip` emits nothing")
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `#[derive(SecureInput)]`: parse → check → expand.
 
 mod check;
+mod confusable;
 mod expand;
 mod model;
 mod parse;

@@ -29,10 +29,6 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
     pub fn find(&self, name: &str) -> Option<&Rule> {
         self.list.iter().find(|r| r.name() == name)
     }
@@ -57,7 +53,11 @@ impl Rule {
     pub fn is_normaliser(&self) -> bool {
         matches!(
             self.kind,
-            RuleKind::Trim | RuleKind::Lowercase | RuleKind::Uppercase | RuleKind::Nfc
+            RuleKind::Trim
+                | RuleKind::Lowercase
+                | RuleKind::Uppercase
+                | RuleKind::Nfc
+                | RuleKind::Nfkc
         )
     }
 }
@@ -67,18 +67,24 @@ pub enum RuleKind {
     Range(Bounds),
     Pattern(LitStr),
     Email,
-    Url,
+    /// `url`, or `url(public)` (the `public` token kept for spans).
+    Url {
+        public: Option<Ident>,
+    },
     Ip,
     Uuid,
     OneOf(Vec<Literal>),
     Deny(Vec<LitStr>),
     Custom(syn::Path),
     Nested,
+    /// The field's contents are deliberately not validated as nested inputs.
+    Skip,
     Each(Rules),
     Trim,
     Lowercase,
     Uppercase,
     Nfc,
+    Nfkc,
 }
 
 /// Every rule key, for parsing and for "did you mean" suggestions.
@@ -94,12 +100,17 @@ pub const RULE_KEYS: &[&str] = &[
     "deny",
     "custom",
     "nested",
+    "skip",
     "each",
     "trim",
     "lowercase",
     "uppercase",
     "nfc",
+    "nfkc",
 ];
+
+/// The options of `url(...)`.
+pub const URL_OPTIONS: &[&str] = &["public"];
 
 impl RuleKind {
     pub fn name(&self) -> &'static str {
@@ -108,18 +119,20 @@ impl RuleKind {
             RuleKind::Range(_) => "range",
             RuleKind::Pattern(_) => "pattern",
             RuleKind::Email => "email",
-            RuleKind::Url => "url",
+            RuleKind::Url { .. } => "url",
             RuleKind::Ip => "ip",
             RuleKind::Uuid => "uuid",
             RuleKind::OneOf(_) => "one_of",
             RuleKind::Deny(_) => "deny",
             RuleKind::Custom(_) => "custom",
             RuleKind::Nested => "nested",
+            RuleKind::Skip => "skip",
             RuleKind::Each(_) => "each",
             RuleKind::Trim => "trim",
             RuleKind::Lowercase => "lowercase",
             RuleKind::Uppercase => "uppercase",
             RuleKind::Nfc => "nfc",
+            RuleKind::Nfkc => "nfkc",
         }
     }
 }

@@ -8,6 +8,7 @@ use syn::{Attribute, Lit, LitStr, Token};
 
 use super::model::{
     Bounds, Container, Field, Literal, NumValue, Number, RULE_KEYS, Rule, RuleKind, Rules,
+    URL_OPTIONS,
 };
 use super::serde_attr;
 use crate::common::{nested, skip_value};
@@ -219,24 +220,67 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
             }
             RuleKind::Each(inner)
         }
-        "email" | "url" | "ip" | "uuid" | "nested" | "trim" | "lowercase" | "uppercase" | "nfc" => {
-            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        "url" if meta.input.peek(syn::token::Paren) => {
+            let mut public = None;
+            let given = nested(meta, |m| {
+                let option = m
+                    .path
+                    .get_ident()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                if option == "public" {
+                    if public.is_some() {
+                        cx.error_spanned_by(&m.path, "duplicate `public` option; keep one");
+                    } else if !m.input.is_empty() && !m.input.peek(Token![,]) {
+                        cx.error_spanned_by(
+                            &m.path,
+                            "`public` takes no value; write `url(public)`",
+                        );
+                        skip_value(&m)?;
+                    }
+                    public = m.path.get_ident().cloned();
+                } else {
+                    cx.error_spanned_by(
+                        &m.path,
+                        suggest::unknown("`url` option", &option, URL_OPTIONS),
+                    );
+                    skip_value(&m)?;
+                }
+                Ok(())
+            })?;
+            if !given {
                 cx.error_spanned_by(
                     &key,
-                    format!("`{name}` takes no arguments; write `{name}` alone"),
+                    "`url()` is empty; write `url` for any http(s) URL or `url(public)` to \
+                     refuse private and local hosts",
                 );
+            }
+            RuleKind::Url { public }
+        }
+        "email" | "url" | "ip" | "uuid" | "nested" | "skip" | "trim" | "lowercase"
+        | "uppercase" | "nfc" | "nfkc" => {
+            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                let fix = if name == "url" {
+                    "write `url` alone, or `url(public)` to refuse private and local hosts"
+                        .to_owned()
+                } else {
+                    format!("write `{name}` alone")
+                };
+                cx.error_spanned_by(&key, format!("`{name}` takes no arguments; {fix}"));
                 skip_value(meta)?;
             }
             match name.as_str() {
                 "email" => RuleKind::Email,
-                "url" => RuleKind::Url,
+                "url" => RuleKind::Url { public: None },
                 "ip" => RuleKind::Ip,
                 "uuid" => RuleKind::Uuid,
                 "nested" => RuleKind::Nested,
+                "skip" => RuleKind::Skip,
                 "trim" => RuleKind::Trim,
                 "lowercase" => RuleKind::Lowercase,
                 "uppercase" => RuleKind::Uppercase,
-                _ => RuleKind::Nfc,
+                "nfc" => RuleKind::Nfc,
+                _ => RuleKind::Nfkc,
             }
         }
         _ => {

@@ -6,6 +6,8 @@
 //! optionally with the rule's bounds) and never carry the offending input value, so they are
 //! safe to return to clients as they are.
 
+#[doc(hidden)]
+pub mod nested;
 pub mod rules;
 
 use std::borrow::Cow;
@@ -20,6 +22,13 @@ use serde::{Serialize, Serializer};
 /// Implemented by `#[derive(SecureInput)]`; see the derive's documentation for the rules.
 /// A hand-written implementation normalises `self` in place and pushes one violation per
 /// failed rule, pointing below `at`.
+///
+/// A derived type validates every field whose type implements `SecureInput`, written
+/// implementation or derive, even without the `nested` rule (also inside `Option`, `Box`,
+/// `Vec`, `VecDeque` and arrays), so a nested input is never skipped silently; `skip` opts a
+/// field out. Fields whose type depends on a type parameter must say `nested` or `skip`,
+/// and a `SecureInput` type in a map, set, `Rc`, `Arc` or `Cow` (which the derive cannot
+/// reach mutably) must be marked `skip`: both are compile errors otherwise.
 ///
 /// ```
 /// use secure_api_runtime::validation::{Location, SecureInput, ValidationErrors};

@@ -1,11 +1,13 @@
 //! The checks and normalisers behind the `#[secure(...)]` rules.
 //!
 //! Each function is usable on its own, without the derive. None of them allocates when the
-//! input passes, and normalisers leave an already-normalised string untouched.
+//! input passes, except the deny check on non-ASCII input that is not already lowercase
+//! and [`is_public_url`], which parses the URL as an HTTP client would; normalisers leave an
+//! already-normalised string untouched.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
@@ -113,24 +115,260 @@ pub trait AsStr {
     fn as_str(&self) -> &str;
 }
 
-/// Whether `value`, compared case-insensitively, is one of `entries_lowercase` (which must
-/// already be lowercase; the derive lowercases them at compile time).
+/// The form in which `deny` compares strings: the UTS #39 confusable skeleton of the
+/// lowercased value, lowercased again.
+///
+/// Default-ignorable code points (zero-width spaces and joiners, soft hyphens, bidi
+/// controls, variation selectors, ...) are removed, and every character is replaced by the
+/// prototype of its confusable class from Unicode's `confusables.txt`, so that values that
+/// *look* the same get the same key: fullwidth `ａｄｍｉｎ`, `adm\u{200B}in` and Cyrillic
+/// `аdmin` all have the key of `admin`. Case is folded before the skeleton is taken (as UTS
+/// #39 suggests for case-insensitive comparison) and after (prototypes such as `O` for `0`
+/// are uppercase), so `ADMIN` and `r00t` match `admin` and `root`.
+///
+/// A key is for comparison only: it is not meant to be shown or stored as the value (the
+/// key of `admin` is `adrnin`, because `rn` looks like `m`).
+///
+/// ```
+/// use secure_api_runtime::validation::rules::deny_key;
+/// assert_eq!(deny_key("ａｄｍｉｎ"), deny_key("admin"));
+/// assert_eq!(deny_key("adm\u{200B}in"), deny_key("Admin"));
+/// assert_eq!(deny_key("\u{430}dmin"), deny_key("admin")); // Cyrillic а
+/// assert_ne!(deny_key("administrator"), deny_key("admin"));
+/// ```
+pub fn deny_key(value: &str) -> String {
+    let mut key = String::with_capacity(value.len());
+    for_each_key_char(value, |c| {
+        key.push(c);
+        true
+    });
+    key
+}
+
+/// Feeds the characters of `deny_key(value)` to `f` until it returns `false`; returns
+/// whether every character was fed. Allocates only for non-ASCII input that is not already
+/// lowercase (the skeleton is computed from a `&str`).
+fn for_each_key_char(value: &str, mut f: impl FnMut(char) -> bool) -> bool {
+    let lowered: Cow<'_, str> = if value.chars().all(|c| case_fixed(c, c.to_lowercase())) {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(value.chars().flat_map(char::to_lowercase).collect())
+    };
+    unicode_security::skeleton(&lowered)
+        .flat_map(char::to_lowercase)
+        .all(&mut f)
+}
+
+/// The deny key of each ASCII character, computed once per process from the Unicode data:
+/// for ASCII input the key is the concatenation of the characters' keys, so no
+/// normalisation or lowercasing pass is needed. A character whose key is longer than
+/// [`ASCII_KEY_MAX`] bytes or contains a combining mark (which could be reordered against
+/// its neighbours) is marked with length `u8::MAX` and sends its input down the general
+/// path.
+fn ascii_keys() -> &'static [(u8, [u8; ASCII_KEY_MAX]); 128] {
+    static TABLE: OnceLock<[(u8, [u8; ASCII_KEY_MAX]); 128]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = [(u8::MAX, [0; ASCII_KEY_MAX]); 128];
+        for (b, slot) in table.iter_mut().enumerate() {
+            let key = deny_key(char::from(b as u8).encode_utf8(&mut [0; 4]));
+            let plain = key
+                .chars()
+                .all(|c| unicode_normalization::char::canonical_combining_class(c) == 0);
+            if plain && key.len() <= ASCII_KEY_MAX {
+                slot.0 = key.len() as u8;
+                slot.1[..key.len()].copy_from_slice(key.as_bytes());
+            }
+        }
+        table
+    })
+}
+
+const ASCII_KEY_MAX: usize = 6;
+
+/// Whether `deny_key(value)` is one of `keys`, which must be [`deny_key`] outputs (the
+/// derive computes them at compile time with the same Unicode data).
+///
+/// The value's key is produced one character at a time and compared with the keys as it
+/// grows, and the work stops at the first character where no key matches any more (for
+/// most values the first or second). ASCII input is mapped through a per-character table
+/// computed once per process. Nothing is allocated unless the value is non-ASCII and not
+/// already lowercase, or there are more than 64 keys.
+///
+/// ```
+/// use secure_api_runtime::validation::rules::{deny_key, is_denied_key};
+/// let keys = [deny_key("admin"), deny_key("root")];
+/// assert!(is_denied_key("ＲＯＯＴ", &keys));
+/// assert!(!is_denied_key("root2", &keys));
+/// ```
+pub fn is_denied_key<K: AsRef<str>>(value: &str, keys: &[K]) -> bool {
+    if keys.is_empty() {
+        return false;
+    }
+    if keys.len() > 64 {
+        let key = deny_key(value);
+        return keys.iter().any(|k| k.as_ref() == key);
+    }
+    if value.is_ascii()
+        && let Some(denied) = ascii_denied(value.as_bytes(), keys)
+    {
+        return denied;
+    }
+    let mut prefix = KeyPrefix::new(keys);
+    for_each_key_char(value, |c| {
+        prefix.push(c.encode_utf8(&mut [0; 4]).as_bytes())
+    });
+    prefix.complete()
+}
+
+/// [`is_denied_key`] for ASCII input, through the per-character table: each key is walked
+/// along the value until the first byte that differs. `None` when a character needs the
+/// general path (its key is long or holds a combining mark); the keys' prefixes before it
+/// are exact, because combining marks never move across the plain characters before them.
+fn ascii_denied<K: AsRef<str>>(value: &[u8], keys: &[K]) -> Option<bool> {
+    let table = ascii_keys();
+    let mut slow = false;
+    let denied = keys.iter().any(|key| {
+        let key = key.as_ref().as_bytes();
+        let mut pos = 0;
+        for &b in value {
+            let (n, bytes) = &table[usize::from(b)];
+            match *n {
+                1 => {
+                    if key.get(pos) != Some(&bytes[0]) {
+                        return false;
+                    }
+                    pos += 1;
+                }
+                u8::MAX => {
+                    slow = true;
+                    return false;
+                }
+                n => {
+                    let n = usize::from(n);
+                    if key.get(pos..pos + n) != Some(&bytes[..n]) {
+                        return false;
+                    }
+                    pos += n;
+                }
+            }
+        }
+        pos == key.len()
+    });
+    if slow && !denied { None } else { Some(denied) }
+}
+
+/// The keys (at most 64) that still start with the part of a value's key produced so far.
+struct KeyPrefix<'a, K> {
+    keys: &'a [K],
+    alive: u64,
+    len: usize,
+}
+
+impl<'a, K: AsRef<str>> KeyPrefix<'a, K> {
+    fn new(keys: &'a [K]) -> Self {
+        debug_assert!(keys.len() <= 64);
+        KeyPrefix {
+            keys,
+            alive: u64::MAX >> (64 - keys.len()),
+            len: 0,
+        }
+    }
+
+    /// Appends `bytes` to the value's key; returns whether some key still matches.
+    #[inline]
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        if let [b] = bytes {
+            return self.push_byte(*b);
+        }
+        let end = self.len + bytes.len();
+        let mut rest = self.alive;
+        while rest != 0 {
+            let i = rest.trailing_zeros();
+            rest &= rest - 1;
+            let key = self.keys[i as usize].as_ref().as_bytes();
+            if key.get(self.len..end) != Some(bytes) {
+                self.alive &= !(1 << i);
+            }
+        }
+        self.len = end;
+        self.alive != 0
+    }
+
+    /// [`KeyPrefix::push`] of one byte (most ASCII characters are their own key).
+    #[inline]
+    fn push_byte(&mut self, b: u8) -> bool {
+        let mut rest = self.alive;
+        while rest != 0 {
+            let i = rest.trailing_zeros();
+            rest &= rest - 1;
+            if self.keys[i as usize].as_ref().as_bytes().get(self.len) != Some(&b) {
+                self.alive &= !(1 << i);
+            }
+        }
+        self.len += 1;
+        self.alive != 0
+    }
+
+    /// Whether a key equals the whole value's key.
+    fn complete(&self) -> bool {
+        let mut rest = self.alive;
+        while rest != 0 {
+            let i = rest.trailing_zeros();
+            rest &= rest - 1;
+            if self.keys[i as usize].as_ref().len() == self.len {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A `deny` list built at run time: the entries' keys are computed once, in [`DenyList::new`].
+///
+/// ```
+/// use secure_api_runtime::validation::rules::DenyList;
+/// let reserved = DenyList::new(["admin", "root", "null", "undefined"]);
+/// assert!(reserved.is_denied("Admin"));
+/// assert!(reserved.is_denied("ａｄｍｉｎ"));         // fullwidth
+/// assert!(reserved.is_denied("adm\u{200B}in"));     // zero-width space
+/// assert!(reserved.is_denied("\u{430}dmin"));       // Cyrillic а
+/// assert!(!reserved.is_denied("administrator"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct DenyList {
+    keys: Vec<String>,
+}
+
+impl DenyList {
+    /// A list denying every value that looks like one of `entries` (see [`deny_key`]).
+    pub fn new<I>(entries: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut keys: Vec<String> = entries.into_iter().map(|e| deny_key(e.as_ref())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        DenyList { keys }
+    }
+
+    /// Whether `value` looks like one of the entries.
+    pub fn is_denied(&self, value: &str) -> bool {
+        is_denied_key(value, &self.keys)
+    }
+}
+
+/// Whether `value` looks like one of `entries`: [`deny_key`] of both compared. Computes the
+/// entries' keys on every call; build a [`DenyList`] once for repeated checks.
 ///
 /// ```
 /// use secure_api_runtime::validation::rules::is_denied;
 /// assert!(is_denied("Admin", &["admin", "root"]));
+/// assert!(is_denied("ａｄｍｉｎ", &["admin"]));
 /// assert!(!is_denied("administrator", &["admin"]));
 /// ```
-pub fn is_denied(value: &str, entries_lowercase: &[&str]) -> bool {
-    if value.is_ascii() {
-        entries_lowercase
-            .iter()
-            .any(|e| e.len() == value.len() && value.eq_ignore_ascii_case(e))
-    } else {
-        entries_lowercase
-            .iter()
-            .any(|e| value.chars().flat_map(char::to_lowercase).eq(e.chars()))
-    }
+pub fn is_denied(value: &str, entries: &[&str]) -> bool {
+    DenyList::new(entries).is_denied(value)
 }
 
 /// Removes leading and trailing whitespace in place, without reallocating.
@@ -173,6 +411,31 @@ pub fn nfc(value: &mut String) {
     }
     if unicode_normalization::is_nfc_quick(value.chars()) != IsNormalized::Yes {
         let normalised: String = value.nfc().collect();
+        if normalised != *value {
+            *value = normalised;
+        }
+    }
+}
+
+/// Puts the string in Unicode Normalization Form KC in place; allocates only when it was
+/// not already normalised.
+///
+/// NFKC also folds compatibility forms onto their plain equivalents: fullwidth `ａｂｃ`
+/// becomes `abc`, `ﬁ` becomes `fi`, `①` becomes `1`, `ℌ` becomes `H`. Use it for identifiers
+/// (usernames, slugs, tags); keep `nfc` for free text, where those forms carry meaning.
+///
+/// ```
+/// use secure_api_runtime::validation::rules::nfkc;
+/// let mut s = String::from("ＡＢＣ\u{FB01}");
+/// nfkc(&mut s);
+/// assert_eq!(s, "ABCfi");
+/// ```
+pub fn nfkc(value: &mut String) {
+    if value.is_ascii() {
+        return;
+    }
+    if unicode_normalization::is_nfkc_quick(value.chars()) != IsNormalized::Yes {
+        let normalised: String = value.nfkc().collect();
         if normalised != *value {
             *value = normalised;
         }
@@ -360,6 +623,192 @@ pub fn is_url(value: &str) -> bool {
         None => true,
         Some(host) => host.parse::<std::net::Ipv4Addr>().is_ok() || is_domain(host, false),
     }
+}
+
+/// Whether `value` passes [`is_url`] and names a public internet host: the `url(public)`
+/// rule, a guard against server-side request forgery (SSRF) for URLs the server will fetch
+/// (webhooks, avatars by URL, link previews).
+///
+/// The host is read as WHATWG URL parsers read it (browsers, and the `url` crate that
+/// `reqwest` uses), so what is checked is what an HTTP client would connect to: IPv4
+/// addresses in hexadecimal, octal, decimal or shortened form (`0x7f000001`, `0177.0.0.1`,
+/// `2130706433`, `127.1`), percent-encoded and IDNA-mapped names (fullwidth `ｌｏｃａｌｈｏｓｔ`
+/// is `localhost`) and IPv6 literals are all normalised before they are checked.
+///
+/// Refused:
+/// - addresses that [`is_public_ip`] refuses: loopback, private (RFC 1918, IPv6 unique
+///   local), link-local, CGNAT, multicast, unspecified, broadcast, documentation,
+///   benchmarking, reserved and other special-purpose ranges, cloud metadata endpoints
+///   (`169.254.169.254`, `fd00:ec2::254`, `100.100.100.200`), and IPv6 forms that embed a
+///   refused IPv4 address (IPv4-mapped, NAT64, 6to4);
+/// - names that cannot be public: single-label names (`localhost`, `metadata`,
+///   `instance-data`, `kubernetes`: resolved through the server's DNS search list), and
+///   names under `localhost`, `local`, `localdomain`, `internal` (which holds
+///   `metadata.google.internal`), `home.arpa` and the rest of `arpa`, `test`, `invalid`,
+///   `onion`, and the never-delegated `lan`, `intranet`, `private`, `corp` and `home`, in
+///   any case and with trailing dots.
+///
+/// **DNS rebinding.** A public name can resolve to a private address (`127.0.0.1.nip.io`,
+/// or a name whose DNS answer changes between this check and the request). This rule only
+/// sees the URL: check the address the client actually connects to as well, with
+/// [`is_public_ip`] in the HTTP client's resolver or connector.
+///
+/// ```
+/// use secure_api_runtime::validation::rules::is_public_url;
+/// assert!(is_public_url("https://example.com/hook"));
+/// assert!(is_public_url("https://93.184.216.34/"));
+/// for refused in [
+///     "http://127.0.0.1/",
+///     "http://0x7f000001/",
+///     "http://[::ffff:127.0.0.1]/",
+///     "http://169.254.169.254/latest/meta-data/",
+///     "http://metadata.google.internal/",
+///     "http://LOCALHOST/",
+///     "http://api.localhost/",
+///     "http://10.0.0.7:6379/",
+/// ] {
+///     assert!(!is_public_url(refused), "{refused}");
+/// }
+/// ```
+pub fn is_public_url(value: &str) -> bool {
+    is_url(value) && has_public_host(value)
+}
+
+/// Whether the host of `value`, parsed as a WHATWG URL, is public (the second half of
+/// [`is_public_url`], without the syntax rules of [`is_url`]).
+pub fn has_public_host(value: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(value) else {
+        return false;
+    };
+    match parsed.host() {
+        Some(url::Host::Ipv4(v4)) => is_public_ipv4(v4),
+        Some(url::Host::Ipv6(v6)) => is_public_ipv6(v6),
+        Some(url::Host::Domain(name)) => is_public_name(name),
+        None => false,
+    }
+}
+
+/// Top-level names (and `home.arpa`-style suffixes) that never name a public host.
+const NON_PUBLIC_SUFFIXES: &[&str] = &[
+    "localhost",
+    "local",
+    "localdomain",
+    "internal",
+    "arpa",
+    "test",
+    "invalid",
+    "onion",
+    "lan",
+    "intranet",
+    "private",
+    "corp",
+    "home",
+];
+
+/// Whether a domain name (as the `url` crate leaves it: percent-decoded, IDNA-mapped,
+/// lowercase ASCII) can name a public host.
+fn is_public_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    // A name that still parses as an address (the URL parser reads only WHATWG's forms).
+    if name.parse::<IpAddr>().is_ok() {
+        return false;
+    }
+    let Some((_, tld)) = name.rsplit_once('.') else {
+        // Single label: resolved through the DNS search list, to an internal host.
+        return false;
+    };
+    if name.is_empty() || name.split('.').any(str::is_empty) {
+        return false;
+    }
+    let tld = tld.to_ascii_lowercase();
+    !NON_PUBLIC_SUFFIXES.contains(&tld.as_str())
+}
+
+/// Whether `ip` is a public, globally routable unicast address: the connect-time half of
+/// the `url(public)` SSRF guard.
+///
+/// Call it on every address the HTTP client is about to connect to (for example in a
+/// custom DNS resolver or connector), so that a public name resolving to a private address
+/// (DNS rebinding) is refused too. IPv4-mapped (`::ffff:a.b.c.d`) and NAT64
+/// (`64:ff9b::a.b.c.d`) addresses are judged by the IPv4 address they carry.
+///
+/// Refused IPv4 ranges: `0.0.0.0/8`, `10.0.0.0/8`, `100.64.0.0/10` (CGNAT, with Alibaba
+/// Cloud's metadata address `100.100.100.200`), `127.0.0.0/8`, `169.254.0.0/16`
+/// (link-local, with the metadata address `169.254.169.254`), `172.16.0.0/12`,
+/// `192.0.0.0/24`, `192.0.2.0/24`, `192.88.99.0/24`, `192.168.0.0/16`, `198.18.0.0/15`,
+/// `198.51.100.0/24`, `203.0.113.0/24`, `224.0.0.0/4` (multicast) and `240.0.0.0/4`
+/// (reserved, with the broadcast address).
+///
+/// IPv6 addresses are public only inside the global unicast block `2000::/3`, and not in
+/// `2001::/23` (IETF protocol assignments, Teredo, benchmarking), `2001:db8::/32` or
+/// `3fff::/20` (documentation), nor in `2002::/16` (6to4) when the IPv4 address it embeds
+/// is refused. Everything else (`::`, `::1`, the deprecated IPv4-compatible `::/96`,
+/// `64:ff9b:1::/48`, `100::/64`, `fc00::/7` unique local with AWS's `fd00:ec2::254`,
+/// `fe80::/10` link-local, `fec0::/10` site-local, `ff00::/8` multicast, and the unassigned
+/// space) is refused.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+/// use secure_api_runtime::validation::rules::is_public_ip;
+/// let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+/// assert!(is_public_ip(ip("93.184.216.34")));
+/// assert!(is_public_ip(ip("2606:2800:220:1:248:1893:25c8:1946")));
+/// assert!(!is_public_ip(ip("10.1.2.3")));
+/// assert!(!is_public_ip(ip("::ffff:169.254.169.254")));
+/// assert!(!is_public_ip(ip("fd00:ec2::254")));
+/// ```
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_ipv4(v4),
+        IpAddr::V6(v6) => is_public_ipv6(v6),
+    }
+}
+
+fn is_public_ipv4(ip: Ipv4Addr) -> bool {
+    let a = u32::from(ip);
+    let within = |net: u32, bits: u32| (a ^ net) >> (32 - bits) == 0;
+    let refused: [(u32, u32); 16] = [
+        (0x0000_0000, 8),  // 0.0.0.0/8 "this network"
+        (0x0A00_0000, 8),  // 10.0.0.0/8 private
+        (0x6440_0000, 10), // 100.64.0.0/10 CGNAT
+        (0x7F00_0000, 8),  // 127.0.0.0/8 loopback
+        (0xA9FE_0000, 16), // 169.254.0.0/16 link-local, cloud metadata
+        (0xAC10_0000, 12), // 172.16.0.0/12 private
+        (0xC000_0000, 24), // 192.0.0.0/24 IETF protocol assignments
+        (0xC000_0200, 24), // 192.0.2.0/24 TEST-NET-1
+        (0xC058_6300, 24), // 192.88.99.0/24 6to4 relay anycast (deprecated)
+        (0xC0A8_0000, 16), // 192.168.0.0/16 private
+        (0xC612_0000, 15), // 198.18.0.0/15 benchmarking
+        (0xC633_6400, 24), // 198.51.100.0/24 TEST-NET-2
+        (0xCB00_7100, 24), // 203.0.113.0/24 TEST-NET-3
+        (0xE000_0000, 4),  // 224.0.0.0/4 multicast
+        (0xF000_0000, 4),  // 240.0.0.0/4 reserved, broadcast
+        (0x6464_64C8, 32), // 100.100.100.200 Alibaba Cloud metadata (inside CGNAT too)
+    ];
+    !refused.iter().any(|&(net, bits)| within(net, bits))
+}
+
+fn is_public_ipv6(ip: Ipv6Addr) -> bool {
+    let a = u128::from(ip);
+    let within = |net: u128, bits: u32| (a ^ net) >> (128 - bits) == 0;
+    let embedded = |shift: u32| Ipv4Addr::from((a >> shift) as u32);
+    // IPv4-mapped ::ffff:a.b.c.d and NAT64 64:ff9b::a.b.c.d reach the IPv4 address.
+    if within(0xffff_0000_0000, 96) || within(0x0064_ff9b << 96, 96) {
+        return is_public_ipv4(embedded(0));
+    }
+    if !within(0x2 << 124, 3) {
+        // Outside 2000::/3: loopback, unspecified, IPv4-compatible, ULA, link-local,
+        // site-local, multicast, discard-only and unassigned space.
+        return false;
+    }
+    if within(0x2001 << 112, 23) || within(0x2001_0db8 << 96, 32) || within(0x3fff << 112, 20) {
+        return false;
+    }
+    if within(0x2002 << 112, 16) {
+        // 6to4: 2002:AABB:CCDD::/48 carries AA.BB.CC.DD.
+        return is_public_ipv4(embedded(80));
+    }
+    true
 }
 
 /// Whether `value` is an IPv4 or IPv6 address.
@@ -570,6 +1019,232 @@ mod tests {
     fn deny_is_case_insensitive_for_unicode() {
         assert!(is_denied("ÄDMIN", &["ädmin"]));
         assert!(!is_denied("ädmins", &["ädmin"]));
+    }
+
+    fn keys(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|e| deny_key(e)).collect()
+    }
+
+    #[test]
+    fn deny_catches_look_alikes() {
+        let list = keys(&["admin", "root", "null", "undefined"]);
+        for disguised in [
+            "\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E}", // fullwidth ａｄｍｉｎ
+            "ＡＤＭＩＮ",                               // fullwidth capitals
+            "adm\u{200B}in",                            // zero-width space
+            "a\u{00AD}dmin",                            // soft hyphen
+            "\u{2060}admin\u{FEFF}",                    // word joiner, BOM
+            "\u{0430}dmin",                             // Cyrillic а
+            "\u{0430}\u{0501}min",                      // Cyrillic а and ԁ
+            "ADMIN",
+            "r00t",
+            "r\u{043E}\u{043E}t", // Cyrillic о
+            "nu11",
+            "undef\u{0131}ned", // dotless ı
+        ] {
+            assert!(is_denied_key(disguised, &list), "{disguised:?} passed");
+        }
+        for ordinary in [
+            "administrator",
+            "root2",
+            "roots",
+            "nulla",
+            "defined",
+            "adm",
+            "",
+            "alice",
+            "zoë",
+            "рут", // Cyrillic "root" spelled phonetically
+        ] {
+            assert!(!is_denied_key(ordinary, &list), "{ordinary:?} denied");
+        }
+    }
+
+    #[test]
+    fn the_ascii_fast_path_agrees_with_the_key() {
+        let list = keys(&["admin", "root", "m1x-e|d", "\"quote\"", "`tick`", "a.b,c;d"]);
+        let all_ascii: String = (0u8..128).map(char::from).collect();
+        for entry in &list {
+            assert!(!is_denied_key(&all_ascii, &[entry]));
+        }
+        let samples = [
+            "admin",
+            "ADMIN",
+            "adrnin",
+            "r00t",
+            "ROOT",
+            "m1x-e|d",
+            "rnlx-eld",
+            "MIX-EID",
+            "\"quote\"",
+            "''quote''",
+            "`tick`",
+            "a.b,c;d",
+            "a.b,c;d ",
+            "root\t",
+        ];
+        for s in samples {
+            let expected = list.iter().any(|k| *k == deny_key(s));
+            assert_eq!(is_denied_key(s, &list), expected, "{s:?}");
+        }
+        // Every single ASCII character on its own, against its own key.
+        for b in 0u8..128 {
+            let s = char::from(b).to_string();
+            assert!(is_denied_key(&s, &[deny_key(&s)]), "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn long_keys_and_long_lists() {
+        let long = "x".repeat(100);
+        assert!(is_denied_key(&long.to_uppercase(), &[deny_key(&long)]));
+        assert!(!is_denied_key(&long[1..], &[deny_key(&long)]));
+        assert!(!is_denied_key("x", &[] as &[&str]));
+        let many: Vec<String> = (0..70).map(|i| deny_key(&format!("user{i}"))).collect();
+        assert!(is_denied_key("USER69", &many));
+        assert!(is_denied_key("user\u{200B}0", &many));
+        assert!(!is_denied_key("user70", &many));
+        assert!(is_denied_key("USER63", &many[..64]));
+        assert!(!is_denied_key("user64", &many[..64]));
+    }
+
+    #[test]
+    fn nfkc_folds_compatibility_forms_in_place() {
+        let mut s =
+            String::from("\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E} \u{FB01} \u{2460} \u{210C}");
+        nfkc(&mut s);
+        assert_eq!(s, "admin fi 1 H");
+        let mut composed = String::from("e\u{301}");
+        nfkc(&mut composed);
+        assert_eq!(composed, "\u{e9}");
+        let mut kept = String::with_capacity(16);
+        kept.push_str("café");
+        let ptr = kept.as_ptr();
+        nfkc(&mut kept);
+        assert_eq!((kept.as_str(), kept.as_ptr()), ("café", ptr));
+    }
+
+    #[test]
+    fn public_urls_pass() {
+        for good in [
+            "https://example.com/hook",
+            "https://EXAMPLE.com:8443/a?b#c",
+            "http://93.184.216.34/",
+            "https://[2606:2800:220:1:248:1893:25c8:1946]/",
+            "https://[::ffff:93.184.216.34]/",
+            "https://[64:ff9b::5db8:d822]/",
+            "https://[2002:5db8:d822::1]/",
+            "https://bücher.de/",
+            "https://localhost.example.com/",
+            "https://internal.example.com/",
+            "https://8.8.8.8/",
+            "https://1.1.1.1/",
+        ] {
+            assert!(is_public_url(good), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn private_and_special_hosts_are_refused_in_every_disguise() {
+        for bad in [
+            // loopback and its numeric disguises
+            "http://127.0.0.1/",
+            "http://127.255.255.254/",
+            "http://0x7f000001/",
+            "http://0x7F.0x0.0x0.0x1/",
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://127.0.1/",
+            "http://0x7f.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[0:0:0:0:0:ffff:127.0.0.1]/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::127.0.0.1]/",
+            "http://[2002:7f00:1::]/",
+            // unspecified, broadcast, reserved
+            "http://0.0.0.0/",
+            "http://0/",
+            "http://[::]/",
+            "http://255.255.255.255/",
+            "http://240.0.0.1/",
+            // private, CGNAT, link-local, multicast
+            "http://10.0.0.7:6379/",
+            "http://172.16.0.1/",
+            "http://172.31.255.255/",
+            "http://192.168.1.1/",
+            "http://100.64.0.1/",
+            "http://100.127.255.255/",
+            "http://169.254.0.1/",
+            "http://224.0.0.1/",
+            "http://[fc00::1]/",
+            "http://[fd12:3456::1]/",
+            "http://[fe80::1]/",
+            "http://[fec0::1]/",
+            "http://[ff02::1]/",
+            // documentation, benchmarking, IETF blocks
+            "http://192.0.2.1/",
+            "http://198.51.100.1/",
+            "http://203.0.113.1/",
+            "http://198.18.0.1/",
+            "http://198.19.255.255/",
+            "http://192.0.0.8/",
+            "http://192.88.99.1/",
+            "http://[2001:db8::1]/",
+            "http://[3fff::1]/",
+            "http://[2001::1]/",
+            "http://[2001:2::1]/",
+            "http://[100::1]/",
+            // cloud metadata
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://METADATA.GOOGLE.INTERNAL/",
+            "http://metadata/",
+            "http://instance-data/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://0xa9fea9fe/",
+            "http://2852039166/",
+            // localhost names
+            "http://localhost/",
+            "http://LocalHost:8080/",
+            "http://localhost./",
+            "http://api.localhost/",
+            "http://api.localhost./",
+            "http://localhost.localdomain/",
+            "http://printer.local/",
+            "http://router.lan/",
+            "http://nas.home.arpa/",
+            "http://x.test/",
+            "http://\u{FF4C}\u{FF4F}\u{FF43}\u{FF41}\u{FF4C}\u{FF48}\u{FF4F}\u{FF53}\u{FF54}/",
+            // percent-encoded hosts
+            "http://%6c%6f%63%61%6c%68%6f%73%74/",
+            "http://%31%32%37.0.0.1/",
+            // not URLs the `url` rule accepts
+            "ftp://example.com/",
+            "https://user@example.com/",
+        ] {
+            assert!(!is_public_url(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_host_check_reads_hosts_like_a_client() {
+        // Forms the `url` syntax rule already refuses are refused by the host check alone.
+        for bad in [
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://%6c%6f%63%61%6c%68%6f%73%74/",
+            "http://localhost./",
+            "http://127.0.0.1\\@example.com/",
+        ] {
+            assert!(!has_public_host(bad), "{bad:?} accepted");
+        }
+        assert!(has_public_host("http://example.com./"));
     }
 
     #[test]

@@ -21,6 +21,13 @@ struct Everything<'a> {
     email: String,
     #[secure(url)]
     site: Option<String>,
+    #[secure(url(public))]
+    webhook: Option<String>,
+    #[secure(nfkc, trim, lowercase, deny("admin", "r00t"))]
+    handle: String,
+    // Live although shorter than `length` allows: it still refuses `adm\u{200B}in`.
+    #[secure(length(min = 6), deny("admin"))]
+    long_name: String,
     #[secure(ip)]
     ip: Box<str>,
     #[secure(uuid)]
