@@ -730,7 +730,9 @@ fn post_body(path: &str, content_type: &str, body: Vec<u8>, chunked: bool) -> te
 #[actix_rt::test]
 async fn max_body_bounds_every_extractor_declared_or_chunked() {
     let app = limits_app!();
-    let cases: [(&str, &str, fn(usize) -> Vec<u8>); 6] = [
+    // (path, content type, a body with `n` bytes of padding)
+    type Case = (&'static str, &'static str, fn(usize) -> Vec<u8>);
+    let cases: [Case; 6] = [
         ("/limited/json", "application/json", |n| {
             format!(r#"{{"text":"{}"}}"#, "a".repeat(n)).into_bytes()
         }),
