@@ -39,12 +39,11 @@
 //! `LIMITER_SKIP_CHECKS=1` skips the checks and scenario 4 (for profiling runs under
 //! valgrind with `--profile-time`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -58,56 +57,9 @@ use secure_api_runtime::clock::{Clock, MonotonicClock};
 use secure_api_runtime::throttle::memory::{MemoryStore, PassThrough};
 use secure_api_runtime::throttle::{LimitKey, Policy, Rate};
 
-// ---------------------------------------------------------------------------------------
-// Live-heap counting
-// ---------------------------------------------------------------------------------------
-
-/// `System`, keeping the number of live heap bytes while enabled.
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-impl CountingAlloc {
-    #[inline]
-    fn add(bytes: usize, sign: isize) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE_BYTES.fetch_add(sign * bytes as isize, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter has no effect on the
-// returned memory.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::add(layout.size(), 1);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::add(layout.size(), 1);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::add(layout.size(), -1);
-        Self::add(new_size, 1);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        Self::add(layout.size(), -1);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+#[path = "support/live_heap.rs"]
+mod live_heap;
+use live_heap::{COUNTING, LIVE_BYTES};
 
 // ---------------------------------------------------------------------------------------
 // The limiters under test
