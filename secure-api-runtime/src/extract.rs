@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 use crate::input::{InputLimits, is_json_content_type, json_input, query_input};
 use crate::problem::{ApiError, problems};
+use crate::tracked::{Track, Tracked};
 use crate::validation::SecureInput;
 
 macro_rules! wrapper {
@@ -171,14 +172,15 @@ impl<T: SecureInput + DeserializeOwned> FromRequest for ValidPath<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let de = actix_router::PathDeserializer::new(req.match_info());
-        let result = match serde_path_to_error::deserialize::<_, T>(de) {
+        let track = Track::default();
+        let result = match T::deserialize(Tracked::root(de, &track)) {
             Ok(value) => crate::input::secure_value(value).map(ValidPath),
             // Log which parameter failed and how, never serde's message: it quotes the
             // segment the client sent.
             Err(err) => Err(ApiError::new(problems::NOT_FOUND).with_cause(format!(
                 "path parameter `{}` did not deserialise ({})",
-                err.path(),
-                crate::input::classify(&err.inner().to_string())
+                track.error_pointer().pointer.trim_start_matches('/'),
+                crate::input::classify(&err.to_string())
             ))),
         };
         ready(result)

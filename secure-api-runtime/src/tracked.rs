@@ -8,10 +8,10 @@
 //! `{"labels": {"<img src=x onerror=alert(1)>": 5}}` with a bad value is reported at
 //! `/labels`, never below it.
 //!
-//! [`Tracked`] wraps any `serde::Deserializer` (serde_json's, serde_urlencoded's) and its
-//! visitors. It tells struct fields from map keys by how serde asks for them: a struct is
-//! deserialised with `deserialize_struct`, which lists its field names, and only a key that
-//! is one of those names is a field. It records:
+//! [`Tracked`] wraps any `serde::Deserializer` (serde_json's, serde_urlencoded's, actix's
+//! path parameters') and its visitors. It tells struct fields from map keys by how serde
+//! asks for them: a struct is deserialised with `deserialize_struct`, which lists its field
+//! names, and only a key that is one of those names is a field. It records:
 //!
 //! - where the first (deepest) error happened, as a safe pointer;
 //! - the objects that held keys the type does not know (unknown fields, reported at the
@@ -439,7 +439,9 @@ impl<'de> DeserializeSeed<'de> for KeyString {
     type Value = Cow<'de, str>;
 
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Cow<'de, str>, D::Error> {
-        de.deserialize_str(KeyString)
+        // Asked for as an identifier, as serde's derived field visitors ask: some formats
+        // (actix's path parameters) answer nothing else for a key.
+        de.deserialize_identifier(KeyString)
     }
 }
 
