@@ -4,11 +4,10 @@
 use std::collections::HashSet;
 
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, LitInt, LitStr, Type};
 
 use super::model::{
-    ALGORITHMS, Args, Auth, Cond, Endpoint, IdempotentArgs, Idempotency, KEYS, Limit, Opt,
+    ALGORITHMS, Args, Auth, Cond, Endpoint, Idempotency, IdempotentArgs, KEYS, Limit, Opt,
     PermItem, RateValue, Route, Tier,
 };
 use crate::ctxt::Ctxt;
@@ -518,9 +517,9 @@ fn handler(cx: &Ctxt, func: &ItemFn) {
             FnArg::Typed(t) => argument(cx, &t.ty),
         }
     }
-    if arg_types(func).len() > MAX_ARGS {
-        cx.error_at(
-            sig.inputs.span(),
+    if let Some(extra) = arg_types(func).get(MAX_ARGS) {
+        cx.error_spanned_by(
+            extra,
             format!("actix extracts at most {MAX_ARGS} arguments; group some in a struct"),
         );
     }

@@ -94,6 +94,19 @@ fn route(
     }
     let content;
     syn::parenthesized!(content in meta.input);
+    if !content.peek(LitStr) {
+        let found: TokenStream = content.parse()?;
+        let at = if found.is_empty() {
+            quote::ToTokens::to_token_stream(&method)
+        } else {
+            found
+        };
+        cx.error_spanned_by(
+            at,
+            format!("a route path is a string: `{method}(\"/api/users\")`"),
+        );
+        return Ok(());
+    }
     let path: LitStr = content.parse()?;
     if slot.is_some() {
         cx.error_spanned_by(
@@ -148,7 +161,12 @@ fn number(
         );
         return Ok(());
     }
-    set(cx, slot, key, value.parse()?);
+    if value.peek(LitInt) {
+        set(cx, slot, key, value.parse()?);
+    } else {
+        let expr: syn::Expr = value.parse()?;
+        cx.error_spanned_by(&expr, format!("`{key}` takes a whole number: `{key} = 10`"));
+    }
     Ok(())
 }
 
@@ -182,10 +200,7 @@ fn tier(cx: &Ctxt, meta: &ParseNestedMeta<'_>, tiers: &mut Vec<Tier>) -> syn::Re
         return skip_value(meta);
     };
     if !meta.input.peek(Token![=]) {
-        cx.error_spanned_by(
-            &name,
-            format!("give the tier a rate: `{name} = \"100/s\"`"),
-        );
+        cx.error_spanned_by(&name, format!("give the tier a rate: `{name} = \"100/s\"`"));
         return skip_value(meta);
     }
     let rate: LitStr = meta.value()?.parse()?;
@@ -363,9 +378,11 @@ fn list<T>(
 ) -> syn::Result<Vec<T>> {
     let content;
     syn::parenthesized!(content in meta.input);
-    Ok(Punctuated::<T, Token![,]>::parse_terminated_with(&content, item)?
-        .into_iter()
-        .collect())
+    Ok(
+        Punctuated::<T, Token![,]>::parse_terminated_with(&content, item)?
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// A role of `roles(...)`: a string.
@@ -383,5 +400,71 @@ fn permission(input: ParseStream<'_>) -> syn::Result<PermItem> {
         input.parse().map(PermItem::Name)
     } else {
         input.parse().map(PermItem::Typed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages recorded while parsing `tokens` as the attribute's arguments.
+    fn messages(tokens: &str) -> Vec<String> {
+        let cx = Ctxt::new();
+        args(&cx, tokens.parse().expect("tokens"));
+        match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn is_unknown(messages: &[String]) -> bool {
+        messages.iter().any(|m| m.starts_with("unknown"))
+    }
+
+    /// The tables that unknown-key messages list are exactly the keys parsed.
+    #[test]
+    fn every_listed_key_is_parsed() {
+        for key in OPTION_KEYS {
+            assert!(!is_unknown(&messages(key)), "option `{key}`");
+        }
+        for key in IDEMPOTENT_KEYS {
+            let m = messages(&format!("idempotent({key})"));
+            assert!(!is_unknown(&m), "idempotent option `{key}`");
+        }
+        for key in AUTH_KEYS {
+            let m = messages(&format!("auth({key}(\"a\"))"));
+            assert!(!is_unknown(&m), "auth option `{key}`");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_in_full() {
+        let starts = |tokens: &str, message: &str| {
+            let found = messages(tokens);
+            assert!(found[0].starts_with(message), "{tokens}: {found:?}");
+        };
+        starts(
+            "rat = \"1/s\"",
+            "unknown option `rat`; did you mean `rate`?",
+        );
+        starts("limits::rate = \"1/s\"", "unknown option `limits::rate`;");
+        starts(
+            "idempotent(store::ttl = \"1h\")",
+            "unknown `idempotent` option `store::ttl`;",
+        );
+        starts(
+            "auth(jwt::roles(\"a\"))",
+            "unknown `auth` option `jwt::roles`;",
+        );
+    }
+
+    #[test]
+    fn a_route_is_seen_without_parsing() {
+        let routed = |tokens: &str| names_a_route(&tokens.parse().expect("tokens"));
+        assert!(routed("post(\"/a\")"));
+        assert!(routed("burst = \"x\", rate = \"1/s\", delete(\"/a\")"));
+        assert!(routed("get = \"/a\""));
+        assert!(!routed("rate = \"1/s\", key = get"));
+        assert!(!routed("auth(any(get(\"a\")))"));
     }
 }
