@@ -119,6 +119,22 @@ fn route(
     Ok(())
 }
 
+/// The expression after `key =`; without `=`, records `missing` at the key, skips whatever
+/// follows and returns `None`.
+fn assigned(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &Ident,
+    missing: &str,
+) -> syn::Result<Option<syn::Expr>> {
+    if !meta.input.peek(Token![=]) {
+        cx.error_spanned_by(key, missing);
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    meta.value()?.parse().map(Some)
+}
+
 /// `key = "..."`: `rate`, `algorithm`, `key`, `max_body`, and `idempotent`'s `ttl` and `wait`.
 fn string(
     cx: &Ctxt,
@@ -126,16 +142,16 @@ fn string(
     key: Ident,
     slot: &mut Option<Opt<LitStr>>,
 ) -> syn::Result<()> {
-    if !meta.input.peek(Token![=]) {
-        cx.error_spanned_by(&key, format!("`{key}` needs a value: `{key} = \"...\"`"));
-        return skip_value(meta);
-    }
-    let value = meta.value()?;
-    if value.peek(LitStr) {
-        set(cx, slot, key, value.parse()?);
-    } else {
-        let expr: syn::Expr = value.parse()?;
-        cx.error_spanned_by(&expr, format!("`{key}` takes a string: `{key} = \"...\"`"));
+    let missing = format!("`{key}` needs a value: `{key} = \"...\"`");
+    match assigned(cx, meta, &key, &missing)? {
+        Some(syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        })) => set(cx, slot, key, lit),
+        Some(other) => {
+            cx.error_spanned_by(other, format!("`{key}` takes a string: `{key} = \"...\"`"));
+        }
+        None => {}
     }
     Ok(())
 }
@@ -147,25 +163,19 @@ fn number(
     key: Ident,
     slot: &mut Option<Opt<LitInt>>,
 ) -> syn::Result<()> {
-    if !meta.input.peek(Token![=]) {
-        cx.error_spanned_by(&key, format!("`{key}` needs a number: `{key} = 10`"));
-        return skip_value(meta);
-    }
-    let value = meta.value()?;
-    if value.peek(Token![-]) {
-        let minus: Token![-] = value.parse()?;
-        let lit: LitInt = value.parse()?;
-        cx.error_spanned_by(
-            quote::quote!(#minus #lit),
-            format!("`{key}` must be a positive whole number"),
-        );
-        return Ok(());
-    }
-    if value.peek(LitInt) {
-        set(cx, slot, key, value.parse()?);
-    } else {
-        let expr: syn::Expr = value.parse()?;
-        cx.error_spanned_by(&expr, format!("`{key}` takes a whole number: `{key} = 10`"));
+    let missing = format!("`{key}` needs a number: `{key} = 10`");
+    match assigned(cx, meta, &key, &missing)? {
+        Some(syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(lit),
+            ..
+        })) => set(cx, slot, key, lit),
+        Some(syn::Expr::Unary(minus)) if matches!(minus.op, syn::UnOp::Neg(_)) => {
+            cx.error_spanned_by(minus, format!("`{key}` must be a positive whole number"));
+        }
+        Some(other) => {
+            cx.error_spanned_by(other, format!("`{key}` takes a whole number: `{key} = 10`"));
+        }
+        None => {}
     }
     Ok(())
 }
@@ -256,16 +266,13 @@ fn required(
     slot: &mut Option<Opt<LitBool>>,
 ) -> syn::Result<()> {
     const HOW: &str = "write `required = true` or `required = false`";
-    if !meta.input.peek(Token![=]) {
-        cx.error_spanned_by(&key, HOW);
-        return skip_value(meta);
-    }
-    match meta.value()?.parse()? {
-        syn::Expr::Lit(syn::ExprLit {
+    match assigned(cx, meta, &key, HOW)? {
+        Some(syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Bool(lit),
             ..
-        }) => set(cx, slot, key, lit),
-        other => cx.error_spanned_by(other, HOW),
+        })) => set(cx, slot, key, lit),
+        Some(other) => cx.error_spanned_by(other, HOW),
+        None => {}
     }
     Ok(())
 }
