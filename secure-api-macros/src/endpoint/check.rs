@@ -19,6 +19,8 @@ const MAX_WINDOW_COUNT: u32 = 10_000;
 /// actix extracts at most this many arguments.
 const MAX_ARGS: usize = 16;
 
+/// The endpoint the options and the handler describe, every misuse recorded in `cx`. With
+/// errors, only `func` and `krate` are meaningful (the error fallback uses nothing else).
 pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
     handler(cx, func);
     let route = args.route.as_ref().and_then(|r| route(cx, r));
@@ -317,7 +319,7 @@ const MAX_WAIT: Longest = Longest {
 /// `idempotent(...)`: on a route that can change state, with a `ttl` and a shorter `wait`.
 fn idempotent(cx: &Ctxt, opt: &Opt<IdempotentArgs>, route: Option<&Route>) -> Idempotency {
     if let Some(route) = route {
-        unsafe_method(cx, &opt.key, &route.method);
+        refuse_safe_method(cx, &opt.key, &route.method);
     }
     let args = &opt.value;
     let ttl_ms = args
@@ -343,7 +345,7 @@ fn idempotent(cx: &Ctxt, opt: &Opt<IdempotentArgs>, route: Option<&Route>) -> Id
 }
 
 /// `idempotent` on a GET, HEAD or OPTIONS route, whose requests are idempotent already.
-fn unsafe_method(cx: &Ctxt, idempotent: &Ident, method: &Ident) {
+fn refuse_safe_method(cx: &Ctxt, idempotent: &Ident, method: &Ident) {
     let method = method.to_string().to_uppercase();
     if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
         cx.error_spanned_by(
