@@ -33,3 +33,13 @@ pub fn nested(
     syn::meta::parser(each).parse2(tokens)?;
     Ok(true)
 }
+
+/// A path as written, `a::b`, for messages about it.
+pub fn path_text(path: &syn::Path) -> String {
+    let segments = path.segments.iter().map(|s| s.ident.to_string());
+    let text = segments.collect::<Vec<_>>().join("::");
+    match path.leading_colon {
+        Some(_) => format!("::{text}"),
+        None => text,
+    }
+}

@@ -5,6 +5,8 @@
 
 mod common;
 mod ctxt;
+#[cfg(test)]
+mod doc_keys;
 mod endpoint;
 mod input;
 mod suggest;
@@ -87,8 +89,9 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
     out.into()
 }
 
-/// Makes an async handler a secure endpoint: rate limited per client, with its input
-/// limits, and (with a route) registered like actix's `#[post("/path")]`.
+/// Makes an async handler a secure endpoint: authenticated and authorized as it says, rate
+/// limited per client, with its body bounded, optionally idempotent, and (with a route)
+/// registered like actix's `#[post("/path")]`.
 ///
 /// # Grammar
 ///
@@ -96,7 +99,7 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// #[secure_endpoint(option, ...)]
 ///
 /// option := get("/path") | post("/path") | put("/path") | patch("/path") | delete("/path")
-///         | head("/path") | options("/path")     // route: App::new().service(handler)
+///         | head("/path") | options("/path")      // route: App::new().service(handler)
 ///         | rate = "N/s" | "N/min" | "N/h" | "N/day" | "unlimited"
 ///         | burst = N                              // GCRA only; default N of the rate
 ///         | algorithm = "gcra" | "sliding_window"
@@ -104,31 +107,74 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 ///         | key = "ip" | "principal" | "ip_and_principal"
 ///         | cost = N                               // units charged per request (default 1)
 ///         | max_body = "16KiB"                     // B, KB, KiB, MB, MiB
+///         | idempotent                             // with the defaults below
+///         | idempotent(idempotent_option, ...)
+///         | auth                                   // any authenticated caller
+///         | auth(condition, ...)                   // ... meeting every condition
+///         | public                                 // credentials are never looked at
 ///         | crate = "path::to::secure_api_runtime"
+///
+/// idempotent_option := ttl = "24h"                 // replay window: ms, s, min, h, day (default 24h)
+///                    | required = true             // a request without a key is a 400 (default)
+///                    | required = false            // ... or runs without idempotency
+///                    | wait = "2s"                 // wait for an in-flight first request (default 0)
+///
+/// condition := roles("role", ...)                  // every role listed
+///            | permissions("resource:action" | Enum::Variant, ...)   // every permission listed
+///            | any(condition, ...)                 // at least one condition
+///            | all(condition, ...)                 // every condition
 /// ```
 ///
 /// # Checks
 ///
-/// Unknown options (nearest name suggested), malformed, negative, zero or overflowing rates,
-/// unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost more than the
+/// At compile time, each spanned at the offending token: unknown options (named in full,
+/// with the nearest name suggested) at every level, options in the wrong form, duplicate
+/// options, two routes, malformed route paths; malformed, negative, zero or overflowing
+/// rates, unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost more than the
 /// endpoint's rate or any of its tiers can ever allow, `burst` without `rate` and
 /// `algorithm` without `rate` or `tier` (the app's default policy would silently replace
-/// them), duplicate options, two routes, `burst`/`cost`/`key`/`algorithm` with
-/// `rate = "unlimited"`, `burst` with a sliding window, sliding windows over 10,000 per
-/// window, malformed route paths, non-async handlers, `self` receivers, generic handlers,
-/// more than 16 arguments, and handlers taking a raw `web::Json<T>` (use `Valid<T>`).
+/// them), `burst`/`cost`/`key`/`algorithm` with `rate = "unlimited"`, `unlimited` as a
+/// tier's rate, empty `tier()` lists and duplicate tiers, `burst` with a sliding window,
+/// sliding windows over 10,000 per window, a body limit of zero; `idempotent` on
+/// GET/HEAD/OPTIONS routes, zero or malformed durations, a `ttl` over 30 days, a `wait`
+/// over 30 seconds or not shorter than `ttl`; basic auth, empty `roles()`,
+/// `permissions()`, `any()` and `all()` lists, invalid or duplicate roles and permissions
+/// (a typed permission that does not exist fails to compile at its path), `public` with
+/// `auth`; non-async handlers, `self` receivers, generic handlers and `impl Trait`
+/// arguments, more than 16 arguments, and handlers taking a raw `web::Json<T>` (use
+/// `Valid<T>`).
+///
+/// On error the handler still expands to its usual shape (the service struct with a route,
+/// the handler function without), so code that registers it reports nothing more than the
+/// real errors.
 ///
 /// # Semantics
 ///
 /// Without a route the function keeps its name and can be passed to
 /// `web::resource(..).route(web::post().to(handler))`; with one, it becomes a unit struct
 /// to pass to `App::service` (other methods on the same path fall through to other
-/// resources; unmatched methods get a 404 problem). Each request is first rate limited (the
-/// app's default rate when `rate` is not given), then its body is bounded on the payload
-/// stream itself (`max_body`, else the app's `InputLimits`, 64 KiB by default, for every
-/// extractor: a 413 problem past it), then the handler's own extractors and body run as
-/// written, and the response gets the `RateLimit` / `RateLimit-Policy` fields. A
-/// refused request gets a 429 problem with `Retry-After` before any extractor reads the body.
+/// resources; unmatched methods get a 404 problem). The handler keeps its signature,
+/// extractors and return type. Each request runs, in order:
+///
+/// 1. authentication: a bearer token, when sent, is verified (an invalid one is a 401);
+///    with `auth` a verified token is required (401 without one); `public` never looks at
+///    credentials;
+/// 2. the rate limit, charged to the `key` (by default the principal when there is one,
+///    else the client's address) at the principal's `tier` rate, else the endpoint's
+///    `rate`, else the app's default rate: a refused request gets a 429 problem with
+///    `Retry-After` before any extractor reads the body. Each request costs `cost` units;
+///    `burst` is the GCRA bucket's size, and `algorithm = "sliding_window"` allows at most
+///    the rate's count in any window;
+/// 3. authorization: a principal that does not meet `auth(...)`'s conditions gets a 403;
+/// 4. the body limit, on the payload stream itself (`max_body`, else the app's
+///    `InputLimits`, 64 KiB by default, for every extractor: a 413 problem past it);
+/// 5. with `idempotent`, on unsafe methods: the `Idempotency-Key` is claimed, or the
+///    response of the first request with it is replayed for `ttl` (see the runtime's
+///    `idempotency` module);
+/// 6. the handler's own extractors and body, as written.
+///
+/// The response gets the `RateLimit` / `RateLimit-Policy` fields. `crate` names the
+/// runtime crate for code that re-exports it under another path.
 #[proc_macro_attribute]
 pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     let out = endpoint::secure_endpoint(args.into(), item.clone().into());

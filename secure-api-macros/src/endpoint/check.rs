@@ -1,13 +1,15 @@
 //! Checking `#[secure_endpoint]`: every misconfiguration of the options and of the
-//! handler, reported together.
+//! handler, reported together. One function per option; [`endpoint`] puts them together.
 
 use std::collections::HashSet;
 
 use quote::ToTokens;
-use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitInt, Type};
+use syn::{FnArg, Ident, ItemFn, LitInt, LitStr, Type};
 
-use super::model::{ALGORITHMS, Args, Endpoint, Idempotency, KEYS, Limit, Opt, RateValue};
+use super::model::{
+    ALGORITHMS, Args, Auth, Cond, Endpoint, Idempotency, IdempotentArgs, KEYS, Limit, Opt,
+    PermItem, RateValue, Route, Tier,
+};
 use crate::ctxt::Ctxt;
 use crate::{suggest, units};
 
@@ -17,182 +19,32 @@ const MAX_WINDOW_COUNT: u32 = 10_000;
 /// actix extracts at most this many arguments.
 const MAX_ARGS: usize = 16;
 
+/// The endpoint the options and the handler describe, every misuse recorded in `cx`. With
+/// errors, only `func` and `krate` are meaningful (the error fallback uses nothing else).
 pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
     handler(cx, func);
-
-    let route = args
-        .route
+    let route = args.route.as_ref().and_then(|r| route(cx, r));
+    let sliding = args
+        .algorithm
         .as_ref()
-        .and_then(|r| path(cx, &r.path).then(|| (r.method.to_string(), r.path.value())));
-
-    let sliding = match &args.algorithm {
-        None => false,
-        Some(Opt { value, .. }) => match value.value().as_str() {
-            "gcra" => false,
-            "sliding_window" => true,
-            other => {
-                cx.error_spanned_by(value, suggest::unknown("algorithm", other, ALGORITHMS));
-                false
-            }
-        },
-    };
-
-    let unlimited = args
-        .rate
+        .is_some_and(|a| sliding_window(cx, a));
+    let limit = limit(cx, &args, sliding);
+    let cost = args.cost.as_ref().and_then(|c| positive(cx, c));
+    let tiers = args
+        .tiers
         .as_ref()
-        .filter(|r| r.value.value() == "unlimited");
-    let rate = match &args.rate {
-        Some(r) if unlimited.is_none() => parse_rate(cx, &r.value, sliding),
-        _ => None,
-    };
-    let burst = args
-        .burst
-        .as_ref()
-        .and_then(|b| positive(cx, &b.value, "burst"));
-    let cost = args
-        .cost
-        .as_ref()
-        .and_then(|c| positive(cx, &c.value, "cost"));
-
-    if unlimited.is_some() {
-        for (opt, name) in [
-            (args.burst.as_ref().map(|o| &o.key), "burst"),
-            (args.cost.as_ref().map(|o| &o.key), "cost"),
-            (args.algorithm.as_ref().map(|o| &o.key), "algorithm"),
-            (args.key.as_ref().map(|o| &o.key), "key"),
-        ] {
-            if let Some(k) = opt {
-                cx.error_spanned_by(
-                    k,
-                    format!("`{name}` has no effect with `rate = \"unlimited\"`; remove it or give a rate"),
-                );
-            }
-        }
+        .map(|t| tiers(cx, t, sliding))
+        .unwrap_or_default();
+    if let (Some(opt), Some(cost)) = (&args.cost, cost) {
+        affordable(cx, &opt.value, cost, &limit, &tiers);
     }
-    if args.rate.is_none() {
-        // Without `rate` the endpoint's base limit is the app's default policy, which these
-        // options cannot change: refuse them rather than drop them silently.
-        if let Some(b) = &args.burst {
-            cx.error_spanned_by(
-                &b.key,
-                "`burst` applies to the endpoint's own `rate`, and this endpoint has none (it uses the app's default rate); add `rate = \"N/unit\"` or remove `burst`",
-            );
-        }
-        if let (Some(a), None) = (&args.algorithm, &args.tiers) {
-            cx.error_spanned_by(
-                &a.key,
-                "`algorithm` applies to the endpoint's own `rate` and `tier(...)` rates, and this endpoint has neither (it uses the app's default rate); add `rate = \"N/unit\"` or remove `algorithm`",
-            );
-        }
-    }
-    if sliding && let Some(b) = &args.burst {
-        cx.error_spanned_by(
-            &b.key,
-            "`burst` applies to `algorithm = \"gcra\"`; a sliding window allows at most its count in any window",
-        );
-    }
-    if let (Some(cost_value), Some(c)) = (cost, &args.cost) {
-        let capacity = if sliding {
-            rate.map(|r| r.count)
-        } else {
-            burst.or(rate.map(|r| r.count))
-        };
-        if let Some(capacity) = capacity.filter(|cap| cost_value > *cap) {
-            cx.error_spanned_by(
-                &c.value,
-                format!("`cost = {cost_value}` is more than the {capacity} a client can ever have, so every request would be refused"),
-            );
-        }
-    }
-
-    let mut tiers: Vec<(String, RateValue)> = Vec::new();
-    if let Some(t) = &args.tiers {
-        if t.value.is_empty() {
-            cx.error_spanned_by(
-                &t.key,
-                "`tier()` is empty; list tiers such as `tier(premium = \"1000/s\")`",
-            );
-        }
-        let mut seen = HashSet::new();
-        for tier in &t.value {
-            let name = tier.name.to_string();
-            if !seen.insert(name.clone()) {
-                cx.error_spanned_by(&tier.name, format!("duplicate tier `{name}`"));
-                continue;
-            }
-            if let Some(r) = parse_rate(cx, &tier.rate, sliding) {
-                // A tier's policy has no burst of its own: its capacity is its count.
-                if let (Some(cost_value), Some(c)) = (cost, &args.cost)
-                    && cost_value > r.count
-                {
-                    cx.error_spanned_by(
-                        &c.value,
-                        format!("`cost = {cost_value}` is more than the {} a client of tier `{name}` can ever have, so every request of that tier would be refused; lower `cost` or raise the tier's rate", r.count),
-                    );
-                }
-                tiers.push((name, r));
-            }
-        }
-    }
-
-    let key = match &args.key {
-        None => "Auto",
-        Some(k) => match k.value.value().as_str() {
-            "ip" => "Ip",
-            "principal" => "Principal",
-            "ip_and_principal" => "IpAndPrincipal",
-            other => {
-                cx.error_spanned_by(&k.value, suggest::unknown("key", other, KEYS));
-                "Auto"
-            }
-        },
-    };
-
-    let max_body = args
-        .max_body
-        .as_ref()
-        .and_then(|m| match units::size(&m.value.value()) {
-            Ok(bytes) => Some(bytes),
-            Err(msg) => {
-                cx.error_spanned_by(&m.value, msg);
-                None
-            }
-        });
-
+    let key = args.key.as_ref().map_or("Auto", |k| key(cx, k));
+    let max_body = args.max_body.as_ref().and_then(|m| max_body(cx, m));
     let idempotency = args
         .idempotent
         .as_ref()
         .map(|i| idempotent(cx, i, args.route.as_ref()));
-
-    if let (Some(public), Some(_)) = (&args.public, &args.auth) {
-        cx.error_spanned_by(
-            &public.key,
-            "`public` means no authentication and conflicts with `auth`; keep one",
-        );
-    }
-    if let Some(auth) = &args.auth {
-        conds(cx, &auth.value);
-    }
-
-    let limit = if unlimited.is_some() {
-        Limit::Unlimited
-    } else {
-        match rate {
-            Some(rate) => Limit::Rate {
-                rate,
-                burst,
-                sliding,
-            },
-            None => Limit::Default,
-        }
-    };
-
-    let auth = match (args.auth, args.public) {
-        (Some(auth), _) => Some(Some(auth.value)),
-        (None, Some(_)) => Some(None),
-        (None, None) => None,
-    };
-
+    let auth = auth(cx, args.auth, args.public);
     Endpoint {
         func,
         route,
@@ -205,58 +57,227 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         krate: args.krate.map(|k| k.value),
         idempotency,
         auth,
-        arg_types: func
-            .sig
-            .inputs
-            .iter()
-            .filter_map(|a| match a {
-                FnArg::Typed(t) => Some(&*t.ty),
-                FnArg::Receiver(_) => None,
-            })
-            .collect(),
+        arg_types: arg_types(func),
     }
 }
 
-fn conds(cx: &Ctxt, list: &[super::model::Cond]) {
-    use super::model::{Cond, PermItem};
+/// The route's method and path, when the path is well formed.
+fn route(cx: &Ctxt, route: &Route) -> Option<(String, String)> {
+    path(cx, &route.path).then(|| (route.method.to_string(), route.path.value()))
+}
+
+/// `algorithm = "..."`: whether it is the sliding window.
+fn sliding_window(cx: &Ctxt, algorithm: &Opt<LitStr>) -> bool {
+    match algorithm.value.value().as_str() {
+        "gcra" => false,
+        "sliding_window" => true,
+        other => {
+            cx.error_spanned_by(
+                &algorithm.value,
+                suggest::unknown("algorithm", other, ALGORITHMS),
+            );
+            false
+        }
+    }
+}
+
+/// `rate`, with `burst`: the endpoint's own limit, and the options that need one.
+fn limit(cx: &Ctxt, args: &Args, sliding: bool) -> Limit {
+    let Some(rate) = &args.rate else {
+        without_rate(cx, args);
+        return Limit::Default;
+    };
+    if rate.value.value() == "unlimited" {
+        unlimited(cx, args);
+        return Limit::Unlimited;
+    }
+    let rate = parse_rate(cx, &rate.value, sliding);
+    let burst = args.burst.as_ref().and_then(|b| positive(cx, b));
+    if let (true, Some(b)) = (sliding, &args.burst) {
+        cx.error_spanned_by(
+            &b.key,
+            "`burst` applies to `algorithm = \"gcra\"`; a sliding window allows at most its count in any window",
+        );
+    }
+    match rate {
+        Some(rate) => Limit::Rate {
+            rate,
+            burst,
+            sliding,
+        },
+        // The error is recorded: this value is never expanded.
+        None => Limit::Default,
+    }
+}
+
+/// Without `rate` the endpoint's base limit is the app's default policy, which `burst` and
+/// `algorithm` cannot change: refuse them rather than drop them silently.
+fn without_rate(cx: &Ctxt, args: &Args) {
+    if let Some(b) = &args.burst {
+        cx.error_spanned_by(
+            &b.key,
+            "`burst` applies to the endpoint's own `rate`, and this endpoint has none (it uses the app's default rate); add `rate = \"N/unit\"` or remove `burst`",
+        );
+    }
+    if let (Some(a), None) = (&args.algorithm, &args.tiers) {
+        cx.error_spanned_by(
+            &a.key,
+            "`algorithm` applies to the endpoint's own `rate` and `tier(...)` rates, and this endpoint has neither (it uses the app's default rate); add `rate = \"N/unit\"` or remove `algorithm`",
+        );
+    }
+}
+
+/// `rate = "unlimited"`: the options of a limit have nothing to apply to.
+fn unlimited(cx: &Ctxt, args: &Args) {
+    let keys = [
+        args.burst.as_ref().map(|o| &o.key),
+        args.cost.as_ref().map(|o| &o.key),
+        args.algorithm.as_ref().map(|o| &o.key),
+        args.key.as_ref().map(|o| &o.key),
+    ];
+    for key in keys.into_iter().flatten() {
+        cx.error_spanned_by(
+            key,
+            format!("`{key}` has no effect with `rate = \"unlimited\"`; remove it or give a rate"),
+        );
+    }
+}
+
+/// `tier(...)`: each tier's rate; empty lists and duplicate tiers are refused.
+fn tiers(cx: &Ctxt, opt: &Opt<Vec<Tier>>, sliding: bool) -> Vec<(String, RateValue)> {
+    if opt.value.is_empty() {
+        cx.error_spanned_by(
+            &opt.key,
+            "`tier()` is empty; list tiers such as `tier(premium = \"1000/s\")`",
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut tiers = Vec::new();
+    for tier in &opt.value {
+        let name = tier.name.to_string();
+        if !seen.insert(name.clone()) {
+            cx.error_spanned_by(&tier.name, format!("duplicate tier `{name}`"));
+        } else if let Some(rate) = parse_rate(cx, &tier.rate, sliding) {
+            tiers.push((name, rate));
+        }
+    }
+    tiers
+}
+
+/// `cost`: a cost no client can ever pay would refuse every request. The base limit holds
+/// its `burst` (GCRA) or its count (sliding window); a tier's policy has no burst of its
+/// own, so it holds its count.
+fn affordable(cx: &Ctxt, lit: &LitInt, cost: u32, limit: &Limit, tiers: &[(String, RateValue)]) {
+    if let Limit::Rate {
+        rate,
+        burst,
+        sliding,
+    } = limit
+    {
+        let capacity = if *sliding {
+            rate.count
+        } else {
+            burst.unwrap_or(rate.count)
+        };
+        if cost > capacity {
+            cx.error_spanned_by(
+                lit,
+                format!("`cost = {cost}` is more than the {capacity} a client can ever have, so every request would be refused"),
+            );
+        }
+    }
+    for (name, rate) in tiers.iter().filter(|(_, rate)| cost > rate.count) {
+        cx.error_spanned_by(
+            lit,
+            format!("`cost = {cost}` is more than the {} a client of tier `{name}` can ever have, so every request of that tier would be refused; lower `cost` or raise the tier's rate", rate.count),
+        );
+    }
+}
+
+/// `key = "..."`: the name of the runtime's `KeyKind` variant.
+fn key(cx: &Ctxt, key: &Opt<LitStr>) -> &'static str {
+    match key.value.value().as_str() {
+        "ip" => "Ip",
+        "principal" => "Principal",
+        "ip_and_principal" => "IpAndPrincipal",
+        other => {
+            cx.error_spanned_by(&key.value, suggest::unknown("key", other, KEYS));
+            "Auto"
+        }
+    }
+}
+
+/// `max_body = "16KiB"`: bytes.
+fn max_body(cx: &Ctxt, max_body: &Opt<LitStr>) -> Option<u64> {
+    units::size(&max_body.value.value())
+        .map_err(|msg| cx.error_spanned_by(&max_body.value, msg))
+        .ok()
+}
+
+/// `auth(...)` and `public`, which conflict.
+fn auth(cx: &Ctxt, auth: Option<Opt<Vec<Cond>>>, public: Option<Opt<()>>) -> Auth {
+    match (auth, public) {
+        (Some(auth), public) => {
+            if let Some(public) = public {
+                cx.error_spanned_by(
+                    &public.key,
+                    "`public` means no authentication and conflicts with `auth`; keep one",
+                );
+            }
+            conds(cx, &auth.value);
+            Auth::Required(auth.value)
+        }
+        (None, Some(_)) => Auth::Public,
+        (None, None) => Auth::Optional,
+    }
+}
+
+/// The conditions of `auth(...)`, `any(...)` and `all(...)`.
+fn conds(cx: &Ctxt, list: &[Cond]) {
     for cond in list {
         match cond {
-            Cond::Roles(key, roles) => {
-                if roles.is_empty() {
-                    cx.error_spanned_by(key, "`roles()` is empty; name at least one role, or write `auth` alone for any authenticated caller");
-                }
-                let mut seen = HashSet::new();
-                for role in roles {
-                    let v = role.value();
-                    if !is_identifier(&v, false) {
-                        cx.error_spanned_by(role, format!("`{v}` is not a valid role: use letters, digits, `_` and `-`, starting with a letter (at most 64)"));
-                    } else if !seen.insert(v.clone()) {
-                        cx.error_spanned_by(role, format!("duplicate role `{v}`"));
-                    }
-                }
-            }
-            Cond::Permissions(key, perms) => {
-                if perms.is_empty() {
-                    cx.error_spanned_by(key, "`permissions()` is empty; name at least one permission, such as `permissions(\"users:delete\")`");
-                }
-                let mut seen = HashSet::new();
-                for perm in perms {
-                    if let PermItem::Name(lit) = perm {
-                        let v = lit.value();
-                        if !is_identifier(&v, true) {
-                            cx.error_spanned_by(lit, format!("`{v}` is not a valid permission: `resource:action` segments of letters, digits, `_`, `-` and `.`, separated by `:`"));
-                        } else if !seen.insert(v.clone()) {
-                            cx.error_spanned_by(lit, format!("duplicate permission `{v}`"));
-                        }
-                    }
-                }
-            }
+            Cond::Roles(key, names) => roles(cx, key, names),
+            Cond::Permissions(key, perms) => permissions(cx, key, perms),
             Cond::Any(key, inner) | Cond::All(key, inner) => {
                 if inner.is_empty() {
                     cx.error_spanned_by(key, format!("`{key}()` is empty; list conditions such as `{key}(roles(\"admin\"), permissions(\"users:delete\"))`"));
                 }
                 conds(cx, inner);
             }
+        }
+    }
+}
+
+/// `roles(...)`: at least one, each a valid role, none twice.
+fn roles(cx: &Ctxt, key: &Ident, roles: &[LitStr]) {
+    if roles.is_empty() {
+        cx.error_spanned_by(key, "`roles()` is empty; name at least one role, or write `auth` alone for any authenticated caller");
+    }
+    let mut seen = HashSet::new();
+    for role in roles {
+        let v = role.value();
+        if !is_identifier(&v, false) {
+            cx.error_spanned_by(role, format!("`{v}` is not a valid role: use letters, digits, `_` and `-`, starting with a letter (at most 64)"));
+        } else if !seen.insert(v.clone()) {
+            cx.error_spanned_by(role, format!("duplicate role `{v}`"));
+        }
+    }
+}
+
+/// `permissions(...)`: at least one, each string a valid permission, none twice. Typed
+/// permissions are checked by the compiler.
+fn permissions(cx: &Ctxt, key: &Ident, perms: &[PermItem]) {
+    if perms.is_empty() {
+        cx.error_spanned_by(key, "`permissions()` is empty; name at least one permission, such as `permissions(\"users:delete\")`");
+    }
+    let mut seen = HashSet::new();
+    for perm in perms {
+        let PermItem::Name(lit) = perm else { continue };
+        let v = lit.value();
+        if !is_identifier(&v, true) {
+            cx.error_spanned_by(lit, format!("`{v}` is not a valid permission: `resource:action` segments of letters, digits, `_`, `-` and `.`, separated by `:`"));
+        } else if !seen.insert(v.clone()) {
+            cx.error_spanned_by(lit, format!("duplicate permission `{v}`"));
         }
     }
 }
@@ -278,61 +299,38 @@ fn is_identifier(s: &str, permission: bool) -> bool {
         }
 }
 
-/// Longest replay window: 30 days.
-const MAX_TTL_MS: u64 = 30 * 86_400_000;
-/// Longest wait for an in-flight request: 30 seconds.
-const MAX_WAIT_MS: u64 = 30_000;
+/// The longest duration an `idempotent` option allows, and how to say it.
+struct Longest {
+    ms: u64,
+    said: &'static str,
+}
 
-fn idempotent(
-    cx: &Ctxt,
-    opt: &Opt<super::model::IdempotentArgs>,
-    route: Option<&super::model::Route>,
-) -> Idempotency {
+/// Longest replay window: 30 days.
+const MAX_TTL: Longest = Longest {
+    ms: 30 * 86_400_000,
+    said: "30 days (\"30day\")",
+};
+/// Longest wait for an in-flight request: 30 seconds.
+const MAX_WAIT: Longest = Longest {
+    ms: 30_000,
+    said: "30 seconds (\"30s\")",
+};
+
+/// `idempotent(...)`: on a route that can change state, with a `ttl` and a shorter `wait`.
+fn idempotent(cx: &Ctxt, opt: &Opt<IdempotentArgs>, route: Option<&Route>) -> Idempotency {
     if let Some(route) = route {
-        let method = route.method.to_string();
-        if matches!(method.as_str(), "get" | "head" | "options") {
-            cx.error_spanned_by(
-                &opt.key,
-                format!(
-                    "`idempotent` does not apply to {} routes: {} requests are safe and idempotent already; use it on `post` or `patch`",
-                    method.to_uppercase(),
-                    method.to_uppercase()
-                ),
-            );
-        }
+        refuse_safe_method(cx, &opt.key, &route.method);
     }
     let args = &opt.value;
-    let duration =
-        |o: &Opt<syn::LitStr>, max: u64, what: &str| match units::duration(&o.value.value()) {
-            Ok(ms) if ms > max => {
-                cx.error_spanned_by(
-                    &o.value,
-                    format!(
-                        "`{what}` is at most {}",
-                        if max == MAX_TTL_MS {
-                            "30 days (\"30day\")"
-                        } else {
-                            "30 seconds (\"30s\")"
-                        }
-                    ),
-                );
-                None
-            }
-            Ok(ms) => Some(ms),
-            Err(msg) => {
-                cx.error_spanned_by(&o.value, msg);
-                None
-            }
-        };
     let ttl_ms = args
         .ttl
         .as_ref()
-        .and_then(|t| duration(t, MAX_TTL_MS, "ttl"))
+        .and_then(|t| duration(cx, t, &MAX_TTL))
         .unwrap_or(DEFAULT_TTL_MS);
     let wait_ms = args
         .wait
         .as_ref()
-        .and_then(|w| duration(w, MAX_WAIT_MS, "wait"))
+        .and_then(|w| duration(cx, w, &MAX_WAIT))
         .unwrap_or(0);
     if let Some(w) = &args.wait
         && wait_ms >= ttl_ms
@@ -343,6 +341,35 @@ fn idempotent(
         ttl_ms,
         required: args.required.as_ref().is_none_or(|r| r.value.value),
         wait_ms,
+    }
+}
+
+/// `idempotent` on a GET, HEAD or OPTIONS route, whose requests are idempotent already.
+fn refuse_safe_method(cx: &Ctxt, idempotent: &Ident, method: &Ident) {
+    let method = method.to_string().to_uppercase();
+    if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        cx.error_spanned_by(
+            idempotent,
+            format!(
+                "`idempotent` does not apply to {method} routes: {method} requests are safe and idempotent already; use it on `post` or `patch`"
+            ),
+        );
+    }
+}
+
+/// `ttl` or `wait`: milliseconds, at most `longest`.
+fn duration(cx: &Ctxt, opt: &Opt<LitStr>, longest: &Longest) -> Option<u64> {
+    match units::duration(&opt.value.value()) {
+        Ok(ms) if ms > longest.ms => {
+            let message = format!("`{}` is at most {}", opt.key, longest.said);
+            cx.error_spanned_by(&opt.value, message);
+            None
+        }
+        Ok(ms) => Some(ms),
+        Err(msg) => {
+            cx.error_spanned_by(&opt.value, msg);
+            None
+        }
     }
 }
 
@@ -374,7 +401,9 @@ fn parse_rate(cx: &Ctxt, lit: &syn::LitStr, sliding: bool) -> Option<RateValue> 
     }
 }
 
-fn positive(cx: &Ctxt, lit: &LitInt, what: &str) -> Option<u32> {
+/// `burst` or `cost`: a positive `u32`.
+fn positive(cx: &Ctxt, opt: &Opt<LitInt>) -> Option<u32> {
+    let (lit, what) = (&opt.value, &opt.key);
     match lit.base10_parse::<u64>() {
         Ok(0) => {
             cx.error_spanned_by(
@@ -424,23 +453,7 @@ fn path(cx: &Ctxt, lit: &syn::LitStr) -> bool {
             return fail("unbalanced `}` in the route path".to_owned());
         }
         let after = &rest[open + 1..];
-        // A regex may hold `{m,n}` quantifiers: find the matching close brace.
-        let mut depth = 1;
-        let mut end = None;
-        for (i, c) in after.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(i);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(end) = end else {
+        let Some(end) = closing_brace(after) else {
             return fail(
                 "unclosed `{` in the route path; segments are written `{name}`".to_owned(),
             );
@@ -463,6 +476,25 @@ fn path(cx: &Ctxt, lit: &syn::LitStr) -> bool {
     true
 }
 
+/// The index of the `}` closing a segment whose `{` came just before `after`. A regex may
+/// hold `{m,n}` quantifiers, so braces are counted.
+fn closing_brace(after: &str) -> Option<usize> {
+    let mut depth = 1;
+    for (i, c) in after.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Checks the handler function itself.
 fn handler(cx: &Ctxt, func: &ItemFn) {
     let sig = &func.sig;
@@ -478,33 +510,37 @@ fn handler(cx: &Ctxt, func: &ItemFn) {
             "`#[secure_endpoint]` does not support generic handlers: write one concrete handler per type",
         );
     }
-    let mut typed = 0;
     for arg in &sig.inputs {
         match arg {
             FnArg::Receiver(r) => cx.error_spanned_by(
                 r,
                 "`#[secure_endpoint]` handlers cannot take `self`; write a free function and reach shared state through `web::Data`",
             ),
-            FnArg::Typed(t) => {
-                typed += 1;
-                if let Some(what) = raw_body(&t.ty) {
-                    cx.error_spanned_by(
-                        &t.ty,
-                        format!(
-                            "`{what}` skips validation; take `Valid<T>` instead and add `#[derive(SecureInput)]` to `T`"
-                        ),
-                    );
-                }
-                if matches!(*t.ty, Type::ImplTrait(_)) {
-                    cx.error_spanned_by(&t.ty, "`impl Trait` arguments make the handler generic; name the extractor type");
-                }
-            }
+            FnArg::Typed(t) => argument(cx, &t.ty),
         }
     }
-    if typed > MAX_ARGS {
-        cx.error_at(
-            sig.inputs.span(),
+    if let Some(extra) = arg_types(func).get(MAX_ARGS) {
+        cx.error_spanned_by(
+            extra,
             format!("actix extracts at most {MAX_ARGS} arguments; group some in a struct"),
+        );
+    }
+}
+
+/// One argument of the handler: an extractor actix can name, and not a raw body.
+fn argument(cx: &Ctxt, ty: &Type) {
+    if let Some(what) = raw_body(ty) {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "`{what}` skips validation; take `Valid<T>` instead and add `#[derive(SecureInput)]` to `T`"
+            ),
+        );
+    }
+    if matches!(ty, Type::ImplTrait(_)) {
+        cx.error_spanned_by(
+            ty,
+            "`impl Trait` arguments make the handler generic; name the extractor type",
         );
     }
 }
@@ -519,4 +555,16 @@ fn raw_body(ty: &Type) -> Option<String> {
         "Json" => Some(ty.to_token_stream().to_string().replace(' ', "")),
         _ => None,
     }
+}
+
+/// The handler's argument types, in order.
+fn arg_types(func: &ItemFn) -> Vec<&Type> {
+    func.sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(&*t.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::model::{Cond, Endpoint, Limit, PermItem, RateValue};
+use super::model::{Auth, Cond, Endpoint, Limit, PermItem, RateValue};
 
 fn runtime(e: &Endpoint<'_>) -> TokenStream {
     match &e.krate {
@@ -80,9 +80,9 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
         None => name.clone(),
     };
     let auth = match &e.auth {
-        None => quote!(#p::AuthRequirement::Optional),
-        Some(None) => quote!(#p::AuthRequirement::Public),
-        Some(Some(conds)) => {
+        Auth::Optional => quote!(#p::AuthRequirement::Optional),
+        Auth::Public => quote!(#p::AuthRequirement::Public),
+        Auth::Required(conds) => {
             let rule = match conds.as_slice() {
                 [] => quote!(#p::Rule::Authenticated),
                 [one] => rule(p, one),
@@ -138,7 +138,6 @@ fn rule(p: &TokenStream, cond: &Cond) -> TokenStream {
 fn wrapper(e: &Endpoint<'_>, p: &TokenStream, vis: &syn::Visibility) -> TokenStream {
     let func = e.func;
     let name = &func.sig.ident;
-    let docs = func.attrs.iter().filter(|a| a.path().is_ident("doc"));
     let spec = spec(e, p);
     let args: Vec<_> = (0..e.arg_types.len())
         .map(|i| format_ident!("__arg{}", i, span = Span::mixed_site()))
@@ -154,36 +153,48 @@ fn wrapper(e: &Endpoint<'_>, p: &TokenStream, vis: &syn::Visibility) -> TokenStr
             };
         }
     });
+    let body = quote! {
+        #[allow(clippy::too_many_arguments)]
+        #func
+        #spec
+        #p::run(&__SECURE_ENDPOINT, __req, __payload.into_inner(), |__req, mut __payload| async move {
+            #(#extract)*
+            let __out = #name(#(#args),*).await;
+            ::core::result::Result::Ok(#aw::Responder::respond_to(__out, &__req).map_into_boxed_body())
+        }).await
+    };
+    handler_fn(e, p, vis, &body)
+}
+
+/// `async fn name(__req: HttpRequest, __payload: web::Payload) -> HttpResponse { body }`,
+/// with the user's docs: the shape of an endpoint without a route.
+fn handler_fn(
+    e: &Endpoint<'_>,
+    p: &TokenStream,
+    vis: &syn::Visibility,
+    body: &TokenStream,
+) -> TokenStream {
+    let name = &e.func.sig.ident;
+    let docs = e.func.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    let aw = quote!(#p::actix_web);
     quote! {
         #(#docs)*
         #vis async fn #name(
             __req: #aw::HttpRequest,
             __payload: #aw::web::Payload,
         ) -> #aw::HttpResponse {
-            #[allow(clippy::too_many_arguments)]
-            #func
-            #spec
-            #p::run(&__SECURE_ENDPOINT, __req, __payload.into_inner(), |__req, mut __payload| async move {
-                #(#extract)*
-                let __out = #name(#(#args),*).await;
-                ::core::result::Result::Ok(#aw::Responder::respond_to(__out, &__req).map_into_boxed_body())
-            }).await
+            #body
         }
     }
 }
 
-pub fn endpoint(e: &Endpoint<'_>) -> TokenStream {
-    let p = runtime(e);
+/// A unit struct named after the handler whose `HttpServiceFactory::register` runs
+/// `register`, with the user's docs: the shape of an endpoint with a route.
+fn service(e: &Endpoint<'_>, p: &TokenStream, register: &TokenStream) -> TokenStream {
     let vis = &e.func.vis;
-    let Some((method, path)) = &e.route else {
-        return wrapper(e, &p, vis);
-    };
     let name = &e.func.sig.ident;
-    let name_str = name.to_string();
-    let method = format_ident!("{}", method.to_uppercase());
-    let inner = wrapper(e, &p, &syn::Visibility::Inherited);
-    let aw = quote!(#p::actix_web);
     let docs = e.func.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    let aw = quote!(#p::actix_web);
     quote! {
         #(#docs)*
         #[allow(non_camel_case_types, missing_docs)]
@@ -191,19 +202,58 @@ pub fn endpoint(e: &Endpoint<'_>) -> TokenStream {
 
         impl #aw::dev::HttpServiceFactory for #name {
             fn register(self, __config: &mut #aw::dev::AppService) {
-                #inner
-                let __resource = #aw::Resource::new(#path)
-                    .name(#name_str)
-                    .guard(#aw::guard::Method(#aw::http::Method::#method))
-                    .to(#name);
-                #aw::dev::HttpServiceFactory::register(__resource, __config);
+                #register
             }
         }
     }
 }
 
-/// On error: the user's function as written (so its body is still checked and used), with
-/// the errors beside it.
-pub fn fallback(func: &syn::ItemFn) -> TokenStream {
-    quote!(#func)
+pub fn endpoint(e: &Endpoint<'_>) -> TokenStream {
+    let p = runtime(e);
+    let Some((method, path)) = &e.route else {
+        return wrapper(e, &p, &e.func.vis);
+    };
+    let name = &e.func.sig.ident;
+    let name_str = name.to_string();
+    let method = format_ident!("{}", method.to_uppercase());
+    let inner = wrapper(e, &p, &syn::Visibility::Inherited);
+    let aw = quote!(#p::actix_web);
+    let register = quote! {
+        #inner
+        let __resource = #aw::Resource::new(#path)
+            .name(#name_str)
+            .guard(#aw::guard::Method(#aw::http::Method::#method))
+            .to(#name);
+        #aw::dev::HttpServiceFactory::register(__resource, __config);
+    };
+    service(e, &p, &register)
+}
+
+/// On error: the items [`endpoint`] would make (the service with a route, the handler
+/// function without one), so that code using the handler still type-checks and only the
+/// real errors are reported. No policy is built and nothing is registered: the build fails
+/// on the errors beside this code, so it never runs. The user's function is nested inside
+/// as written, so its body is still checked.
+///
+/// A method (a `self` receiver, itself an error) is emitted as written: neither shape can
+/// stand in an `impl` block.
+pub fn fallback(e: &Endpoint<'_>, routed: bool) -> TokenStream {
+    let func = e.func;
+    if func.sig.receiver().is_some() {
+        return quote!(#func);
+    }
+    let p = runtime(e);
+    let nested = quote! {
+        #[allow(dead_code)]
+        #func
+    };
+    if routed {
+        return service(e, &p, &nested);
+    }
+    let aw = quote!(#p::actix_web);
+    let body = quote! {
+        #nested
+        #aw::HttpResponse::InternalServerError().finish()
+    };
+    handler_fn(e, &p, &e.func.vis, &body)
 }

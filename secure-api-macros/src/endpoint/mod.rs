@@ -2,7 +2,7 @@
 
 mod check;
 mod expand;
-mod model;
+pub(crate) mod model;
 mod parse;
 
 use proc_macro2::TokenStream;
@@ -22,6 +22,7 @@ pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
             return out;
         }
     };
+    let routed = parse::names_a_route(&args);
     let cx = Ctxt::new();
     let parsed = parse::args(&cx, args);
     let endpoint = check::endpoint(&cx, parsed, &func);
@@ -29,7 +30,7 @@ pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(()) => expand::endpoint(&endpoint),
         Err(errors) => {
             let mut out = errors.to_compile_error();
-            out.extend(expand::fallback(&func));
+            out.extend(expand::fallback(&endpoint, routed));
             out
         }
     }

@@ -116,6 +116,18 @@ pub struct Idempotency {
     pub wait_ms: u64,
 }
 
+/// Who may call the endpoint (`AuthRequirement` at run time).
+pub enum Auth {
+    /// Neither `auth` nor `public`: a bearer token, when sent, is verified and names the
+    /// client; without one the caller is anonymous.
+    Optional,
+    /// `public`: credentials are never looked at.
+    Public,
+    /// `auth` or `auth(...)`: a verified token is required, and its principal must meet
+    /// every condition listed (none: any authenticated principal).
+    Required(Vec<Cond>),
+}
+
 /// The checked endpoint.
 pub struct Endpoint<'a> {
     pub func: &'a syn::ItemFn,
@@ -128,9 +140,7 @@ pub struct Endpoint<'a> {
     pub max_body: Option<u64>,
     pub krate: Option<syn::Path>,
     pub idempotency: Option<Idempotency>,
-    /// `None` for neither `auth` nor `public`; `Some(None)` for `public`; `Some(Some(conds))`
-    /// for `auth(...)` (an empty list: any authenticated principal).
-    pub auth: Option<Option<Vec<Cond>>>,
+    pub auth: Auth,
     /// The handler's argument types, in order.
     pub arg_types: Vec<&'a syn::Type>,
 }

@@ -6,4 +6,16 @@ async fn create<T: SecureInput + serde::de::DeserializeOwned + 'static>(item: Va
     HttpResponse::Created().finish()
 }
 
-fn main() {}
+// Without a route: still a handler for `.to(..)`.
+#[secure_endpoint(rate = "1/s")]
+async fn update<T: SecureInput + serde::de::DeserializeOwned + 'static>(item: Valid<T>) -> HttpResponse {
+    let _ = item;
+    HttpResponse::Ok().finish()
+}
+
+// Using the handlers reports nothing more: the error fallback keeps their shape.
+fn main() {
+    let _ = actix_web::App::new()
+        .service(create)
+        .service(actix_web::web::resource("/api/items/1").route(actix_web::web::put().to(update)));
+}
