@@ -7,11 +7,12 @@ mod common;
 mod ctxt;
 mod endpoint;
 mod input;
-mod suggest;
+/// A link to `secure-api-runtime/src/shared/`: the grammar and limits both crates share.
+mod shared;
 mod ty;
-mod units;
 
 use proc_macro::TokenStream;
+use shared::{limits, suggest, units};
 
 /// Derives `SecureInput`: normalisation and validation of a request struct from
 /// `#[secure(...)]` field attributes.

@@ -9,10 +9,8 @@ use syn::{FnArg, ItemFn, LitInt, Type};
 
 use super::model::{ALGORITHMS, Args, Endpoint, Idempotency, KEYS, Limit, Opt, RateValue};
 use crate::ctxt::Ctxt;
+use crate::limits::{DEFAULT_TTL_MS, MAX_WINDOW_COUNT};
 use crate::{suggest, units};
-
-/// Largest count of a sliding-window rate (its log holds one timestamp per request).
-const MAX_WINDOW_COUNT: u32 = 10_000;
 
 /// actix extracts at most this many arguments.
 const MAX_ARGS: usize = 16;
@@ -345,9 +343,6 @@ fn idempotent(
         wait_ms,
     }
 }
-
-/// Default replay window: 24 hours.
-const DEFAULT_TTL_MS: u64 = 86_400_000;
 
 fn parse_rate(cx: &Ctxt, lit: &syn::LitStr, sliding: bool) -> Option<RateValue> {
     match units::rate(&lit.value()) {
