@@ -186,10 +186,13 @@ fn factor(what: &str, unit: &str, units: &[(&str, u64)]) -> Result<u64, String> 
     }
 }
 
-/// Rates, each with what [`rate`] makes of it: the (count, seconds) or the whole message.
-/// Both crates' tests read this one table.
+/// A rate and what [`rate`] makes of it: the (count, seconds) or the whole message.
 #[cfg(test)]
-pub const RATE_CASES: &[(&str, Result<(u32, u64), &str>)] = &[
+pub type RateCase = (&'static str, Result<(u32, u64), &'static str>);
+
+/// The rates both crates' tests read.
+#[cfg(test)]
+pub const RATE_CASES: &[RateCase] = &[
     ("100/s", Ok((100, 1))),
     ("5/day", Ok((5, 86_400))),
     ("10/min", Ok((10, 60))),
@@ -285,11 +288,19 @@ pub const RATE_CASES: &[(&str, Result<(u32, u64), &str>)] = &[
 mod tests {
     use super::*;
 
+    /// Parses every input of `cases` and compares with the expected value or message.
+    fn table<T: PartialEq + std::fmt::Debug + Copy>(
+        parse: fn(&str) -> Result<T, String>,
+        cases: &[(&str, Result<T, &str>)],
+    ) {
+        for (input, expected) in cases {
+            assert_eq!(parse(input), expected.map_err(str::to_owned), "{input:?}");
+        }
+    }
+
     #[test]
     fn rates() {
-        for (input, expected) in RATE_CASES {
-            assert_eq!(rate(input), expected.map_err(str::to_owned), "{input:?}");
-        }
+        table(rate, RATE_CASES);
     }
 
     #[test]
@@ -299,89 +310,95 @@ mod tests {
         }
     }
 
+    const DURATION_FORM: &str = "write a duration as a whole number and a unit of `ms`, `s`, `min`, `h` or `day`, e.g. `\"24h\"`";
+
     #[test]
     fn durations() {
-        assert_eq!(duration("24h"), Ok(86_400_000));
-        assert_eq!(duration("500ms"), Ok(500));
-        assert_eq!(duration("30day"), Ok(30 * 86_400_000));
-        assert_eq!(
-            duration("24 h"),
-            Err("duration \"24 h\" contains whitespace; write \"24h\"".to_owned())
-        );
-        assert_eq!(
-            duration(" 2s"),
-            Err("duration \" 2s\" contains whitespace; write \"2s\"".to_owned())
-        );
-        assert_eq!(
-            duration("24 hours"),
-            Err(
-                "unknown duration unit `hours`; expected one of: `ms`, `s`, `min`, `h`, `day`"
-                    .to_owned()
-            )
-        );
-        assert_eq!(
-            duration("1.5h"),
-            Err("duration `1.5h` is not a whole number: write a duration as a whole number and a unit of `ms`, `s`, `min`, `h` or `day`, e.g. `\"24h\"`".to_owned())
-        );
-        assert_eq!(
-            duration("10"),
-            Err("duration `10` has no unit: write a duration as a whole number and a unit of `ms`, `s`, `min`, `h` or `day`, e.g. `\"24h\"`".to_owned())
-        );
-        assert!(
-            duration("0s")
-                .unwrap_err()
-                .starts_with("a duration of zero")
-        );
-        assert!(
-            duration("-5s")
-                .unwrap_err()
-                .starts_with("malformed duration")
-        );
-        assert_eq!(
-            duration("18446744073709551615day"),
-            Err("duration `18446744073709551615day` is too large".to_owned())
-        );
-        assert_eq!(
-            duration("18446744073709551616ms"),
-            Err("duration `18446744073709551616ms` is too large".to_owned())
+        let malformed = format!("malformed duration `-5s`: {DURATION_FORM}");
+        let fraction = format!("duration `1.5h` is not a whole number: {DURATION_FORM}");
+        let no_unit = format!("duration `10` has no unit: {DURATION_FORM}");
+        let zero = format!("a duration of zero is not allowed: {DURATION_FORM}");
+        table(
+            duration,
+            &[
+                ("24h", Ok(86_400_000)),
+                ("500ms", Ok(500)),
+                ("30day", Ok(30 * 86_400_000)),
+                (
+                    "24 h",
+                    Err("duration \"24 h\" contains whitespace; write \"24h\""),
+                ),
+                (
+                    " 2s",
+                    Err("duration \" 2s\" contains whitespace; write \"2s\""),
+                ),
+                (
+                    "24 hours",
+                    Err(
+                        "unknown duration unit `hours`; expected one of: `ms`, `s`, `min`, `h`, `day`",
+                    ),
+                ),
+                (
+                    "24H",
+                    Err(
+                        "unknown duration unit `H`; did you mean `h`? expected one of: `ms`, `s`, `min`, `h`, `day`",
+                    ),
+                ),
+                ("-5s", Err(&malformed)),
+                ("1.5h", Err(&fraction)),
+                ("10", Err(&no_unit)),
+                ("0s", Err(&zero)),
+                (
+                    "18446744073709551615day",
+                    Err("duration `18446744073709551615day` is too large"),
+                ),
+                (
+                    "18446744073709551616ms",
+                    Err("duration `18446744073709551616ms` is too large"),
+                ),
+            ],
         );
     }
 
+    const SIZE_FORM: &str = "write a size as a whole number and a unit of `B`, `KB`, `KiB`, `MB`, `MiB`, `GB` or `GiB`, e.g. `\"16KiB\"`";
+
     #[test]
     fn sizes() {
-        assert_eq!(size("16KiB"), Ok(16_384));
-        assert_eq!(size("16KB"), Ok(16_000));
-        assert_eq!(size("512B"), Ok(512));
-        assert_eq!(size("1GiB"), Ok(MAX_BODY_LIMIT));
-        assert_eq!(size("1GB"), Ok(1_000_000_000));
-        assert_eq!(
-            size("16 KiB"),
-            Err("size \"16 KiB\" contains whitespace; write \"16KiB\"".to_owned())
-        );
-        assert_eq!(
-            size("16kib"),
-            Err("unknown size unit `kib`; did you mean `KiB`? expected one of: `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`".to_owned())
-        );
-        assert!(
-            size("1.5MiB")
-                .unwrap_err()
-                .contains("is not a whole number")
-        );
-        assert!(size("0B").unwrap_err().starts_with("a body limit of zero"));
-        assert!(
-            size("0XB")
-                .unwrap_err()
-                .starts_with("unknown size unit `XB`")
-        );
-        assert!(
-            size("2048MiB")
-                .unwrap_err()
-                .contains("over the 1GiB maximum")
-        );
-        assert!(size("2GiB").unwrap_err().contains("over the 1GiB maximum"));
-        assert_eq!(
-            size("99999999999999999999B"),
-            Err("size `99999999999999999999B` is too large; the most is 1GiB".to_owned())
+        let fraction = format!("size `1.5MiB` is not a whole number: {SIZE_FORM}");
+        let zero = format!("a body limit of zero refuses every body: {SIZE_FORM}");
+        let over = |s: &str| {
+            format!(
+                "size `{s}` is over the 1GiB maximum; stream large uploads instead of buffering them"
+            )
+        };
+        let (over_mib, over_gib) = (over("1025MiB"), over("2GiB"));
+        table(
+            size,
+            &[
+                ("16KiB", Ok(16_384)),
+                ("16KB", Ok(16_000)),
+                ("512B", Ok(512)),
+                ("1GB", Ok(1_000_000_000)),
+                ("1GiB", Ok(MAX_BODY_LIMIT)),
+                (
+                    "16 KiB",
+                    Err("size \"16 KiB\" contains whitespace; write \"16KiB\""),
+                ),
+                (
+                    "16kib",
+                    Err(
+                        "unknown size unit `kib`; did you mean `KiB`? expected one of: `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`",
+                    ),
+                ),
+                ("1.5MiB", Err(&fraction)),
+                ("0B", Err(&zero)),
+                ("1025MiB", Err(&over_mib)),
+                ("2GiB", Err(&over_gib)),
+                (
+                    "99999999999999999999B",
+                    Err("size `99999999999999999999B` is too large; the most is 1GiB"),
+                ),
+            ],
         );
     }
 }
