@@ -104,14 +104,15 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 ///         | tier(name = "N/unit", ...)             // per-tier rates; `anonymous` for no principal
 ///         | key = "ip" | "principal" | "ip_and_principal"
 ///         | cost = N                               // units charged per request (default 1)
-///         | max_body = "16KiB"                     // B, KB, KiB, MB, MiB
+///         | max_body = "16KiB"                     // B, KB, KiB, MB, MiB, GB, GiB; at most 1GiB
 ///         | crate = "path::to::secure_api_runtime"
 /// ```
 ///
 /// # Checks
 ///
 /// Unknown options (nearest name suggested), malformed, negative, zero or overflowing rates,
-/// unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost more than the
+/// whitespace inside a rate, size or duration (`"100 / s"`), unknown algorithms, keys and
+/// units, `burst = 0`, `cost = 0`, a cost more than the
 /// endpoint's rate or any of its tiers can ever allow, `burst` without `rate` and
 /// `algorithm` without `rate` or `tier` (the app's default policy would silently replace
 /// them), duplicate options, two routes, `burst`/`cost`/`key`/`algorithm` with
