@@ -1,7 +1,27 @@
 //! Parsing helpers shared by both macros.
 
+use std::fmt::Display;
+
 use syn::Token;
 use syn::meta::ParseNestedMeta;
+
+use crate::ctxt::Ctxt;
+
+/// Whether what follows `key` has the expected form (`form`, e.g. `meta.input.peek(Token![=])`).
+/// When not, records `message` at `key` and skips the value, so that parsing goes on.
+pub fn expect_form(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &syn::Ident,
+    form: bool,
+    message: impl Display,
+) -> syn::Result<bool> {
+    if !form {
+        cx.error_spanned_by(key, message);
+        skip_value(meta)?;
+    }
+    Ok(form)
+}
 
 /// Consumes whatever follows a key (`= value` or `(...)`), so parsing can continue after an
 /// error.

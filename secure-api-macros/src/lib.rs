@@ -9,11 +9,12 @@ mod ctxt;
 mod doc_keys;
 mod endpoint;
 mod input;
-mod suggest;
+/// A link to `secure-api-runtime/src/shared/`: the grammar and limits both crates share.
+mod shared;
 mod ty;
-mod units;
 
 use proc_macro::TokenStream;
+use shared::{limits, suggest, units};
 
 /// Derives `SecureInput`: normalisation and validation of a request struct from
 /// `#[secure(...)]` field attributes.
@@ -106,7 +107,7 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 ///         | tier(name = "N/unit", ...)             // per-tier rates; `anonymous` for no principal
 ///         | key = "ip" | "principal" | "ip_and_principal"
 ///         | cost = N                               // units charged per request (default 1)
-///         | max_body = "16KiB"                     // B, KB, KiB, MB, MiB
+///         | max_body = "16KiB"                     // B, KB, KiB, MB, MiB, GB, GiB; at most 1GiB
 ///         | idempotent                             // with the defaults below
 ///         | idempotent(idempotent_option, ...)
 ///         | auth                                   // any authenticated caller
@@ -130,8 +131,8 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// At compile time, each spanned at the offending token: unknown options (named in full,
 /// with the nearest name suggested) at every level, options in the wrong form, duplicate
 /// options, two routes, malformed route paths; malformed, negative, zero or overflowing
-/// rates, unknown algorithms, keys and units, `burst = 0`, `cost = 0`, a cost more than the
-/// endpoint's rate or any of its tiers can ever allow, `burst` without `rate` and
+/// rates, whitespace inside a rate, size or duration (`"100 / s"`), unknown algorithms,
+/// keys and units, `burst = 0`, `cost = 0`, a cost more than the endpoint's rate or any of its tiers can ever allow, `burst` without `rate` and
 /// `algorithm` without `rate` or `tier` (the app's default policy would silently replace
 /// them), `burst`/`cost`/`key`/`algorithm` with `rate = "unlimited"`, `unlimited` as a
 /// tier's rate, empty `tier()` lists and duplicate tiers, `burst` with a sliding window,

@@ -45,6 +45,7 @@ pub mod idempotency;
 pub mod input;
 pub mod layer;
 pub mod problem;
+mod shared;
 pub mod store;
 pub mod throttle;
 mod tracked;
@@ -85,6 +86,9 @@ pub mod __private {
     pub use crate::auth::{AuthRequirement, Permission, PermissionRef, Rule};
     pub use crate::endpoint::{EndpointSpec, KeyKind, Limit, run};
     pub use crate::idempotency::IdempotencySpec;
+    /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
+    /// fuzzing and property tests.
+    pub use crate::shared::units;
     pub use crate::throttle::{Algorithm, Policy, Rate};
     pub use actix_web;
 

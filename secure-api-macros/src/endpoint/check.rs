@@ -11,10 +11,8 @@ use super::model::{
     PermItem, RateValue, Route, Tier,
 };
 use crate::ctxt::Ctxt;
+use crate::limits::{DEFAULT_TTL_MS, MAX_WINDOW_COUNT};
 use crate::{suggest, units};
-
-/// Largest count of a sliding-window rate (its log holds one timestamp per request).
-const MAX_WINDOW_COUNT: u32 = 10_000;
 
 /// actix extracts at most this many arguments.
 const MAX_ARGS: usize = 16;
@@ -372,9 +370,6 @@ fn duration(cx: &Ctxt, opt: &Opt<LitStr>, longest: &Longest) -> Option<u64> {
         }
     }
 }
-
-/// Default replay window: 24 hours.
-const DEFAULT_TTL_MS: u64 = 86_400_000;
 
 fn parse_rate(cx: &Ctxt, lit: &syn::LitStr, sliding: bool) -> Option<RateValue> {
     match units::rate(&lit.value()) {

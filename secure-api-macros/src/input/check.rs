@@ -143,162 +143,203 @@ fn wrong_type(cx: &Ctxt, rule: &Rule, kind: Kind, hint: &str) {
     );
 }
 
+/// Checks one rule against the field's type: one function per rule.
 fn one(cx: &Ctxt, rule: &Rule, all: &Rules, ty: &syn::Type, kind: Kind) {
     match &rule.kind {
-        RuleKind::Length(bounds) => {
-            if kind.is_number() || matches!(kind, Kind::Bool | Kind::Char) {
-                wrong_type(cx, rule, kind, "use `range(min, max)` for numbers");
-                return;
-            }
-            for n in [&bounds.min, &bounds.max].into_iter().flatten() {
-                if !matches!(n.value, NumValue::Int(v) if v >= 0 && v <= u32::MAX as i128) {
-                    cx.error_at(
-                        n.span(),
-                        "a length bound is a non-negative whole number of characters or elements",
-                    );
-                }
-            }
-            min_max(cx, bounds);
-        }
-        RuleKind::Range(bounds) => {
-            if !(kind.is_number() || kind == Kind::Unknown) {
-                let hint = if kind.is_string() {
-                    "use `length(min, max)` to bound a string's length"
-                } else {
-                    "`range` compares numbers"
-                };
-                wrong_type(cx, rule, kind, hint);
-                return;
-            }
-            if let Kind::Int { signed, bits } = kind {
-                let (lo, hi) = ty::int_bounds(signed, bits);
-                for n in [&bounds.min, &bounds.max].into_iter().flatten() {
-                    match n.value {
-                        NumValue::Float(_) => cx.error_at(
-                            n.span(),
-                            format!(
-                                "`{}` is an integer field; write the bound as a whole number",
-                                ty.to_token_stream()
-                            ),
-                        ),
-                        NumValue::Int(v) if v < lo || v > hi => cx.error_at(
-                            n.span(),
-                            format!(
-                                "bound {v} is outside the range of `{}` ({lo}..={hi})",
-                                ty.to_token_stream()
-                            ),
-                        ),
-                        NumValue::Int(_) => {}
-                    }
-                }
-            }
-            for n in [&bounds.min, &bounds.max].into_iter().flatten() {
-                if matches!(n.value, NumValue::Float(v) if !v.is_finite()) {
-                    cx.error_at(n.span(), "a range bound must be finite");
-                }
-            }
-            min_max(cx, bounds);
-        }
-        RuleKind::Pattern(lit) => {
-            if !string_rule(cx, rule, kind) {
-                return;
-            }
-            if let Err(e) = regex::Regex::new(&anchored(&lit.value())) {
-                cx.error_spanned_by(lit, format!("invalid `pattern` regex: {e}"));
-            }
-        }
+        RuleKind::Length(bounds) => length(cx, rule, bounds, kind),
+        RuleKind::Range(bounds) => range(cx, rule, bounds, ty, kind),
+        RuleKind::Pattern(lit) => pattern(cx, rule, lit, kind),
         RuleKind::Email | RuleKind::Url { .. } | RuleKind::Ip | RuleKind::Uuid => {
             string_rule(cx, rule, kind);
         }
         RuleKind::OneOf(items) => one_of(cx, rule, items, kind),
-        RuleKind::Deny(entries) => {
-            if !string_rule(cx, rule, kind) {
-                return;
-            }
-            if entries.is_empty() {
-                cx.error_spanned_by(
-                    &rule.key,
-                    "`deny()` is empty; list the blocked values or remove the rule",
-                );
-            }
-            let alphabet = alphabet_of(all);
-            let mut seen: Vec<(String, String)> = Vec::new();
-            for entry in entries {
-                let value = entry.value();
-                let key = confusable::key(&value);
-                if key.is_empty() {
-                    cx.error_spanned_by(
-                        entry,
-                        "this `deny` entry has no visible characters, so it would only match \
-                         empty or invisible values; use `length(min = 1)` to refuse empty \
-                         values",
-                    );
-                } else if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
-                    cx.error_spanned_by(
-                        entry,
-                        format!(
-                            "duplicate `deny` entry: it looks the same as {first:?} (entries \
-                             are compared case-insensitively by their confusable skeletons); \
-                             remove one"
-                        ),
-                    );
-                } else if let Some(why) = dead_deny_entry(&key, all, alphabet.as_ref()) {
-                    cx.error_spanned_by(
-                        entry,
-                        format!(
-                            "dead `deny` entry: {why}, so it can never be submitted; remove it"
-                        ),
-                    );
-                }
-                seen.push((key, value));
-            }
-        }
+        RuleKind::Deny(entries) => deny(cx, rule, entries, all, kind),
         RuleKind::Custom(_) => {}
-        RuleKind::Skip => {
-            if !ty::may_nest(ty) {
-                cx.error_spanned_by(
-                    &rule.key,
-                    format!(
-                        "`skip` has nothing to skip: {} is never validated as a nested input; \
-                         remove it",
-                        kind.describe()
-                    ),
-                );
-            }
-        }
-        RuleKind::Nested => {
-            if kind != Kind::Unknown {
-                wrong_type(
-                    cx,
-                    rule,
-                    kind,
-                    "`nested` is for fields whose type derives `SecureInput`",
-                );
-            }
-        }
-        RuleKind::Each(inner) => match ty::seq_item(ty) {
-            Some(item) => rules(cx, inner, item),
-            None => wrong_type(
-                cx,
-                rule,
-                kind,
-                "`each` applies to `Vec<T>`, `VecDeque<T>`, `[T; N]` and `Box<[T]>`",
-            ),
-        },
+        RuleKind::Skip => skip(cx, rule, ty, kind),
+        RuleKind::Nested => nested(cx, rule, kind),
+        RuleKind::Each(inner) => each(cx, rule, inner, ty, kind),
         RuleKind::Trim
         | RuleKind::Lowercase
         | RuleKind::Uppercase
         | RuleKind::Nfc
-        | RuleKind::Nfkc => {
-            if !matches!(kind, Kind::String | Kind::Unknown) {
-                let hint = if kind == Kind::Str {
-                    "normalisers rewrite the value in place and need an owned `String`"
-                } else {
-                    "normalisers apply to `String` fields"
-                };
-                wrong_type(cx, rule, kind, hint);
-            }
+        | RuleKind::Nfkc => normaliser(cx, rule, kind),
+    }
+}
+
+/// `length(min, max)`: on strings and collections, with bounds that count characters or
+/// elements.
+fn length(cx: &Ctxt, rule: &Rule, bounds: &Bounds, kind: Kind) {
+    if kind.is_number() || matches!(kind, Kind::Bool | Kind::Char) {
+        wrong_type(cx, rule, kind, "use `range(min, max)` for numbers");
+        return;
+    }
+    for n in [&bounds.min, &bounds.max].into_iter().flatten() {
+        if !matches!(n.value, NumValue::Int(v) if v >= 0 && v <= u32::MAX as i128) {
+            cx.error_at(
+                n.span(),
+                "a length bound is a non-negative whole number of characters or elements",
+            );
         }
+    }
+    min_max(cx, bounds);
+}
+
+/// `range(min, max)`: on numbers, with finite bounds that fit the field's type.
+fn range(cx: &Ctxt, rule: &Rule, bounds: &Bounds, ty: &syn::Type, kind: Kind) {
+    if !(kind.is_number() || kind == Kind::Unknown) {
+        let hint = if kind.is_string() {
+            "use `length(min, max)` to bound a string's length"
+        } else {
+            "`range` compares numbers"
+        };
+        wrong_type(cx, rule, kind, hint);
+        return;
+    }
+    if let Kind::Int { signed, bits } = kind {
+        int_bounds(cx, bounds, ty, ty::int_bounds(signed, bits));
+    }
+    for n in [&bounds.min, &bounds.max].into_iter().flatten() {
+        if matches!(n.value, NumValue::Float(v) if !v.is_finite()) {
+            cx.error_at(n.span(), "a range bound must be finite");
+        }
+    }
+    min_max(cx, bounds);
+}
+
+/// The bounds of a `range` on an integer field of type `ty`, whose values are `lo..=hi`:
+/// whole numbers within that range.
+fn int_bounds(cx: &Ctxt, bounds: &Bounds, ty: &syn::Type, (lo, hi): (i128, i128)) {
+    for n in [&bounds.min, &bounds.max].into_iter().flatten() {
+        match n.value {
+            NumValue::Float(_) => cx.error_at(
+                n.span(),
+                format!(
+                    "`{}` is an integer field; write the bound as a whole number",
+                    ty.to_token_stream()
+                ),
+            ),
+            NumValue::Int(v) if v < lo || v > hi => cx.error_at(
+                n.span(),
+                format!(
+                    "bound {v} is outside the range of `{}` ({lo}..={hi})",
+                    ty.to_token_stream()
+                ),
+            ),
+            NumValue::Int(_) => {}
+        }
+    }
+}
+
+/// `pattern = "..."`: on strings, a regex that compiles.
+fn pattern(cx: &Ctxt, rule: &Rule, lit: &syn::LitStr, kind: Kind) {
+    if !string_rule(cx, rule, kind) {
+        return;
+    }
+    if let Err(e) = regex::Regex::new(&anchored(&lit.value())) {
+        cx.error_spanned_by(lit, format!("invalid `pattern` regex: {e}"));
+    }
+}
+
+/// `deny(...)`: on strings, a non-empty list of visible entries that differ from each other
+/// and that a value passing the field's other rules could match.
+fn deny(cx: &Ctxt, rule: &Rule, entries: &[syn::LitStr], all: &Rules, kind: Kind) {
+    if !string_rule(cx, rule, kind) {
+        return;
+    }
+    if entries.is_empty() {
+        cx.error_spanned_by(
+            &rule.key,
+            "`deny()` is empty; list the blocked values or remove the rule",
+        );
+    }
+    let alphabet = alphabet_of(all);
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for entry in entries {
+        let value = entry.value();
+        let key = confusable::key(&value);
+        deny_entry(cx, entry, &key, &seen, all, alphabet.as_ref());
+        seen.push((key, value));
+    }
+}
+
+/// One `deny` entry whose confusable key is `key`, after the entries `seen` (key, value).
+fn deny_entry(
+    cx: &Ctxt,
+    entry: &syn::LitStr,
+    key: &str,
+    seen: &[(String, String)],
+    all: &Rules,
+    alphabet: Option<&confusable::KeyAlphabet>,
+) {
+    if key.is_empty() {
+        cx.error_spanned_by(
+            entry,
+            "this `deny` entry has no visible characters, so it would only match empty or \
+             invisible values; use `length(min = 1)` to refuse empty values",
+        );
+    } else if let Some((_, first)) = seen.iter().find(|(k, _)| k == key) {
+        cx.error_spanned_by(
+            entry,
+            format!(
+                "duplicate `deny` entry: it looks the same as {first:?} (entries are compared \
+                 case-insensitively by their confusable skeletons); remove one"
+            ),
+        );
+    } else if let Some(why) = dead_deny_entry(key, all, alphabet) {
+        cx.error_spanned_by(
+            entry,
+            format!("dead `deny` entry: {why}, so it can never be submitted; remove it"),
+        );
+    }
+}
+
+/// `skip`: on a field that would otherwise be validated as a nested input.
+fn skip(cx: &Ctxt, rule: &Rule, ty: &syn::Type, kind: Kind) {
+    if !ty::may_nest(ty) {
+        cx.error_spanned_by(
+            &rule.key,
+            format!(
+                "`skip` has nothing to skip: {} is never validated as a nested input; remove it",
+                kind.describe()
+            ),
+        );
+    }
+}
+
+/// `nested`: on a field whose type may derive `SecureInput`.
+fn nested(cx: &Ctxt, rule: &Rule, kind: Kind) {
+    if kind != Kind::Unknown {
+        wrong_type(
+            cx,
+            rule,
+            kind,
+            "`nested` is for fields whose type derives `SecureInput`",
+        );
+    }
+}
+
+/// `each(...)`: on a sequence, its rules checked against the item type.
+fn each(cx: &Ctxt, rule: &Rule, inner: &Rules, ty: &syn::Type, kind: Kind) {
+    match ty::seq_item(ty) {
+        Some(item) => rules(cx, inner, item),
+        None => wrong_type(
+            cx,
+            rule,
+            kind,
+            "`each` applies to `Vec<T>`, `VecDeque<T>`, `[T; N]` and `Box<[T]>`",
+        ),
+    }
+}
+
+/// `trim`, `lowercase`, `uppercase`, `nfc`, `nfkc`: on owned strings, which they rewrite.
+fn normaliser(cx: &Ctxt, rule: &Rule, kind: Kind) {
+    if !matches!(kind, Kind::String | Kind::Unknown) {
+        let hint = if kind == Kind::Str {
+            "normalisers rewrite the value in place and need an owned `String`"
+        } else {
+            "normalisers apply to `String` fields"
+        };
+        wrong_type(cx, rule, kind, hint);
     }
 }
 

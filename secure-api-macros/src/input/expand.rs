@@ -7,7 +7,7 @@ use syn::LitStr;
 
 use super::check::anchored;
 use super::confusable;
-use super::model::{Container, Literal, NumValue, Number, Rule, RuleKind, Rules};
+use super::model::{Bounds, Container, Literal, NumValue, Number, Rule, RuleKind, Rules};
 use crate::ty::{self, Kind};
 
 pub fn runtime_path(c: &Container<'_>) -> TokenStream {
@@ -231,141 +231,24 @@ fn auto(p: &TokenStream, ty: &syn::Type) -> TokenStream {
     }
 }
 
+/// The check of one rule on `__v: &mut ty`, spanned at the rule: one function per rule.
 fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind, skipped: bool) -> TokenStream {
     let span = rule.key.span();
+    // The value as `&str`, for the string rules.
     let s = quote_spanned!(span=> #p::as_str(&*__v));
     match &rule.kind {
-        RuleKind::Length(b) => {
-            let min = b.min.as_ref().map_or(0, int_value);
-            let max = b.max.as_ref().map_or(u32::MAX as i128, int_value);
-            let (min_lit, max_lit) = (usize_lit(min, span), usize_lit(max, span));
-            let min_b = bound(p, b.min.as_ref(), false);
-            let max_b = bound(p, b.max.as_ref(), false);
-            let max_arg = if b.max.is_some() {
-                quote!(#max_lit)
-            } else {
-                quote!(::core::primitive::usize::MAX)
-            };
-            quote_spanned! {span=>
-                if !#p::length_within(&*__v, #min_lit, #max_arg) {
-                    __errors.push_bounds(&__loc, "length", #min_b, #max_b);
-                }
-            }
-        }
-        RuleKind::Range(b) => {
-            let float = kind == Kind::Float;
-            let arg = |n: &Option<Number>| match n {
-                Some(n) => {
-                    let lit = number(n, float);
-                    quote!(::core::option::Option::Some(&#lit))
-                }
-                None => quote!(::core::option::Option::None),
-            };
-            let (min, max) = (arg(&b.min), arg(&b.max));
-            let min_b = bound(p, b.min.as_ref(), float);
-            let max_b = bound(p, b.max.as_ref(), float);
-            quote_spanned! {span=>
-                if !#p::in_range(&*__v, #min, #max) {
-                    __errors.push_bounds(&__loc, "range", #min_b, #max_b);
-                }
-            }
-        }
-        RuleKind::Pattern(lit) => {
-            let anchored = LitStr::new(&anchored(&lit.value()), lit.span());
-            quote_spanned! {span=>
-                static __PATTERN: #p::Pattern = #p::Pattern::new(#anchored);
-                if !__PATTERN.is_match(#s) {
-                    __errors.push(&__loc, "pattern");
-                }
-            }
-        }
-        RuleKind::Url { public: Some(_) } => {
-            // A malformed URL fails as `url`; a well-formed one whose host is not public
-            // fails as `url_public`.
-            quote_spanned! {span=>
-                if !#p::is_url(#s) {
-                    __errors.push(&__loc, "url");
-                } else if !#p::has_public_host(#s) {
-                    __errors.push(&__loc, "url_public");
-                }
-            }
-        }
+        RuleKind::Length(b) => length(p, b, span),
+        RuleKind::Range(b) => range(p, b, kind, span),
+        RuleKind::Pattern(lit) => pattern(p, lit, &s, span),
+        RuleKind::Url { public: Some(_) } => public_url(p, &s, span),
         RuleKind::Email | RuleKind::Url { public: None } | RuleKind::Ip | RuleKind::Uuid => {
-            let f = syn::Ident::new(&format!("is_{}", rule.name()), span);
-            let code = rule.name();
-            quote_spanned! {span=>
-                if !#p::#f(#s) {
-                    __errors.push(&__loc, #code);
-                }
-            }
+            predicate(p, rule.name(), &s, span)
         }
-        RuleKind::OneOf(items) => {
-            let strings = matches!(items.first(), Some(Literal::Str(_)));
-            if strings {
-                quote_spanned! {span=>
-                    if !#p::one_of(#s, &[#(#items),*]) {
-                        __errors.push(&__loc, "one_of");
-                    }
-                }
-            } else {
-                let float = kind == Kind::Float;
-                let items = items.iter().map(|l| match l {
-                    Literal::Num(n) => number(n, float),
-                    Literal::Str(s) => quote!(#s),
-                });
-                quote_spanned! {span=>
-                    if !#p::one_of(&*__v, &[#(&#items),*]) {
-                        __errors.push(&__loc, "one_of");
-                    }
-                }
-            }
-        }
-        RuleKind::Deny(entries) => {
-            // The entries' confusable keys, computed here once; the runtime computes the
-            // value's key with the same Unicode data.
-            let mut keys: Vec<LitStr> = Vec::new();
-            for e in entries {
-                let key = LitStr::new(&confusable::key(&e.value()), e.span());
-                if !keys.iter().any(|k| k.value() == key.value()) {
-                    keys.push(key);
-                }
-            }
-            quote_spanned! {span=>
-                if #p::is_denied_key(#s, &[#(#keys),*]) {
-                    __errors.push(&__loc, "deny");
-                }
-            }
-        }
-        RuleKind::Custom(path) => {
-            // String fields are passed as `&str`, everything else as `&T`.
-            let arg = if kind.is_string() {
-                s.clone()
-            } else {
-                quote!(&*__v)
-            };
-            quote_spanned! {span=>
-                if let ::core::result::Result::Err(__code) = #p::custom(#arg, #path) {
-                    __errors.push(&__loc, __code);
-                }
-            }
-        }
-        RuleKind::Nested => {
-            // Spanned at the field's type: a type without `SecureInput` is reported there,
-            // with the trait's `on_unimplemented` message naming the derive.
-            quote_spanned! {syn::spanned::Spanned::span(ty)=>
-                <#ty as #p::SecureInput>::secure_at(__v, &__loc, __errors);
-            }
-        }
-        RuleKind::Each(inner) => {
-            let item_ty = ty::seq_item(ty).expect("checked: `each` on a sequence");
-            let body = value(p, inner, item_ty, skipped);
-            quote_spanned! {span=>
-                for (__i, __v) in __v.iter_mut().enumerate() {
-                    let __loc = #p::Location::Index(&__loc, __i);
-                    #body
-                }
-            }
-        }
+        RuleKind::OneOf(items) => one_of(p, items, kind, &s, span),
+        RuleKind::Deny(entries) => deny(p, entries, &s, span),
+        RuleKind::Custom(path) => custom(p, path, kind, &s, span),
+        RuleKind::Nested => nested(p, ty),
+        RuleKind::Each(inner) => each(p, inner, ty, skipped, span),
         RuleKind::Trim
         | RuleKind::Lowercase
         | RuleKind::Uppercase
@@ -373,6 +256,158 @@ fn check(p: &TokenStream, rule: &Rule, ty: &syn::Type, kind: Kind, skipped: bool
         | RuleKind::Nfkc
         | RuleKind::Skip => {
             unreachable!("normalisers are emitted before the checks; `skip` emits nothing")
+        }
+    }
+}
+
+fn length(p: &TokenStream, b: &Bounds, span: Span) -> TokenStream {
+    let min = b.min.as_ref().map_or(0, int_value);
+    let max = b.max.as_ref().map_or(u32::MAX as i128, int_value);
+    let (min_lit, max_lit) = (usize_lit(min, span), usize_lit(max, span));
+    let min_b = bound(p, b.min.as_ref(), false);
+    let max_b = bound(p, b.max.as_ref(), false);
+    let max_arg = if b.max.is_some() {
+        quote!(#max_lit)
+    } else {
+        quote!(::core::primitive::usize::MAX)
+    };
+    quote_spanned! {span=>
+        if !#p::length_within(&*__v, #min_lit, #max_arg) {
+            __errors.push_bounds(&__loc, "length", #min_b, #max_b);
+        }
+    }
+}
+
+fn range(p: &TokenStream, b: &Bounds, kind: Kind, span: Span) -> TokenStream {
+    let float = kind == Kind::Float;
+    let arg = |n: &Option<Number>| match n {
+        Some(n) => {
+            let lit = number(n, float);
+            quote!(::core::option::Option::Some(&#lit))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let (min, max) = (arg(&b.min), arg(&b.max));
+    let min_b = bound(p, b.min.as_ref(), float);
+    let max_b = bound(p, b.max.as_ref(), float);
+    quote_spanned! {span=>
+        if !#p::in_range(&*__v, #min, #max) {
+            __errors.push_bounds(&__loc, "range", #min_b, #max_b);
+        }
+    }
+}
+
+fn pattern(p: &TokenStream, lit: &LitStr, s: &TokenStream, span: Span) -> TokenStream {
+    let anchored = LitStr::new(&anchored(&lit.value()), lit.span());
+    quote_spanned! {span=>
+        static __PATTERN: #p::Pattern = #p::Pattern::new(#anchored);
+        if !__PATTERN.is_match(#s) {
+            __errors.push(&__loc, "pattern");
+        }
+    }
+}
+
+/// `url(public)`: a malformed URL fails as `url`; a well-formed one whose host is not
+/// public fails as `url_public`.
+fn public_url(p: &TokenStream, s: &TokenStream, span: Span) -> TokenStream {
+    quote_spanned! {span=>
+        if !#p::is_url(#s) {
+            __errors.push(&__loc, "url");
+        } else if !#p::has_public_host(#s) {
+            __errors.push(&__loc, "url_public");
+        }
+    }
+}
+
+/// `email`, `url`, `ip`, `uuid`: the runtime's `is_<name>`, failing with the code `<name>`.
+fn predicate(p: &TokenStream, name: &str, s: &TokenStream, span: Span) -> TokenStream {
+    let f = syn::Ident::new(&format!("is_{name}"), span);
+    quote_spanned! {span=>
+        if !#p::#f(#s) {
+            __errors.push(&__loc, #name);
+        }
+    }
+}
+
+fn one_of(
+    p: &TokenStream,
+    items: &[Literal],
+    kind: Kind,
+    s: &TokenStream,
+    span: Span,
+) -> TokenStream {
+    if matches!(items.first(), Some(Literal::Str(_))) {
+        return quote_spanned! {span=>
+            if !#p::one_of(#s, &[#(#items),*]) {
+                __errors.push(&__loc, "one_of");
+            }
+        };
+    }
+    let float = kind == Kind::Float;
+    let items = items.iter().map(|l| match l {
+        Literal::Num(n) => number(n, float),
+        Literal::Str(s) => quote!(#s),
+    });
+    quote_spanned! {span=>
+        if !#p::one_of(&*__v, &[#(&#items),*]) {
+            __errors.push(&__loc, "one_of");
+        }
+    }
+}
+
+/// `deny`: the entries' confusable keys, computed here once; the runtime computes the
+/// value's key with the same Unicode data.
+fn deny(p: &TokenStream, entries: &[LitStr], s: &TokenStream, span: Span) -> TokenStream {
+    let mut keys: Vec<LitStr> = Vec::new();
+    for e in entries {
+        let key = LitStr::new(&confusable::key(&e.value()), e.span());
+        if !keys.iter().any(|k| k.value() == key.value()) {
+            keys.push(key);
+        }
+    }
+    quote_spanned! {span=>
+        if #p::is_denied_key(#s, &[#(#keys),*]) {
+            __errors.push(&__loc, "deny");
+        }
+    }
+}
+
+/// `custom = path`: string fields are passed as `&str`, everything else as `&T`.
+fn custom(
+    p: &TokenStream,
+    path: &syn::Path,
+    kind: Kind,
+    s: &TokenStream,
+    span: Span,
+) -> TokenStream {
+    let arg = if kind.is_string() {
+        s.clone()
+    } else {
+        quote!(&*__v)
+    };
+    quote_spanned! {span=>
+        if let ::core::result::Result::Err(__code) = #p::custom(#arg, #path) {
+            __errors.push(&__loc, __code);
+        }
+    }
+}
+
+/// `nested`, spanned at the field's type: a type without `SecureInput` is reported there,
+/// with the trait's `on_unimplemented` message naming the derive.
+fn nested(p: &TokenStream, ty: &syn::Type) -> TokenStream {
+    quote_spanned! {syn::spanned::Spanned::span(ty)=>
+        <#ty as #p::SecureInput>::secure_at(__v, &__loc, __errors);
+    }
+}
+
+/// `each(...)`: the inner rules on every item, reported at its index.
+fn each(p: &TokenStream, inner: &Rules, ty: &syn::Type, skipped: bool, span: Span) -> TokenStream {
+    let item_ty = ty::seq_item(ty).expect("checked: `each` on a sequence");
+    let body = value(p, inner, item_ty, skipped);
+    quote_spanned! {span=>
+        for (__i, __v) in __v.iter_mut().enumerate() {
+            let __loc = #p::Location::Index(&__loc, __i);
+            #body
         }
     }
 }

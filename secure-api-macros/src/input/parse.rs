@@ -11,7 +11,7 @@ use super::model::{
     URL_OPTIONS,
 };
 use super::serde_attr;
-use crate::common::{nested, skip_value};
+use crate::common::{expect_form, nested, skip_value};
 use crate::ctxt::Ctxt;
 use crate::suggest;
 
@@ -145,151 +145,177 @@ fn rule(cx: &Ctxt, meta: &ParseNestedMeta<'_>, rules: &mut Rules) -> syn::Result
     };
     let name = key.to_string();
     let kind = match name.as_str() {
-        "length" | "range" => {
-            let bounds = bounds(cx, meta, &key)?;
-            if name == "length" {
-                RuleKind::Length(bounds)
-            } else {
-                RuleKind::Range(bounds)
-            }
-        }
-        "pattern" => {
-            if !meta.input.peek(Token![=]) {
-                cx.error_spanned_by(&key, "`pattern` needs a regex: `pattern = \"^[a-z]+$\"`");
-                return skip_value(meta);
-            }
-            RuleKind::Pattern(meta.value()?.parse()?)
-        }
-        "custom" => {
-            if !meta.input.peek(Token![=]) {
-                cx.error_spanned_by(
-                    &key,
-                    "`custom` needs a function: `custom = path::to::check`",
-                );
-                return skip_value(meta);
-            }
-            let value = meta.value()?;
-            if value.peek(LitStr) {
-                let lit: LitStr = value.parse()?;
-                RuleKind::Custom(lit.parse()?)
-            } else {
-                RuleKind::Custom(value.parse()?)
-            }
-        }
-        "one_of" | "deny" => {
-            if !meta.input.peek(syn::token::Paren) {
-                cx.error_spanned_by(
-                    &key,
-                    format!("`{name}` needs a list: `{name}(\"a\", \"b\")`"),
-                );
-                return skip_value(meta);
-            }
-            let content;
-            syn::parenthesized!(content in meta.input);
-            let items = Punctuated::<Literal, Token![,]>::parse_terminated_with(&content, literal)?;
-            if name == "one_of" {
-                RuleKind::OneOf(items.into_iter().collect())
-            } else {
-                let mut entries = Vec::new();
-                for item in items {
-                    match item {
-                        Literal::Str(s) => entries.push(s),
-                        Literal::Num(n) => cx.error_at(
-                            n.span(),
-                            "`deny` entries are strings; for numbers use `range` or `one_of`",
-                        ),
-                    }
-                }
-                RuleKind::Deny(entries)
-            }
-        }
-        "each" => {
-            if !meta.input.peek(syn::token::Paren) {
-                cx.error_spanned_by(
-                    &key,
-                    "`each` needs the rules for every item: `each(length(max = 32))`",
-                );
-                return skip_value(meta);
-            }
-            let mut inner = Rules::default();
-            if !nested(meta, |m| rule(cx, &m, &mut inner))? {
-                cx.error_spanned_by(
-                    &key,
-                    "`each()` is empty; give the rules for every item: `each(length(max = 32))`",
-                );
-            }
-            RuleKind::Each(inner)
-        }
-        "url" if meta.input.peek(syn::token::Paren) => {
-            let mut public = None;
-            let given = nested(meta, |m| {
-                let option = m
-                    .path
-                    .get_ident()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                if option == "public" {
-                    if public.is_some() {
-                        cx.error_spanned_by(&m.path, "duplicate `public` option; keep one");
-                    } else if !m.input.is_empty() && !m.input.peek(Token![,]) {
-                        cx.error_spanned_by(
-                            &m.path,
-                            "`public` takes no value; write `url(public)`",
-                        );
-                        skip_value(&m)?;
-                    }
-                    public = m.path.get_ident().cloned();
-                } else {
-                    cx.error_spanned_by(
-                        &m.path,
-                        suggest::unknown("`url` option", &option, URL_OPTIONS),
-                    );
-                    skip_value(&m)?;
-                }
-                Ok(())
-            })?;
-            if !given {
-                cx.error_spanned_by(
-                    &key,
-                    "`url()` is empty; write `url` for any http(s) URL or `url(public)` to \
-                     refuse private and local hosts",
-                );
-            }
-            RuleKind::Url { public }
-        }
+        "length" => Some(RuleKind::Length(bounds(cx, meta, &key)?)),
+        "range" => Some(RuleKind::Range(bounds(cx, meta, &key)?)),
+        "pattern" => pattern(cx, meta, &key)?,
+        "custom" => custom(cx, meta, &key)?,
+        "one_of" => list(cx, meta, &key)?.map(RuleKind::OneOf),
+        "deny" => list(cx, meta, &key)?.map(|items| deny(cx, items)),
+        "each" => each(cx, meta, &key)?,
+        "url" if meta.input.peek(syn::token::Paren) => Some(url(cx, meta, &key)?),
         "email" | "url" | "ip" | "uuid" | "nested" | "skip" | "trim" | "lowercase"
-        | "uppercase" | "nfc" | "nfkc" => {
-            if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                let fix = if name == "url" {
-                    "write `url` alone, or `url(public)` to refuse private and local hosts"
-                        .to_owned()
-                } else {
-                    format!("write `{name}` alone")
-                };
-                cx.error_spanned_by(&key, format!("`{name}` takes no arguments; {fix}"));
-                skip_value(meta)?;
-            }
-            match name.as_str() {
-                "email" => RuleKind::Email,
-                "url" => RuleKind::Url { public: None },
-                "ip" => RuleKind::Ip,
-                "uuid" => RuleKind::Uuid,
-                "nested" => RuleKind::Nested,
-                "skip" => RuleKind::Skip,
-                "trim" => RuleKind::Trim,
-                "lowercase" => RuleKind::Lowercase,
-                "uppercase" => RuleKind::Uppercase,
-                "nfc" => RuleKind::Nfc,
-                _ => RuleKind::Nfkc,
-            }
-        }
+        | "uppercase" | "nfc" | "nfkc" => Some(bare(cx, meta, &key)?),
         _ => {
             cx.error_spanned_by(&key, suggest::unknown("rule", &name, RULE_KEYS));
             return skip_value(meta);
         }
     };
-    rules.list.push(Rule { key, kind });
+    if let Some(kind) = kind {
+        rules.list.push(Rule { key, kind });
+    }
     Ok(())
+}
+
+const PATTERN_FORM: &str = "`pattern` needs a regex: `pattern = \"^[a-z]+$\"`";
+
+/// `pattern = "regex"`. `None` (error recorded, value skipped) without a value.
+fn pattern(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &syn::Ident,
+) -> syn::Result<Option<RuleKind>> {
+    let form = meta.input.peek(Token![=]);
+    if !expect_form(cx, meta, key, form, PATTERN_FORM)? {
+        return Ok(None);
+    }
+    Ok(Some(RuleKind::Pattern(meta.value()?.parse()?)))
+}
+
+const CUSTOM_FORM: &str = "`custom` needs a function: `custom = path::to::check`";
+
+/// `custom = path::to::check` or `custom = "path::to::check"`. `None` (error recorded,
+/// value skipped) without a value.
+fn custom(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &syn::Ident,
+) -> syn::Result<Option<RuleKind>> {
+    let form = meta.input.peek(Token![=]);
+    if !expect_form(cx, meta, key, form, CUSTOM_FORM)? {
+        return Ok(None);
+    }
+    let value = meta.value()?;
+    let path = if value.peek(LitStr) {
+        value.parse::<LitStr>()?.parse()?
+    } else {
+        value.parse()?
+    };
+    Ok(Some(RuleKind::Custom(path)))
+}
+
+/// The literals of `one_of(...)` or `deny(...)`. `None` (error recorded, value skipped)
+/// without parentheses.
+fn list(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &syn::Ident,
+) -> syn::Result<Option<Vec<Literal>>> {
+    let form = meta.input.peek(syn::token::Paren);
+    let message = format!("`{key}` needs a list: `{key}(\"a\", \"b\")`");
+    if !expect_form(cx, meta, key, form, message)? {
+        return Ok(None);
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let items = Punctuated::<Literal, Token![,]>::parse_terminated_with(&content, literal)?;
+    Ok(Some(items.into_iter().collect()))
+}
+
+/// `deny(...)` from its literals, which must be strings.
+fn deny(cx: &Ctxt, items: Vec<Literal>) -> RuleKind {
+    let mut entries = Vec::new();
+    for item in items {
+        match item {
+            Literal::Str(s) => entries.push(s),
+            Literal::Num(n) => cx.error_at(
+                n.span(),
+                "`deny` entries are strings; for numbers use `range` or `one_of`",
+            ),
+        }
+    }
+    RuleKind::Deny(entries)
+}
+
+const EACH_FORM: &str = "`each` needs the rules for every item: `each(length(max = 32))`";
+
+/// `each(rules...)`: the rules for every item. `None` (error recorded, value skipped)
+/// without parentheses.
+fn each(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<Option<RuleKind>> {
+    let form = meta.input.peek(syn::token::Paren);
+    if !expect_form(cx, meta, key, form, EACH_FORM)? {
+        return Ok(None);
+    }
+    let mut inner = Rules::default();
+    if !nested(meta, |m| rule(cx, &m, &mut inner))? {
+        cx.error_spanned_by(
+            key,
+            "`each()` is empty; give the rules for every item: `each(length(max = 32))`",
+        );
+    }
+    Ok(Some(RuleKind::Each(inner)))
+}
+
+/// `url(options...)`, the options of `url` in parentheses.
+fn url(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<RuleKind> {
+    let mut public = None;
+    let given = nested(meta, |m| {
+        let option = m
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if option == "public" {
+            if public.is_some() {
+                cx.error_spanned_by(&m.path, "duplicate `public` option; keep one");
+            } else if !m.input.is_empty() && !m.input.peek(Token![,]) {
+                cx.error_spanned_by(&m.path, "`public` takes no value; write `url(public)`");
+                skip_value(&m)?;
+            }
+            public = m.path.get_ident().cloned();
+        } else {
+            cx.error_spanned_by(
+                &m.path,
+                suggest::unknown("`url` option", &option, URL_OPTIONS),
+            );
+            skip_value(&m)?;
+        }
+        Ok(())
+    })?;
+    if !given {
+        cx.error_spanned_by(
+            key,
+            "`url()` is empty; write `url` for any http(s) URL or `url(public)` to refuse \
+             private and local hosts",
+        );
+    }
+    Ok(RuleKind::Url { public })
+}
+
+/// A rule written alone (`email`, `trim`, ...); a value after it is recorded and skipped.
+fn bare(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<RuleKind> {
+    let name = key.to_string();
+    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        let fix = if name == "url" {
+            "write `url` alone, or `url(public)` to refuse private and local hosts".to_owned()
+        } else {
+            format!("write `{name}` alone")
+        };
+        cx.error_spanned_by(key, format!("`{name}` takes no arguments; {fix}"));
+        skip_value(meta)?;
+    }
+    Ok(match name.as_str() {
+        "email" => RuleKind::Email,
+        "url" => RuleKind::Url { public: None },
+        "ip" => RuleKind::Ip,
+        "uuid" => RuleKind::Uuid,
+        "nested" => RuleKind::Nested,
+        "skip" => RuleKind::Skip,
+        "trim" => RuleKind::Trim,
+        "lowercase" => RuleKind::Lowercase,
+        "uppercase" => RuleKind::Uppercase,
+        "nfc" => RuleKind::Nfc,
+        _ => RuleKind::Nfkc,
+    })
 }
 
 const BOUND_KEYS: &[&str] = &["min", "max"];

@@ -43,8 +43,7 @@ pub struct IdempotencySpec {
     pub wait_ms: u64,
 }
 
-/// Default replay window: 24 hours.
-pub const DEFAULT_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+pub use crate::shared::limits::DEFAULT_TTL_MS;
 
 /// Why an `Idempotency-Key` value was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

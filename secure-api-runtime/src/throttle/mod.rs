@@ -14,6 +14,7 @@ pub mod window;
 
 use std::fmt;
 
+use crate::shared::units::{self, RATE_UNITS};
 pub use crate::store::{StoreError, StoreFuture};
 pub use gcra::Gcra;
 
@@ -88,55 +89,35 @@ impl Rate {
     }
 }
 
-/// Why a rate string was refused.
+/// Why a rate string was refused: a message that says what is wrong and how to write the
+/// rate, the same one `#[secure_endpoint(rate = "...")]` reports at compile time.
+///
+/// ```
+/// use secure_api_runtime::throttle::Rate;
+/// let err = "100/sec".parse::<Rate>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "unknown rate unit `sec`; expected one of: `s`, `min`, `h`, `day`"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateParseError {
-    /// Not of the form `N/unit`.
-    Malformed,
-    /// The count is zero.
-    Zero,
-    /// The count does not fit in a `u32`.
-    TooLarge,
-    /// The unit is not one of `s`, `min`, `h`, `day`.
-    UnknownUnit,
-}
+pub struct RateParseError(String);
 
 impl fmt::Display for RateParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RateParseError::Malformed => "expected `N/unit`, such as `100/s` or `10/min`",
-            RateParseError::Zero => "a rate of zero allows nothing",
-            RateParseError::TooLarge => "the count must be at most 4294967295",
-            RateParseError::UnknownUnit => "the unit must be one of `s`, `min`, `h`, `day`",
-        })
+        f.write_str(&self.0)
     }
 }
 
 impl std::error::Error for RateParseError {}
 
-/// The accepted rate units and their length in seconds.
-pub const RATE_UNITS: &[(&str, u64)] = &[("s", 1), ("min", 60), ("h", 3600), ("day", 86_400)];
-
+/// `N/unit` with a unit of `s`, `min`, `h` or `day`, without whitespace: the grammar of
+/// `#[secure_endpoint(rate = "...")]`.
 impl std::str::FromStr for Rate {
     type Err = RateParseError;
 
     fn from_str(s: &str) -> Result<Rate, RateParseError> {
-        let (count, unit) = s.split_once('/').ok_or(RateParseError::Malformed)?;
-        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RateParseError::Malformed);
-        }
-        let count: u32 = match count.parse::<u64>() {
-            Ok(n) => u32::try_from(n).map_err(|_| RateParseError::TooLarge)?,
-            Err(_) => return Err(RateParseError::TooLarge),
-        };
-        if count == 0 {
-            return Err(RateParseError::Zero);
-        }
-        let secs = RATE_UNITS
-            .iter()
-            .find(|(u, _)| *u == unit)
-            .map(|(_, secs)| *secs)
-            .ok_or(RateParseError::UnknownUnit)?;
+        let (count, secs) = units::rate(s).map_err(RateParseError)?;
         Ok(Rate::per(count, secs))
     }
 }
@@ -320,4 +301,34 @@ pub trait RateLimitStore: Send + Sync + 'static {
         policy: &Policy,
         cost: u32,
     ) -> StoreFuture<'_, Result<(), StoreError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::units::RATE_CASES;
+
+    /// `Rate::from_str` accepts and refuses what `#[secure_endpoint(rate = "...")]` does,
+    /// with the same messages: both read the shared table.
+    #[test]
+    fn parses_the_endpoint_grammar() {
+        for (input, expected) in RATE_CASES {
+            let parsed = input
+                .parse::<Rate>()
+                .map(|r| (r.count(), r.period_secs()))
+                .map_err(|e| e.to_string());
+            assert_eq!(parsed, expected.map_err(str::to_owned), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn displays_what_it_parses() {
+        for text in ["100/s", "10/min", "1/h", "5/day", "4294967295/s"] {
+            assert_eq!(text.parse::<Rate>().unwrap().to_string(), text);
+        }
+        assert_eq!(
+            Rate::per_minute(100).to_string().parse(),
+            Ok(Rate::per_minute(100))
+        );
+    }
 }

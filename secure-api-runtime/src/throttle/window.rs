@@ -4,9 +4,7 @@ use std::collections::VecDeque;
 
 use super::{Decision, Policy};
 
-/// Largest count a sliding-window policy may have: its log holds one timestamp per admitted
-/// request, `8 * count` bytes per client.
-pub const MAX_WINDOW_COUNT: u32 = 10_000;
+pub use crate::shared::limits::MAX_WINDOW_COUNT;
 
 /// The admission log of one client: admitted timestamps within the last window, oldest
 /// first.

@@ -1,14 +1,14 @@
 //! "Did you mean" suggestions, built from the parsers' own tables of accepted names so that
 //! the message can never drift from what is accepted.
 
-/// The candidate closest to `found` by edit distance, if it is close enough to be a likely
-/// typo.
+/// The candidate closest to `found` by edit distance, ignoring ASCII case, if it is close
+/// enough to be a likely typo. On a tie, the first candidate.
 pub fn nearest<'a>(found: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let found = found.to_ascii_lowercase();
     let limit = (found.chars().count() / 3).max(1);
     candidates
         .iter()
-        .map(|c| (distance(&found, c), *c))
+        .map(|c| (distance(&found, &c.to_ascii_lowercase()), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -66,5 +66,7 @@ mod tests {
         assert_eq!(nearest("lenght", &keys), Some("length"));
         assert_eq!(nearest("emial", &keys), Some("email"));
         assert_eq!(nearest("xyz", &keys), None);
+        assert_eq!(nearest("kib", &["KB", "KiB", "MiB"]), Some("KiB"));
+        assert_eq!(nearest("H", &["s", "min", "h"]), Some("h"));
     }
 }
