@@ -1,6 +1,10 @@
-//! The reference document's API, done right: validated input, per-client rate limits with
-//! tiers, idempotent creation, JWT login with rotating refresh tokens, sessions that end
-//! (logout, deleted users), and role checks.
+//! A small user-management API built with every secure-api feature: `POST /api/users`
+//! creates a user from a validated and normalised body (idempotent, rate limited per client
+//! and by tier), `POST /api/login` hands out a short-lived access token
+//! and a rotating refresh token, `POST /api/token/refresh` rotates it, `POST /api/logout`
+//! ends the session, `GET /api/me` and `GET /api/users/{id}` need a valid token (the latter
+//! only for the user themself or an admin), and `DELETE /api/users/{id}` is for admins and
+//! ends every session of the deleted user at once.
 //!
 //! Login is protected twice: at most 5 attempts a minute per address (the endpoint's
 //! `rate`), and at most 10 failed attempts per 15 minutes per account, whatever addresses

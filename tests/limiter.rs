@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use secure_api_runtime::clock::FakeClock;
-use secure_api_runtime::throttle::memory::{MemoryStore, WhenFull};
+use secure_api_runtime::throttle::memory::{MemoryStore, UntrackedClients};
 use secure_api_runtime::throttle::{Algorithm, Gcra, LimitKey, Policy, Rate};
 
 /// Counts live heap bytes, to check the store's memory bound.
@@ -294,7 +294,7 @@ fn a_million_distinct_keys_stay_within_the_memory_bound() {
     // With room to spare, nothing is refused.
     let store = MemoryStore::<LimitKey>::with_clock(Arc::new(clock.clone()))
         .max_keys(10)
-        .when_full(WhenFull::AllowUntracked);
+        .when_full(UntrackedClients::Allow);
     for i in 0..1000u64 {
         assert!(store.check(&LimitKey([i, i]), &policy, 1).unwrap().allowed);
     }

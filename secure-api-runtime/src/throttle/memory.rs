@@ -12,15 +12,17 @@ use super::window::SlidingWindow;
 use super::{Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture};
 use crate::clock::{Clock, MonotonicClock, StoreClock};
 
-/// What a full store does with a client it has no state for.
+/// Whether a full store lets through the requests of clients it cannot track: a new client
+/// arriving when `max_keys` clients are tracked and none could be swept out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenFull {
+pub enum UntrackedClients {
     /// Refuse the request (503 with `Retry-After`): memory stays bounded and no client
     /// escapes its limit. The default.
     #[default]
     Reject,
-    /// Let the request through without tracking it: availability over strictness.
-    AllowUntracked,
+    /// Let the request through without tracking it (so without a limit): availability over
+    /// strictness.
+    Allow,
 }
 
 /// Default bound on tracked clients.
@@ -76,7 +78,8 @@ impl BuildHasher for PassThrough {
 ///   nothing.
 /// - At most `max_keys` keys are tracked. When full, keys whose state carries no
 ///   information (a full bucket, an empty window) are swept out, which changes no decision;
-///   if the store is still full, [`WhenFull`] decides.
+///   if the store is still full, [`UntrackedClients`] decides whether a new client is
+///   refused or let through untracked.
 ///
 /// Generic over the key so that it can be measured against other limiters with the same
 /// key type; the app uses [`LimitKey`].
@@ -99,7 +102,7 @@ pub struct MemoryStore<K = LimitKey, S = PassThrough> {
     windows: DashMap<K, Mutex<SlidingWindow>, S>,
     keys: AtomicUsize,
     max_keys: usize,
-    when_full: WhenFull,
+    when_full: UntrackedClients,
     clock: StoreClock,
     sweeping: AtomicBool,
     last_sweep: AtomicU64,
@@ -122,7 +125,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
             windows: DashMap::with_hasher(S::default()),
             keys: AtomicUsize::new(0),
             max_keys: DEFAULT_MAX_KEYS,
-            when_full: WhenFull::default(),
+            when_full: UntrackedClients::default(),
             clock,
             sweeping: AtomicBool::new(false),
             last_sweep: AtomicU64::new(0),
@@ -135,8 +138,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         self
     }
 
-    /// Sets what happens to new clients when the store is full.
-    pub fn when_full(mut self, policy: WhenFull) -> Self {
+    /// Sets whether new clients are refused or let through untracked when the store is
+    /// full.
+    pub fn when_full(mut self, policy: UntrackedClients) -> Self {
         self.when_full = policy;
         self
     }
@@ -324,8 +328,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         }
         self.keys.fetch_sub(1, Ordering::Relaxed);
         match self.when_full {
-            WhenFull::Reject => Err(StoreError::Full),
-            WhenFull::AllowUntracked => Ok(false),
+            UntrackedClients::Reject => Err(StoreError::Full),
+            UntrackedClients::Allow => Ok(false),
         }
     }
 
