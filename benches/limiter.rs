@@ -52,9 +52,11 @@ use governor::clock::{Clock as _, QuantaClock, QuantaInstant, Reference as _};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use secure_api_runtime::client::{Identity, KeyDeriver};
+// The app's key derivation and the hasher of its limiter map are internals of the runtime;
+// this benchmark measures them through its `__private` module.
+use secure_api_runtime::__private::{Identity, KeyDeriver, PassThrough};
 use secure_api_runtime::clock::{Clock, MonotonicClock};
-use secure_api_runtime::throttle::memory::{MemoryStore, PassThrough};
+use secure_api_runtime::throttle::memory::MemoryStore;
 use secure_api_runtime::throttle::{LimitKey, Policy, Rate};
 
 #[path = "support/live_heap.rs"]

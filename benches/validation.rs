@@ -16,14 +16,14 @@
 //! `validator` and `garde` do not normalise: the bench trims and lowercases by hand first
 //! ([`normalise`]: in place, no reallocation for ASCII). None of the three peers has a
 //! confusable-aware deny list, so they all use their custom-function hook with
-//! [`is_denied`], which calls secure-api's `rules::DenyList` (the entries' keys computed
+//! [`is_denied`], which calls secure-api's `validation::DenyList` (the entries' keys computed
 //! once), so that all four do the same deny work. Patterns are anchored (`\A(?:...)\z`)
 //! for every peer, as secure-api's derive does, because the peers' regex rules match
 //! anywhere in the value.
 //!
 //! A separate group, `deny/*`, times the deny check alone: the previous algorithm
 //! (lowercase equality, [`is_denied_lowercase`]) against the skeleton comparison
-//! (`rules::is_denied_key` with keys computed at compile time, as the derive emits it).
+//! (`is_denied_key` with keys computed at compile time, as the derive emits it).
 //!
 //! Before timing anything, `main` checks that each implementation accepts scenarios (a) and
 //! (b), rejects (c) with the expected number of failures, and that secure-api's success path
@@ -109,8 +109,8 @@ static USERNAME_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(USERNAME_PATTE
 const DENY: [&str; 4] = ["admin", "root", "null", "undefined"];
 
 /// The deny list's keys, computed once: the peers' deny check, the same as secure-api's.
-static DENY_LIST: LazyLock<secure_api_runtime::validation::rules::DenyList> =
-    LazyLock::new(|| secure_api_runtime::validation::rules::DenyList::new(DENY));
+static DENY_LIST: LazyLock<secure_api_runtime::validation::DenyList> =
+    LazyLock::new(|| secure_api_runtime::validation::DenyList::new(DENY));
 
 /// The peers' deny check: secure-api's skeleton comparison, through `DenyList`.
 fn is_denied(value: &str) -> bool {
@@ -509,7 +509,7 @@ fn check_zero_allocations() {
     let keys = deny_keys();
     for value in ["alice_01", "administrator", "zoë_01", "ａｄｍｉｎ"] {
         let (n, _) = allocations(|| {
-            secure_api_runtime::validation::rules::is_denied_key(black_box(value), &keys)
+            secure_api_runtime::__private::is_denied_key(black_box(value), &keys)
         });
         assert_eq!(n, 0, "the deny check allocated {n} times for {value:?}");
     }
@@ -518,12 +518,12 @@ fn check_zero_allocations() {
 
 /// The keys the derive emits for `deny("admin", "root", "null", "undefined")`.
 fn deny_keys() -> [String; 4] {
-    DENY.map(secure_api_runtime::validation::rules::deny_key)
+    DENY.map(secure_api_runtime::__private::deny_key)
 }
 
 /// The deny check alone, before (lowercase equality) and after (skeletons).
 fn bench_deny(c: &mut Criterion) {
-    use secure_api_runtime::validation::rules::is_denied_key;
+    use secure_api_runtime::__private::is_denied_key;
     let keys = deny_keys();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     for (name, value, denied_before, denied_after) in [

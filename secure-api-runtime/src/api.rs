@@ -8,7 +8,8 @@ use actix_web::HttpMessage;
 use actix_web::HttpRequest;
 
 use crate::auth::jwt::JwtAuth;
-use crate::client::{ClientIpConfig, ForwardedHeader, IpNet, KeyDeriver};
+use crate::client::{ClientIpConfig, ForwardedHeader, IpNet};
+use crate::client_key::KeyDeriver;
 use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;

@@ -38,8 +38,9 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+mod client_key;
 pub mod clock;
-pub mod endpoint;
+mod endpoint;
 pub mod extract;
 pub mod idempotency;
 pub mod input;
@@ -70,23 +71,28 @@ pub mod prelude {
     pub use secure_api_macros::{SecureInput, secure_endpoint};
 }
 
-/// What the macros' generated code calls. Not a public API: it changes without notice.
+/// What the macros' generated code calls, and the internals that this repository's own
+/// tests and benchmarks measure. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::validation::nested::{
         Nested, NestedPlain, NestedSecureInput, Probe, ProbePlain, ProbeSecureInput,
     };
     pub use crate::validation::rules::{
-        AsStr, HasLength, Pattern, has_public_host, in_range, is_denied_key, is_email, is_ip,
-        is_url, is_uuid, length_within, lowercase, nfc, nfkc, one_of, trim, uppercase,
+        AsStr, HasLength, Pattern, deny_key, has_public_host, in_range, is_denied_key, is_email,
+        is_ip, is_url, is_uuid, length_within, lowercase, nfc, nfkc, one_of, trim, uppercase,
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
-    pub use crate::auth::{AuthRequirement, Permission, PermissionRef, Rule};
-    pub use crate::endpoint::{EndpointSpec, KeyKind, Limit, run};
-    pub use crate::idempotency::IdempotencySpec;
+    pub use crate::auth::Permission;
+    pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
+    pub use crate::endpoint::{EndpointSpec, IdempotencySpec, KeyKind, Limit, run};
     pub use crate::throttle::{Algorithm, Policy, Rate};
     pub use actix_web;
+
+    // Benchmarks only: the limiter's keys and the hasher of its map.
+    pub use crate::client_key::{Identity, KeyDeriver};
+    pub use crate::throttle::memory::pass_through::PassThrough;
 
     /// The string view of a string-like field.
     #[inline]

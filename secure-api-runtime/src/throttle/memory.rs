@@ -12,6 +12,9 @@ use super::window::SlidingWindow;
 use super::{Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture};
 use crate::clock::{Clock, MonotonicClock, StoreClock};
 
+pub(crate) mod pass_through;
+use pass_through::PassThrough;
+
 /// Whether a full store lets through the requests of clients it cannot track: a new client
 /// arriving when `max_keys` clients are tracked and none could be swept out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,47 +34,6 @@ pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 /// How often, at most, a full store sweeps for stale keys.
 const SWEEP_EVERY_NS: u64 = 100_000_000;
 
-/// Hashes a [`LimitKey`] by taking its first word through a cheap mixer: the key already
-/// is a keyed hash, so hashing it again with SipHash would only cost time. For other key
-/// types (benchmarks) the mixer spreads sequential integers; it is not collision-resistant,
-/// so keys chosen by clients must be `LimitKey`s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    fn finish(&self) -> u64 {
-        let x = self.0;
-        (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (x >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached for keys that are not `LimitKey`s; fold the bytes in.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        if self.0 == 0 {
-            self.0 = n;
-        }
-    }
-}
-
-/// Builds [`PassThroughHasher`]s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThrough;
-
-impl BuildHasher for PassThrough {
-    type Hasher = PassThroughHasher;
-    fn build_hasher(&self) -> PassThroughHasher {
-        PassThroughHasher(0)
-    }
-}
-
 /// Rate-limit state in memory, shared by every worker of an app.
 ///
 /// - GCRA state is one `AtomicU64` per key, updated by compare-and-swap; a denial writes
@@ -81,8 +43,9 @@ impl BuildHasher for PassThrough {
 ///   if the store is still full, [`UntrackedClients`] decides whether a new client is
 ///   refused or let through untracked.
 ///
-/// Generic over the key so that it can be measured against other limiters with the same
-/// key type; the app uses [`LimitKey`].
+/// Generic over the key and its hasher so that it can be measured against other limiters
+/// with the same key type; the app uses [`LimitKey`] with a pass-through hasher (the key
+/// already is a keyed hash).
 ///
 /// ```
 /// use secure_api_runtime::throttle::memory::MemoryStore;
