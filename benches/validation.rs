@@ -3,7 +3,7 @@
 //! set, side by side in one process (one criterion group per scenario).
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench validation -- \
+//! CARGO_TARGET_DIR=target-bench cargo bench --bench validation -- \
 //!     --warm-up-time 1 --measurement-time 3
 //! ```
 //!
@@ -31,11 +31,10 @@
 //! allocator, enabled only around the measured calls, so it adds one relaxed load per
 //! allocation to the timed benchmarks).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use counting_alloc::allocations;
 use criterion::{BatchSize, Criterion};
 use regex::Regex;
 
@@ -43,59 +42,9 @@ use regex::Regex;
 // Allocation counting
 // ---------------------------------------------------------------------------------------
 
-/// `System`, counting allocations (`alloc`, `alloc_zeroed`, `realloc`) while enabled.
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-impl CountingAlloc {
-    #[inline]
-    fn count() {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter has no effect on the
-// returned memory.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// `System`, counting allocations (`alloc`, `alloc_zeroed`, `realloc`) while measuring.
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-/// How many allocations `f` performs (single-threaded: nothing else runs meanwhile).
-fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    let r = black_box(f());
-    COUNTING.store(false, Ordering::SeqCst);
-    (ALLOCATIONS.load(Ordering::SeqCst), r)
-}
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 // ---------------------------------------------------------------------------------------
 // Shared rule helpers for the peers

@@ -43,6 +43,8 @@ use serde::{Deserialize, Serialize};
 /// The request body of `POST /api/users`.
 #[derive(Debug, Deserialize, Serialize, SecureInput)]
 pub struct CreateUserRequest {
+    /// The new user's name: 3 to 32 of `a-z0-9_-` after trimming and lowercasing, and
+    /// nothing that looks like a reserved name.
     #[secure(
         trim,
         lowercase,
@@ -51,8 +53,10 @@ pub struct CreateUserRequest {
         deny("admin", "root", "null", "undefined")
     )]
     pub username: String,
+    /// The user's e-mail address, lowercased.
     #[secure(trim, lowercase, length(max = 255), email)]
     pub email: String,
+    /// The user's age in years.
     #[secure(range(min = 0, max = 150))]
     pub age: i32,
 }
@@ -60,10 +64,15 @@ pub struct CreateUserRequest {
 /// A user account of the demo.
 #[derive(Debug, Clone)]
 pub struct Account {
+    /// The argon2id hash of the password (PHC string).
     pub password_hash: String,
+    /// Roles granted in access tokens (`admin` for the admin endpoints).
     pub roles: Vec<String>,
+    /// Permissions granted in access tokens.
     pub permissions: Vec<String>,
+    /// The rate-limit tier of the account's requests.
     pub tier: String,
+    /// The account's e-mail address.
     pub email: String,
 }
 
@@ -73,11 +82,13 @@ pub type Users = Arc<RwLock<HashMap<String, Account>>>;
 
 /// The example's state: built once, shared by every worker.
 pub struct AppState {
+    /// The accounts.
     pub users: Users,
     /// The password hasher (shared with `login`: the same limits and counters).
     pub passwords: Passwords,
     /// Login protection: the per-account failure limit and the off-thread password check.
     pub login: LoginGuard,
+    /// Sessions: login, refresh, logout and revocation of a user's sessions.
     pub tokens: TokenService,
 }
 
@@ -105,8 +116,10 @@ async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, Ap
 /// `POST /api/login` body.
 #[derive(Deserialize, SecureInput)]
 pub struct LoginRequest {
+    /// The account name, trimmed and lowercased.
     #[secure(trim, lowercase, length(min = 1, max = 64))]
     pub username: String,
+    /// The password, as sent.
     #[secure(length(min = 1, max = 1024))]
     pub password: String,
 }
@@ -156,6 +169,7 @@ async fn login(
 /// `POST /api/token/refresh` body.
 #[derive(Deserialize, SecureInput)]
 pub struct RefreshRequest {
+    /// The refresh token of the last login or refresh.
     #[secure(length(min = 1, max = 256))]
     pub refresh_token: String,
 }
@@ -195,6 +209,7 @@ async fn me(principal: Principal) -> HttpResponse {
 /// `{id}` path parameter.
 #[derive(Deserialize, SecureInput)]
 pub struct UserId {
+    /// The username.
     #[secure(length(min = 1, max = 64), pattern = "[a-z0-9_-]+")]
     pub id: String,
 }

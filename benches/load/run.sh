@@ -2,7 +2,7 @@
 # End-to-end load test on loopback: examples/users_api (the full secure-api stack) against
 # benches/load/bare_users (the same JSON work on bare actix-web), with wrk.
 #
-#   CARGO_TARGET_DIR=/work/target-bench benches/load/run.sh
+#   CARGO_TARGET_DIR=target-bench benches/load/run.sh
 #
 # - builds both with --release (into $CARGO_TARGET_DIR if set, else ./target); bare_users and
 #   users_limits live here but are declared as `[[example]]`s in the root Cargo.toml;
