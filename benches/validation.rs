@@ -457,9 +457,8 @@ fn check_zero_allocations() {
     // The deny check allocates nothing for ASCII or already-lowercase values.
     let keys = deny_keys();
     for value in ["alice_01", "administrator", "zoë_01", "ａｄｍｉｎ"] {
-        let (n, _) = allocations(|| {
-            secure_api_runtime::__private::is_denied_key(black_box(value), &keys)
-        });
+        let (n, _) =
+            allocations(|| secure_api_runtime::__private::is_denied_key(black_box(value), &keys));
         assert_eq!(n, 0, "the deny check allocated {n} times for {value:?}");
     }
     println!("zero-allocation check: deny on ASCII and lowercase non-ASCII values: 0 allocations");

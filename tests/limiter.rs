@@ -246,8 +246,7 @@ fn a_million_distinct_keys_stay_within_the_memory_bound() {
     let clock = FakeClock::new();
     let policy = Policy::new("p", Rate::per_second(10));
     let ((store, rejected, peak), end) = counting_alloc::retained(|| {
-        let store =
-            MemoryStore::<LimitKey>::with_clock(Arc::new(clock.clone())).max_keys(MAX_KEYS);
+        let store = MemoryStore::<LimitKey>::with_clock(Arc::new(clock.clone())).max_keys(MAX_KEYS);
         let mut rejected = 0;
         let mut peak = 0isize;
         for i in 0..1_000_000u64 {

@@ -67,4 +67,3 @@ pub enum AuthRequirement {
     /// `auth(...)`: a valid token is required (401) and must satisfy the rule (403).
     Required(Rule),
 }
-

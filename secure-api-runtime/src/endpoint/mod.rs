@@ -396,7 +396,13 @@ mod tests {
         // 59 requests left, full again in 1 s.
         let d = Decision::new(true, 59, 1, 1_000_000_000, 0);
         let [(pn, p), (rn, r)] = rate_limit_fields(&policy, &d);
-        assert_eq!((pn.as_str(), p.to_str().unwrap()), ("ratelimit-policy", "\"default\";q=60;w=60"));
-        assert_eq!((rn.as_str(), r.to_str().unwrap()), ("ratelimit", "\"default\";r=59;t=1"));
+        assert_eq!(
+            (pn.as_str(), p.to_str().unwrap()),
+            ("ratelimit-policy", "\"default\";q=60;w=60")
+        );
+        assert_eq!(
+            (rn.as_str(), r.to_str().unwrap()),
+            ("ratelimit", "\"default\";r=59;t=1")
+        );
     }
 }

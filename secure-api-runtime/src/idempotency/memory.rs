@@ -372,7 +372,11 @@ impl MemoryIdempotencyStore {
         let next = {
             let mut expiry = self.lock_expiry();
             match expiry.first_key_value() {
-                Some((&(until, _), _)) if self.when_full == NewClaimsWhenFull::Reject && until > now => None,
+                Some((&(until, _), _))
+                    if self.when_full == NewClaimsWhenFull::Reject && until > now =>
+                {
+                    None
+                }
                 Some(_) => expiry.pop_first(),
                 None => None,
             }
@@ -394,7 +398,11 @@ impl MemoryIdempotencyStore {
                 return false;
             };
             match state.completed.front() {
-                Some(&(_, until, _)) if self.when_full == NewClaimsWhenFull::Reject && until > now => None,
+                Some(&(_, until, _))
+                    if self.when_full == NewClaimsWhenFull::Reject && until > now =>
+                {
+                    None
+                }
                 Some(_) => state.completed.pop_front(),
                 None => None,
             }
@@ -867,7 +875,9 @@ mod tests {
     #[test]
     fn reject_keeps_replay_windows_until_expiry() {
         let clock = FakeClock::new();
-        let store = store_on(&clock).max_entries(1).when_full(NewClaimsWhenFull::Reject);
+        let store = store_on(&clock)
+            .max_entries(1)
+            .when_full(NewClaimsWhenFull::Reject);
         assert!(acquired(&store, &key(1), 1));
         assert!(now(store.complete(&key(1), 1, response("r"), 5_000)).unwrap());
         assert!(matches!(
