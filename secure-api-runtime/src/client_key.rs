@@ -91,13 +91,10 @@ fn write_ip(h: &mut impl Hasher, ip: &IpAddr) {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn keys_separate_policies_and_identities() {
         let d = KeyDeriver::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let a = d.key(1, &Identity::Ip(ip("192.0.2.1")));
         assert_eq!(a, d.key(1, &Identity::Ip(ip("192.0.2.1"))));
         assert_ne!(a, d.key(2, &Identity::Ip(ip("192.0.2.1"))));
