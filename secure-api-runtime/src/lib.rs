@@ -106,3 +106,57 @@ pub mod __private {
         check(value)
     }
 }
+
+/// The runtime's internals are not part of its public API: what generated code calls is
+/// reachable only through `__private`, and internal helpers not at all. Each path below was
+/// public once; each block must fail to compile.
+///
+/// ```compile_fail
+/// use secure_api_runtime::endpoint::run;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::endpoint::EndpointSpec;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::auth::Rule;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::auth::AuthRequirement;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::auth::PermissionRef;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::idempotency::IdempotencySpec;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::idempotency::fingerprint;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::input::check_depth;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::problem::problem_for_status;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::throttle::memory::PassThrough;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::validation::rules::trim;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::client::KeyDeriver;
+/// ```
+///
+/// The same items through `__private`, and the public homes of what users need:
+///
+/// ```
+/// use secure_api_runtime::__private::{
+///     AuthRequirement, EndpointSpec, IdempotencySpec, PassThrough, Rule, run, trim,
+/// };
+/// use secure_api_runtime::auth::ANONYMOUS_TIER;
+/// use secure_api_runtime::idempotency::IDEMPOTENT_REPLAYED;
+/// use secure_api_runtime::validation::{DenyList, is_public_ip};
+/// ```
+#[cfg(doctest)]
+pub struct InternalsArePrivate;
