@@ -3,7 +3,7 @@
 //! in-memory revocation list (`RevokedTokens`).
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench sessions
+//! CARGO_TARGET_DIR=target-bench cargo bench --bench sessions
 //! ```
 //!
 //! A counting global allocator keeps the live heap bytes. Sessions are started through
@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use counting_alloc::retained;
 use futures_util::FutureExt;
 use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
 use secure_api_runtime::auth::refresh::{
@@ -24,9 +25,9 @@ use secure_api_runtime::auth::refresh::{
 use secure_api_runtime::auth::revocation::{Revocation, RevokedTokens};
 use secure_api_runtime::clock::FakeClock;
 
-#[path = "support/live_heap.rs"]
-mod live_heap;
-use live_heap::retained;
+/// Live heap bytes, for the bytes-per-session figures.
+#[global_allocator]
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing here is filtered.

@@ -3,7 +3,7 @@
 //! set, side by side in one process (one criterion group per scenario).
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench validation -- \
+//! CARGO_TARGET_DIR=target-bench cargo bench --bench validation -- \
 //!     --warm-up-time 1 --measurement-time 3
 //! ```
 //!
@@ -16,14 +16,14 @@
 //! `validator` and `garde` do not normalise: the bench trims and lowercases by hand first
 //! ([`normalise`]: in place, no reallocation for ASCII). None of the three peers has a
 //! confusable-aware deny list, so they all use their custom-function hook with
-//! [`is_denied`], which calls secure-api's `rules::DenyList` (the entries' keys computed
+//! [`is_denied`], which calls secure-api's `validation::DenyList` (the entries' keys computed
 //! once), so that all four do the same deny work. Patterns are anchored (`\A(?:...)\z`)
 //! for every peer, as secure-api's derive does, because the peers' regex rules match
 //! anywhere in the value.
 //!
 //! A separate group, `deny/*`, times the deny check alone: the previous algorithm
 //! (lowercase equality, [`is_denied_lowercase`]) against the skeleton comparison
-//! (`rules::is_denied_key` with keys computed at compile time, as the derive emits it).
+//! (`is_denied_key` with keys computed at compile time, as the derive emits it).
 //!
 //! Before timing anything, `main` checks that each implementation accepts scenarios (a) and
 //! (b), rejects (c) with the expected number of failures, and that secure-api's success path
@@ -31,11 +31,10 @@
 //! allocator, enabled only around the measured calls, so it adds one relaxed load per
 //! allocation to the timed benchmarks).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use counting_alloc::allocations;
 use criterion::{BatchSize, Criterion};
 use regex::Regex;
 
@@ -43,59 +42,9 @@ use regex::Regex;
 // Allocation counting
 // ---------------------------------------------------------------------------------------
 
-/// `System`, counting allocations (`alloc`, `alloc_zeroed`, `realloc`) while enabled.
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-impl CountingAlloc {
-    #[inline]
-    fn count() {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter has no effect on the
-// returned memory.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// `System`, counting allocations (`alloc`, `alloc_zeroed`, `realloc`) while measuring.
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-/// How many allocations `f` performs (single-threaded: nothing else runs meanwhile).
-fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    let r = black_box(f());
-    COUNTING.store(false, Ordering::SeqCst);
-    (ALLOCATIONS.load(Ordering::SeqCst), r)
-}
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 // ---------------------------------------------------------------------------------------
 // Shared rule helpers for the peers
@@ -109,8 +58,8 @@ static USERNAME_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(USERNAME_PATTE
 const DENY: [&str; 4] = ["admin", "root", "null", "undefined"];
 
 /// The deny list's keys, computed once: the peers' deny check, the same as secure-api's.
-static DENY_LIST: LazyLock<secure_api_runtime::validation::rules::DenyList> =
-    LazyLock::new(|| secure_api_runtime::validation::rules::DenyList::new(DENY));
+static DENY_LIST: LazyLock<secure_api_runtime::validation::DenyList> =
+    LazyLock::new(|| secure_api_runtime::validation::DenyList::new(DENY));
 
 /// The peers' deny check: secure-api's skeleton comparison, through `DenyList`.
 fn is_denied(value: &str) -> bool {
@@ -508,9 +457,8 @@ fn check_zero_allocations() {
     // The deny check allocates nothing for ASCII or already-lowercase values.
     let keys = deny_keys();
     for value in ["alice_01", "administrator", "zoë_01", "ａｄｍｉｎ"] {
-        let (n, _) = allocations(|| {
-            secure_api_runtime::validation::rules::is_denied_key(black_box(value), &keys)
-        });
+        let (n, _) =
+            allocations(|| secure_api_runtime::__private::is_denied_key(black_box(value), &keys));
         assert_eq!(n, 0, "the deny check allocated {n} times for {value:?}");
     }
     println!("zero-allocation check: deny on ASCII and lowercase non-ASCII values: 0 allocations");
@@ -518,12 +466,12 @@ fn check_zero_allocations() {
 
 /// The keys the derive emits for `deny("admin", "root", "null", "undefined")`.
 fn deny_keys() -> [String; 4] {
-    DENY.map(secure_api_runtime::validation::rules::deny_key)
+    DENY.map(secure_api_runtime::__private::deny_key)
 }
 
 /// The deny check alone, before (lowercase equality) and after (skeletons).
 fn bench_deny(c: &mut Criterion) {
-    use secure_api_runtime::validation::rules::is_denied_key;
+    use secure_api_runtime::__private::is_denied_key;
     let keys = deny_keys();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     for (name, value, denied_before, denied_after) in [

@@ -1,6 +1,10 @@
-//! The reference document's API, done right: validated input, per-client rate limits with
-//! tiers, idempotent creation, JWT login with rotating refresh tokens, sessions that end
-//! (logout, deleted users), and role checks.
+//! A small user-management API built with every secure-api feature: `POST /api/users`
+//! creates a user from a validated and normalised body (idempotent, rate limited per client
+//! and by tier), `POST /api/login` hands out a short-lived access token
+//! and a rotating refresh token, `POST /api/token/refresh` rotates it, `POST /api/logout`
+//! ends the session, `GET /api/me` and `GET /api/users/{id}` need a valid token (the latter
+//! only for the user themself or an admin), and `DELETE /api/users/{id}` is for admins and
+//! ends every session of the deleted user at once.
 //!
 //! Login is protected twice: at most 5 attempts a minute per address (the endpoint's
 //! `rate`), and at most 10 failed attempts per 15 minutes per account, whatever addresses
@@ -39,6 +43,8 @@ use serde::{Deserialize, Serialize};
 /// The request body of `POST /api/users`.
 #[derive(Debug, Deserialize, Serialize, SecureInput)]
 pub struct CreateUserRequest {
+    /// The new user's name: 3 to 32 of `a-z0-9_-` after trimming and lowercasing, and
+    /// nothing that looks like a reserved name.
     #[secure(
         trim,
         lowercase,
@@ -47,8 +53,10 @@ pub struct CreateUserRequest {
         deny("admin", "root", "null", "undefined")
     )]
     pub username: String,
+    /// The user's e-mail address, lowercased.
     #[secure(trim, lowercase, length(max = 255), email)]
     pub email: String,
+    /// The user's age in years.
     #[secure(range(min = 0, max = 150))]
     pub age: i32,
 }
@@ -56,10 +64,15 @@ pub struct CreateUserRequest {
 /// A user account of the demo.
 #[derive(Debug, Clone)]
 pub struct Account {
+    /// The argon2id hash of the password (PHC string).
     pub password_hash: String,
+    /// Roles granted in access tokens (`admin` for the admin endpoints).
     pub roles: Vec<String>,
+    /// Permissions granted in access tokens.
     pub permissions: Vec<String>,
+    /// The rate-limit tier of the account's requests.
     pub tier: String,
+    /// The account's e-mail address.
     pub email: String,
 }
 
@@ -69,11 +82,13 @@ pub type Users = Arc<RwLock<HashMap<String, Account>>>;
 
 /// The example's state: built once, shared by every worker.
 pub struct AppState {
+    /// The accounts.
     pub users: Users,
     /// The password hasher (shared with `login`: the same limits and counters).
     pub passwords: Passwords,
     /// Login protection: the per-account failure limit and the off-thread password check.
     pub login: LoginGuard,
+    /// Sessions: login, refresh, logout and revocation of a user's sessions.
     pub tokens: TokenService,
 }
 
@@ -101,8 +116,10 @@ async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, Ap
 /// `POST /api/login` body.
 #[derive(Deserialize, SecureInput)]
 pub struct LoginRequest {
+    /// The account name, trimmed and lowercased.
     #[secure(trim, lowercase, length(min = 1, max = 64))]
     pub username: String,
+    /// The password, as sent.
     #[secure(length(min = 1, max = 1024))]
     pub password: String,
 }
@@ -152,6 +169,7 @@ async fn login(
 /// `POST /api/token/refresh` body.
 #[derive(Deserialize, SecureInput)]
 pub struct RefreshRequest {
+    /// The refresh token of the last login or refresh.
     #[secure(length(min = 1, max = 256))]
     pub refresh_token: String,
 }
@@ -191,6 +209,7 @@ async fn me(principal: Principal) -> HttpResponse {
 /// `{id}` path parameter.
 #[derive(Deserialize, SecureInput)]
 pub struct UserId {
+    /// The username.
     #[secure(length(min = 1, max = 64), pattern = "[a-z0-9_-]+")]
     pub id: String,
 }

@@ -15,7 +15,7 @@ use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::prelude::*;
 use secure_api_runtime::throttle::Rate;
-use secure_api_runtime::throttle::memory::WhenFull;
+use secure_api_runtime::throttle::memory::UntrackedClients;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -509,7 +509,7 @@ async fn a_full_limiter_rejects_new_clients_with_503() {
 
     let h = harness(|b| {
         b.max_tracked_clients(1)
-            .when_limiter_full(WhenFull::AllowUntracked)
+            .when_limiter_full(UntrackedClients::Allow)
     });
     let app = app!(h);
     assert_eq!(send(&app, get("/notes/1", "192.0.2.1")).await.status, 200);

@@ -13,7 +13,7 @@ use actix_web::{App, HttpMessage, HttpServer, test, web};
 use common::{Reply, raw_request, send};
 use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
-use secure_api_runtime::idempotency::memory::{MemoryIdempotencyStore, WhenFull};
+use secure_api_runtime::idempotency::memory::{MemoryIdempotencyStore, NewClaimsWhenFull};
 use secure_api_runtime::idempotency::{Claim, Completion, Digest, IdempotencyStore, RecordKey};
 use secure_api_runtime::prelude::*;
 use secure_api_runtime::store::{StoreError, StoreFuture};
@@ -527,7 +527,7 @@ async fn a_failing_complete_keeps_the_key_and_retries_get_the_not_replayable_pro
 async fn an_exhausted_byte_budget_keeps_the_key_and_retries_get_the_not_replayable_problem() {
     let store = MemoryIdempotencyStore::new()
         .max_bytes(64)
-        .when_full(WhenFull::Reject);
+        .when_full(NewClaimsWhenFull::Reject);
     let api = SecureApi::builder()
         .idempotency_store(Arc::new(store))
         .build();

@@ -1,39 +1,20 @@
 //! The rate limiter against reference models, under concurrency, and within its memory
 //! bound.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
 use std::hash::RandomState;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use secure_api_runtime::clock::FakeClock;
-use secure_api_runtime::throttle::memory::{MemoryStore, WhenFull};
+use secure_api_runtime::throttle::memory::{MemoryStore, UntrackedClients};
 use secure_api_runtime::throttle::{Algorithm, Gcra, LimitKey, Policy, Rate};
 
 /// Counts live heap bytes, to check the store's memory bound.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 /// A token bucket in integer nanoseconds: the straightforward model GCRA must agree with.
 struct Bucket {
@@ -263,26 +244,28 @@ fn a_million_distinct_keys_stay_within_the_memory_bound() {
     // spare capacity, measured peaks are about 65 bytes per tracked key.
     const BYTES_PER_KEY: isize = 80;
     let clock = FakeClock::new();
-    let before = LIVE.load(Ordering::Relaxed);
-    let store = MemoryStore::<LimitKey>::with_clock(Arc::new(clock.clone())).max_keys(MAX_KEYS);
     let policy = Policy::new("p", Rate::per_second(10));
-    let mut rejected = 0;
-    let mut peak = 0isize;
-    for i in 0..1_000_000u64 {
-        if i % 1000 == 0 {
-            // 1,000 new clients per millisecond: a client's state goes stale after 100 ms.
-            clock.advance(Duration::from_millis(1));
+    let ((store, rejected, peak), end) = counting_alloc::retained(|| {
+        let store = MemoryStore::<LimitKey>::with_clock(Arc::new(clock.clone())).max_keys(MAX_KEYS);
+        let mut rejected = 0;
+        let mut peak = 0isize;
+        for i in 0..1_000_000u64 {
+            if i % 1000 == 0 {
+                // 1,000 new clients per millisecond: a client's state goes stale after 100 ms.
+                clock.advance(Duration::from_millis(1));
+            }
+            let key = LimitKey([i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i]);
+            if store.check(&key, &policy, 1).is_err() {
+                rejected += 1;
+            }
+            assert!(store.len() <= MAX_KEYS);
+            if i % 10_000 == 0 {
+                peak = peak.max(counting_alloc::live_bytes());
+            }
         }
-        let key = LimitKey([i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i]);
-        if store.check(&key, &policy, 1).is_err() {
-            rejected += 1;
-        }
-        assert!(store.len() <= MAX_KEYS);
-        if i % 10_000 == 0 {
-            peak = peak.max(LIVE.load(Ordering::Relaxed) - before);
-        }
-    }
-    peak = peak.max(LIVE.load(Ordering::Relaxed) - before);
+        (store, rejected, peak)
+    });
+    let peak = peak.max(end);
     let bound = MAX_KEYS as isize * BYTES_PER_KEY;
     eprintln!(
         "1M keys: {} tracked, {rejected} rejected while full, peak {peak} bytes ({} per tracked key max)",
@@ -294,7 +277,7 @@ fn a_million_distinct_keys_stay_within_the_memory_bound() {
     // With room to spare, nothing is refused.
     let store = MemoryStore::<LimitKey>::with_clock(Arc::new(clock.clone()))
         .max_keys(10)
-        .when_full(WhenFull::AllowUntracked);
+        .when_full(UntrackedClients::Allow);
     for i in 0..1000u64 {
         assert!(store.check(&LimitKey([i, i]), &policy, 1).unwrap().allowed);
     }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end load test on loopback: examples/users_api (the full secure-api stack) against
-# examples/bare_users (the same JSON work on bare actix-web), with wrk.
+# benches/load/bare_users (the same JSON work on bare actix-web), with wrk.
 #
-#   CARGO_TARGET_DIR=/work/target-bench benches/load/run.sh
+#   CARGO_TARGET_DIR=target-bench benches/load/run.sh
 #
-# - builds both examples with --release (into $CARGO_TARGET_DIR if set, else ./target);
+# - builds both with --release (into $CARGO_TARGET_DIR if set, else ./target); bare_users and
+#   users_limits live here but are declared as `[[example]]`s in the root Cargo.toml;
 # - runs each server on its own loopback port with WORKERS=1 and RUST_LOG=warn (users_api
 #   also with TRUSTED_PROXY=127.0.0.1/32, so that it believes wrk's X-Forwarded-For);
 # - checks with curl that both answer 201 with the expected JSON, and that users_api's
@@ -23,7 +24,7 @@
 # users_api keeps completed idempotent requests in a store bounded to 100,000 entries; when
 # it is full the oldest responses are dropped (so long runs measure a full store too).
 #
-# SECURE_BIN=users_limits measures examples/users_limits instead: the same endpoint without
+# SECURE_BIN=users_limits measures benches/load/users_limits instead: the same endpoint without
 # `idempotent`, to separate the cost of idempotency from the rest of the stack.
 #
 # BARE_HEADERS=1 makes the bare server send the same response headers as secure-api, to

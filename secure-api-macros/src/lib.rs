@@ -70,13 +70,13 @@ use shared::{limits, suggest, units};
 /// `deny` compares the value's and the entries' UTS #39 confusable skeletons,
 /// case-insensitively and with default-ignorable code points removed, so `ａｄｍｉｎ`,
 /// `adm\u{200B}in` and Cyrillic `аdmin` are refused by `deny("admin")` while `administrator`
-/// passes (see `secure_api_runtime::validation::rules::deny_key`).
+/// passes (see `secure_api_runtime::validation::DenyList`).
 ///
 /// `url(public)` refuses loopback, private, link-local, CGNAT, multicast, reserved and
 /// cloud-metadata addresses in every numeric disguise, and `localhost`-style and other
 /// non-public names, reading the host as WHATWG URL parsers do (see
-/// `secure_api_runtime::validation::rules::is_public_url`). A public name can still resolve
-/// to a private address: check the connected address too (`rules::is_public_ip`).
+/// `secure_api_runtime::validation::is_public_url`). A public name can still resolve
+/// to a private address: check the connected address too (`validation::is_public_ip`).
 ///
 /// A field whose type implements `SecureInput` is validated even without `nested` (after
 /// the field's own rules), also inside `Option`, `Box`, `Vec`, `VecDeque` and arrays, with

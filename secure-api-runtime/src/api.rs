@@ -8,12 +8,13 @@ use actix_web::HttpMessage;
 use actix_web::HttpRequest;
 
 use crate::auth::jwt::JwtAuth;
-use crate::client::{ClientIpConfig, ForwardedHeader, IpNet, KeyDeriver};
+use crate::client::{ClientIpConfig, ForwardedHeader, IpNet};
+use crate::client_key::KeyDeriver;
 use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::layer::{SecureLayer, SecurityHeaders};
-use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, WhenFull};
+use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, UntrackedClients};
 use crate::throttle::{Policy, Rate, RateLimitStore};
 
 /// The default per-client rate of endpoints that do not set `rate`.
@@ -119,7 +120,7 @@ pub struct SecureApiBuilder {
     default_rate: Rate,
     default_burst: Option<u32>,
     max_keys: usize,
-    when_full: WhenFull,
+    when_full: UntrackedClients,
     headers: SecurityHeaders,
     idempotency: Option<Arc<dyn IdempotencyStore>>,
     idempotency_lease_ms: u64,
@@ -136,7 +137,7 @@ impl Default for SecureApiBuilder {
             default_rate: DEFAULT_RATE,
             default_burst: None,
             max_keys: DEFAULT_MAX_KEYS,
-            when_full: WhenFull::default(),
+            when_full: UntrackedClients::default(),
             headers: SecurityHeaders::default(),
             idempotency: None,
             idempotency_lease_ms: DEFAULT_IDEMPOTENCY_LEASE_MS,
@@ -206,7 +207,7 @@ impl SecureApiBuilder {
     }
 
     /// What the in-memory limiter does with new clients when full (default: reject, 503).
-    pub fn when_limiter_full(mut self, policy: WhenFull) -> Self {
+    pub fn when_limiter_full(mut self, policy: UntrackedClients) -> Self {
         self.when_full = policy;
         self
     }

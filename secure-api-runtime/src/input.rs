@@ -66,19 +66,7 @@ impl InputLimits {
 
 /// Whether a `Content-Type` value is JSON: `application/json` or `application/<x>+json`,
 /// with no parameters other than `charset=utf-8`.
-///
-/// ```
-/// use secure_api_runtime::input::is_json_content_type;
-/// assert!(is_json_content_type("application/json"));
-/// assert!(is_json_content_type("Application/JSON; charset=\"UTF-8\""));
-/// assert!(is_json_content_type("application/merge-patch+json"));
-/// assert!(!is_json_content_type("text/plain"));
-/// assert!(!is_json_content_type("application/json; charset=latin1"));
-/// // Any text is safe to ask about, multi-byte characters included.
-/// assert!(!is_json_content_type("applicationñ/x+json"));
-/// assert!(!is_json_content_type("application/x-ñjson"));
-/// ```
-pub fn is_json_content_type(value: &str) -> bool {
+pub(crate) fn is_json_content_type(value: &str) -> bool {
     let mut parts = value.split(';');
     let essence = parts.next().unwrap_or_default().trim();
     // Compared as bytes: slicing the `str` could split a multi-byte character and panic.
@@ -99,14 +87,7 @@ pub fn is_json_content_type(value: &str) -> bool {
 
 /// Checks that no array or object in `json` nests deeper than `max_depth`, without parsing
 /// it. Runs before deserialisation so that deep input costs one linear scan.
-///
-/// ```
-/// use secure_api_runtime::input::check_depth;
-/// assert!(check_depth(br#"{"a":[1,{"b":2}]}"#, 3).is_ok());
-/// assert!(check_depth(br#"{"a":[1,{"b":2}]}"#, 2).is_err());
-/// assert!(check_depth(br#"{"a":"[[[[[["}"#, 1).is_ok());
-/// ```
-pub fn check_depth(json: &[u8], max_depth: usize) -> Result<(), ApiError> {
+fn check_depth(json: &[u8], max_depth: usize) -> Result<(), ApiError> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -205,7 +186,7 @@ fn unknown_fields(track: &Track) -> ValidationErrors {
 }
 
 /// Normalises and validates an already deserialised `value`: 422 listing every failed rule.
-pub fn secure_value<T: SecureInput>(value: T) -> Result<T, ApiError> {
+pub(crate) fn secure_value<T: SecureInput>(value: T) -> Result<T, ApiError> {
     finish(value, ValidationErrors::new())
 }
 
@@ -257,5 +238,52 @@ pub(crate) fn classify(message: &str) -> &'static str {
         "duplicate_field"
     } else {
         "invalid"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=\"UTF-8\""));
+        assert!(is_json_content_type("application/merge-patch+json"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("application/json; charset=latin1"));
+    }
+
+    #[test]
+    fn content_type_check_takes_any_text() {
+        for value in [
+            "applicationñ/x+json",
+            "application/x-ñjson",
+            "ñ",
+            "application/ñ",
+            "application/json; charset=ñ",
+            "🦀🦀🦀🦀🦀🦀🦀🦀+json",
+        ] {
+            assert!(!is_json_content_type(value), "{value}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn content_type_check_never_panics(value in any::<String>(), tail in any::<String>()) {
+            let _ = is_json_content_type(&value);
+            let _ = is_json_content_type(&format!("application/{value}+json"));
+            let _ = is_json_content_type(&format!("application/{value}{tail}"));
+        }
+    }
+
+    #[test]
+    fn depth_is_counted_outside_strings() {
+        assert!(check_depth(br#"{"a":[1,{"b":2}]}"#, 3).is_ok());
+        assert!(check_depth(br#"{"a":[1,{"b":2}]}"#, 2).is_err());
+        assert!(check_depth(br#"{"a":"[[[[[["}"#, 1).is_ok());
+        assert!(check_depth(br#"{"a":"\"[[[["}"#, 1).is_ok());
     }
 }

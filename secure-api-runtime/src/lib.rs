@@ -32,14 +32,12 @@
 //!
 //! The policy code (validation rules, input limits) has no actix types and can be used on
 //! its own: see [`validation`] and [`input`].
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 pub mod api;
 pub mod auth;
 pub mod client;
+mod client_key;
 pub mod clock;
-pub mod endpoint;
+mod endpoint;
 pub mod extract;
 pub mod idempotency;
 pub mod input;
@@ -71,26 +69,31 @@ pub mod prelude {
     pub use secure_api_macros::{SecureInput, secure_endpoint};
 }
 
-/// What the macros' generated code calls. Not a public API: it changes without notice.
+/// What the macros' generated code calls, and the internals that this repository's own
+/// tests and benchmarks measure. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::validation::nested::{
         Nested, NestedPlain, NestedSecureInput, Probe, ProbePlain, ProbeSecureInput,
     };
     pub use crate::validation::rules::{
-        AsStr, HasLength, Pattern, has_public_host, in_range, is_denied_key, is_email, is_ip,
-        is_url, is_uuid, length_within, lowercase, nfc, nfkc, one_of, trim, uppercase,
+        AsStr, HasLength, Pattern, deny_key, has_public_host, in_range, is_denied_key, is_email,
+        is_ip, is_url, is_uuid, length_within, lowercase, nfc, nfkc, one_of, trim, uppercase,
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
-    pub use crate::auth::{AuthRequirement, Permission, PermissionRef, Rule};
-    pub use crate::endpoint::{EndpointSpec, KeyKind, Limit, run};
-    pub use crate::idempotency::IdempotencySpec;
+    pub use crate::auth::Permission;
+    pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
+    pub use crate::endpoint::{EndpointSpec, IdempotencySpec, KeyKind, Limit, run};
     /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
     /// fuzzing and property tests.
     pub use crate::shared::units;
     pub use crate::throttle::{Algorithm, Policy, Rate};
     pub use actix_web;
+
+    // Benchmarks only: the limiter's keys and the hasher of its map.
+    pub use crate::client_key::{Identity, KeyDeriver};
+    pub use crate::throttle::memory::pass_through::PassThrough;
 
     /// The string view of a string-like field.
     #[inline]
@@ -107,3 +110,57 @@ pub mod __private {
         check(value)
     }
 }
+
+/// The runtime's internals are not part of its public API: what generated code calls is
+/// reachable only through `__private`, and internal helpers not at all. Each path below was
+/// public once; each block must fail to compile.
+///
+/// ```compile_fail
+/// use secure_api_runtime::endpoint::run;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::endpoint::EndpointSpec;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::auth::Rule;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::auth::AuthRequirement;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::auth::PermissionRef;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::idempotency::IdempotencySpec;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::idempotency::fingerprint;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::input::check_depth;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::problem::problem_for_status;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::throttle::memory::PassThrough;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::validation::rules::trim;
+/// ```
+/// ```compile_fail
+/// use secure_api_runtime::client::KeyDeriver;
+/// ```
+///
+/// The same items through `__private`, and the public homes of what users need:
+///
+/// ```
+/// use secure_api_runtime::__private::{
+///     AuthRequirement, EndpointSpec, IdempotencySpec, PassThrough, Rule, run, trim,
+/// };
+/// use secure_api_runtime::auth::ANONYMOUS_TIER;
+/// use secure_api_runtime::idempotency::IDEMPOTENT_REPLAYED;
+/// use secure_api_runtime::validation::{DenyList, is_public_ip};
+/// ```
+#[cfg(doctest)]
+pub struct InternalsArePrivate;

@@ -205,7 +205,7 @@ registry! {
 /// The problem type for a bare status code (used when converting non-problem error responses,
 /// such as actix's own 404 and 405). Statuses without their own type map to
 /// [`problems::CLIENT_ERROR`] or [`problems::SERVER_ERROR`] with the status kept.
-pub fn problem_for_status(status: StatusCode) -> ProblemType {
+pub(crate) fn problem_for_status(status: StatusCode) -> ProblemType {
     use problems::*;
     let generic = |p: ProblemType| ProblemType {
         status: status.as_u16(),

@@ -6,7 +6,7 @@
 //! counts failed logins per account:
 //!
 //! - The account is keyed by a keyed 128-bit hash of its normalised username
-//!   ([`normalize_username`]) through the app's [`KeyDeriver`](crate::client::KeyDeriver),
+//!   ([`normalize_username`]) through the app's key deriver (random per-process hash keys),
 //!   so the username never reaches the store in clear text and nobody can choose names
 //!   whose keys collide.
 //! - The state lives in the app's [`RateLimitStore`](crate::throttle::RateLimitStore) (the
@@ -37,7 +37,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::password::Passwords;
 use super::{AuthFailure, unauthorized};
 use crate::api::SecureApi;
-use crate::client::Identity;
+use crate::client_key::Identity;
 use crate::problem::{ApiError, problems};
 use crate::throttle::{Algorithm, Decision, LimitKey, NANOS_PER_SEC, Policy, Rate, StoreError};
 

@@ -27,6 +27,7 @@ pub mod login;
 pub mod password;
 pub mod refresh;
 pub mod revocation;
+pub(crate) mod rule;
 
 use std::future::{Ready, ready};
 
@@ -35,6 +36,8 @@ use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
 use crate::problem::{ApiError, problems};
+
+pub(crate) use rule::AuthRequirement;
 
 /// The verified caller of a request: subject, roles, permissions and rate-limit tier, all
 /// from a verified token (never from the URL or the body).
@@ -68,6 +71,10 @@ pub struct Principal {
 
 /// The tier of authenticated principals whose token names none.
 pub const DEFAULT_TIER: &str = "user";
+
+/// The tier of requests without a principal: `tier(anonymous = "10/s")` on
+/// `#[secure_endpoint]` limits them.
+pub const ANONYMOUS_TIER: &str = "anonymous";
 
 impl Principal {
     /// A principal with no roles or permissions in the default tier.
@@ -146,70 +153,6 @@ pub trait Permission {
     fn name(&self) -> &'static str;
 }
 
-/// A permission of a rule: a string, or a typed enum variant resolved at run time.
-#[derive(Clone, Copy)]
-pub enum PermissionRef {
-    /// `permissions("users:delete")`.
-    Name(&'static str),
-    /// `permissions(Perm::UsersDelete)`.
-    Typed(fn() -> &'static str),
-}
-
-impl PermissionRef {
-    fn name(&self) -> &'static str {
-        match self {
-            PermissionRef::Name(n) => n,
-            PermissionRef::Typed(f) => f(),
-        }
-    }
-}
-
-impl std::fmt::Debug for PermissionRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.name())
-    }
-}
-
-/// An authorization rule of `auth(...)`.
-#[derive(Debug, Clone, Copy)]
-pub enum Rule {
-    /// Any verified principal.
-    Authenticated,
-    /// Every listed role.
-    Roles(&'static [&'static str]),
-    /// Every listed permission.
-    Permissions(&'static [PermissionRef]),
-    /// Every rule.
-    All(&'static [Rule]),
-    /// At least one rule.
-    Any(&'static [Rule]),
-}
-
-impl Rule {
-    /// Whether `principal` satisfies the rule.
-    pub fn allows(&self, principal: &Principal) -> bool {
-        match self {
-            Rule::Authenticated => true,
-            Rule::Roles(roles) => roles.iter().all(|r| principal.has_role(r)),
-            Rule::Permissions(perms) => perms.iter().all(|p| principal.has_permission(p.name())),
-            Rule::All(rules) => rules.iter().all(|r| r.allows(principal)),
-            Rule::Any(rules) => rules.iter().any(|r| r.allows(principal)),
-        }
-    }
-}
-
-/// How an endpoint treats credentials.
-#[derive(Debug, Clone, Copy)]
-pub enum AuthRequirement {
-    /// No `auth` option: a bearer token, when sent, is verified (401 if invalid) and its
-    /// principal used for rate limits; no token means anonymous.
-    Optional,
-    /// `public`: credentials are never looked at.
-    Public,
-    /// `auth(...)`: a valid token is required (401) and must satisfy the rule (403).
-    Required(Rule),
-}
-
 /// Why a request has no principal. Never told to the client: every case is the same 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -233,7 +176,7 @@ impl From<AuthFailure> for ApiError {
 /// The response for a failure: one `invalid-credentials` 401 for every failure, with the
 /// RFC 6750 challenge (`error="invalid_token"` when a token was presented); for
 /// [`AuthFailure::Unavailable`] a `service-unavailable` 503 with `Retry-After: 1`.
-pub fn unauthorized(failure: AuthFailure) -> ApiError {
+pub(crate) fn unauthorized(failure: AuthFailure) -> ApiError {
     let challenge = match failure {
         AuthFailure::Unavailable => {
             return ApiError::new(problems::SERVICE_UNAVAILABLE)
@@ -254,7 +197,7 @@ pub fn unauthorized(failure: AuthFailure) -> ApiError {
 }
 
 /// The 403 for an authenticated principal that the rule does not allow.
-pub fn forbidden() -> ApiError {
+pub(crate) fn forbidden() -> ApiError {
     ApiError::new(problems::FORBIDDEN).with_header(
         WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"api\", error=\"insufficient_scope\""),
@@ -262,7 +205,7 @@ pub fn forbidden() -> ApiError {
 }
 
 /// The bearer token of a request: `Ok(None)` without an `Authorization` header.
-pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthFailure> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, AuthFailure> {
     let mut values = req
         .headers()
         .get_all(actix_web::http::header::AUTHORIZATION);

@@ -44,18 +44,15 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
-use super::EndpointSpec;
+use super::{EndpointSpec, IdempotencySpec};
 use crate::api::SecureApi;
 use crate::extract::{declared_length, limits, read_body};
 use crate::idempotency::{
-    Claim, Completion, IdempotencySpec, IdempotencyStore, REPLAYED_HEADERS, RecordKey,
+    Claim, Completion, IDEMPOTENT_REPLAYED, IdempotencyStore, REPLAYED_HEADERS, RecordKey,
     StoredResponse, fingerprint, parse_key,
 };
 use crate::problem::{ApiError, problems};
 use crate::store::{StoreError, StoreFuture};
-
-/// The header marking a replayed response.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 

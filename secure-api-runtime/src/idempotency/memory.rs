@@ -122,9 +122,10 @@ pub struct ClientUsage {
     pub completed: usize,
 }
 
-/// What a full store does.
+/// What a new claim gets when the store, or its client's quota, is full: room made by
+/// evicting completed records, or a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenFull {
+pub enum NewClaimsWhenFull {
     /// Make room by dropping completed records: expired ones first, then the ones closest
     /// to expiry (the oldest, when they share one TTL); past a client's quota, that client's
     /// own oldest completed records. Under load beyond the bounds the replay window shrinks,
@@ -145,7 +146,7 @@ pub enum WhenFull {
 /// most [`max_entries_per_client`](Self::max_entries_per_client) keys and
 /// [`max_bytes_per_client`](Self::max_bytes_per_client) bytes per client (by default
 /// 1/[`DEFAULT_CLIENT_SHARE`] of the totals). A client at its quota makes room from its own
-/// oldest completed records (or, with [`WhenFull::Reject`], is refused), so one client
+/// oldest completed records (or, with [`NewClaimsWhenFull::Reject`], is refused), so one client
 /// cannot push out other clients' replay records. When the store as a whole is full,
 /// completed records go in expiry order. Running claims are never dropped: when every
 /// record of a full store (or of a client at its quota) is running, new claims fail with
@@ -187,7 +188,7 @@ pub struct MemoryIdempotencyStore {
     max_bytes: usize,
     client_max_entries: Option<usize>,
     client_max_bytes: Option<usize>,
-    when_full: WhenFull,
+    when_full: NewClaimsWhenFull,
     clock: StoreClock,
     last_warning: AtomicU64,
 }
@@ -226,14 +227,14 @@ impl MemoryIdempotencyStore {
             max_bytes: DEFAULT_MAX_BYTES,
             client_max_entries: None,
             client_max_bytes: None,
-            when_full: WhenFull::default(),
+            when_full: NewClaimsWhenFull::default(),
             clock,
             last_warning: AtomicU64::new(0),
         }
     }
 
-    /// Sets what a full store does.
-    pub fn when_full(mut self, policy: WhenFull) -> Self {
+    /// Sets whether a new claim on a full store evicts completed records or is refused.
+    pub fn when_full(mut self, policy: NewClaimsWhenFull) -> Self {
         self.when_full = policy;
         self
     }
@@ -366,12 +367,16 @@ impl MemoryIdempotencyStore {
     }
 
     /// Drops the completed record closest to expiry (any, or only an expired one under
-    /// [`WhenFull::Reject`]). `false` when there is none.
+    /// [`NewClaimsWhenFull::Reject`]). `false` when there is none.
     fn evict_global(&self, now: u64) -> bool {
         let next = {
             let mut expiry = self.lock_expiry();
             match expiry.first_key_value() {
-                Some((&(until, _), _)) if self.when_full == WhenFull::Reject && until > now => None,
+                Some((&(until, _), _))
+                    if self.when_full == NewClaimsWhenFull::Reject && until > now =>
+                {
+                    None
+                }
                 Some(_) => expiry.pop_first(),
                 None => None,
             }
@@ -386,14 +391,18 @@ impl MemoryIdempotencyStore {
     }
 
     /// Drops `client`'s oldest completed record (only if expired under
-    /// [`WhenFull::Reject`]). `false` when there is none.
+    /// [`NewClaimsWhenFull::Reject`]). `false` when there is none.
     fn evict_own(&self, client: &Digest, now: u64) -> bool {
         let next = {
             let Some(mut state) = self.clients.get_mut(client) else {
                 return false;
             };
             match state.completed.front() {
-                Some(&(_, until, _)) if self.when_full == WhenFull::Reject && until > now => None,
+                Some(&(_, until, _))
+                    if self.when_full == NewClaimsWhenFull::Reject && until > now =>
+                {
+                    None
+                }
                 Some(_) => state.completed.pop_front(),
                 None => None,
             }
@@ -866,7 +875,9 @@ mod tests {
     #[test]
     fn reject_keeps_replay_windows_until_expiry() {
         let clock = FakeClock::new();
-        let store = store_on(&clock).max_entries(1).when_full(WhenFull::Reject);
+        let store = store_on(&clock)
+            .max_entries(1)
+            .when_full(NewClaimsWhenFull::Reject);
         assert!(acquired(&store, &key(1), 1));
         assert!(now(store.complete(&key(1), 1, response("r"), 5_000)).unwrap());
         assert!(matches!(
@@ -973,7 +984,7 @@ mod tests {
         let clock = FakeClock::new();
         let store = store_on(&clock)
             .max_entries_per_client(2)
-            .when_full(WhenFull::Reject);
+            .when_full(NewClaimsWhenFull::Reject);
         for n in 0..2 {
             assert!(acquired(&store, &rk(2, n), 1));
             assert!(now(store.complete(&rk(2, n), 1, response("a"), 5_000)).unwrap());

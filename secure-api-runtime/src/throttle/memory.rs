@@ -12,15 +12,20 @@ use super::window::SlidingWindow;
 use super::{Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture};
 use crate::clock::{Clock, MonotonicClock, StoreClock};
 
-/// What a full store does with a client it has no state for.
+pub(crate) mod pass_through;
+use pass_through::PassThrough;
+
+/// Whether a full store lets through the requests of clients it cannot track: a new client
+/// arriving when `max_keys` clients are tracked and none could be swept out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenFull {
+pub enum UntrackedClients {
     /// Refuse the request (503 with `Retry-After`): memory stays bounded and no client
     /// escapes its limit. The default.
     #[default]
     Reject,
-    /// Let the request through without tracking it: availability over strictness.
-    AllowUntracked,
+    /// Let the request through without tracking it (so without a limit): availability over
+    /// strictness.
+    Allow,
 }
 
 /// Default bound on tracked clients.
@@ -29,57 +34,18 @@ pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 /// How often, at most, a full store sweeps for stale keys.
 const SWEEP_EVERY_NS: u64 = 100_000_000;
 
-/// Hashes a [`LimitKey`] by taking its first word through a cheap mixer: the key already
-/// is a keyed hash, so hashing it again with SipHash would only cost time. For other key
-/// types (benchmarks) the mixer spreads sequential integers; it is not collision-resistant,
-/// so keys chosen by clients must be `LimitKey`s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    fn finish(&self) -> u64 {
-        let x = self.0;
-        (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (x >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only reached for keys that are not `LimitKey`s; fold the bytes in.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        if self.0 == 0 {
-            self.0 = n;
-        }
-    }
-}
-
-/// Builds [`PassThroughHasher`]s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThrough;
-
-impl BuildHasher for PassThrough {
-    type Hasher = PassThroughHasher;
-    fn build_hasher(&self) -> PassThroughHasher {
-        PassThroughHasher(0)
-    }
-}
-
 /// Rate-limit state in memory, shared by every worker of an app.
 ///
 /// - GCRA state is one `AtomicU64` per key, updated by compare-and-swap; a denial writes
 ///   nothing.
 /// - At most `max_keys` keys are tracked. When full, keys whose state carries no
 ///   information (a full bucket, an empty window) are swept out, which changes no decision;
-///   if the store is still full, [`WhenFull`] decides.
+///   if the store is still full, [`UntrackedClients`] decides whether a new client is
+///   refused or let through untracked.
 ///
-/// Generic over the key so that it can be measured against other limiters with the same
-/// key type; the app uses [`LimitKey`].
+/// Generic over the key and its hasher so that it can be measured against other limiters
+/// with the same key type; the app uses [`LimitKey`] with a pass-through hasher (the key
+/// already is a keyed hash).
 ///
 /// ```
 /// use secure_api_runtime::throttle::memory::MemoryStore;
@@ -99,7 +65,7 @@ pub struct MemoryStore<K = LimitKey, S = PassThrough> {
     windows: DashMap<K, Mutex<SlidingWindow>, S>,
     keys: AtomicUsize,
     max_keys: usize,
-    when_full: WhenFull,
+    when_full: UntrackedClients,
     clock: StoreClock,
     sweeping: AtomicBool,
     last_sweep: AtomicU64,
@@ -122,7 +88,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
             windows: DashMap::with_hasher(S::default()),
             keys: AtomicUsize::new(0),
             max_keys: DEFAULT_MAX_KEYS,
-            when_full: WhenFull::default(),
+            when_full: UntrackedClients::default(),
             clock,
             sweeping: AtomicBool::new(false),
             last_sweep: AtomicU64::new(0),
@@ -135,8 +101,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         self
     }
 
-    /// Sets what happens to new clients when the store is full.
-    pub fn when_full(mut self, policy: WhenFull) -> Self {
+    /// Sets whether new clients are refused or let through untracked when the store is
+    /// full.
+    pub fn when_full(mut self, policy: UntrackedClients) -> Self {
         self.when_full = policy;
         self
     }
@@ -324,8 +291,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         }
         self.keys.fetch_sub(1, Ordering::Relaxed);
         match self.when_full {
-            WhenFull::Reject => Err(StoreError::Full),
-            WhenFull::AllowUntracked => Ok(false),
+            UntrackedClients::Reject => Err(StoreError::Full),
+            UntrackedClients::Allow => Ok(false),
         }
     }
 

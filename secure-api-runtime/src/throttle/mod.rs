@@ -1,5 +1,5 @@
 //! Rate limiting: the policy engine (GCRA and a strict sliding window), keys, decisions and
-//! the store interface. No actix types here; [`crate::endpoint`] adapts it to requests.
+//! the store interface. No actix types here; the endpoint runtime adapts it to requests.
 //!
 //! - [`Gcra`]: the generic cell rate algorithm, the exact equivalent of a token bucket of
 //!   `burst` tokens refilled at `rate`, kept in one `u64` per client (the theoretical arrival

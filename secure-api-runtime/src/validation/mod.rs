@@ -1,6 +1,9 @@
 //! Input validation: the [`SecureInput`] trait the derive implements, and the
 //! [`ValidationErrors`] it reports.
 //!
+//! It also has the rules' checks that are useful on their own, such as [`is_public_url`],
+//! [`is_public_ip`] and [`DenyList`].
+//!
 //! This module has no actix types; the extractors in [`crate::extract`] adapt it to
 //! requests. Errors name *where* and *which rule* failed (a JSON Pointer and a stable code,
 //! optionally with the rule's bounds) and never carry the offending input value, so they are
@@ -8,7 +11,12 @@
 
 #[doc(hidden)]
 pub mod nested;
-pub mod rules;
+pub(crate) mod rules;
+
+pub use rules::{
+    DenyList, EMAIL_LOCAL_MAX_LEN, EMAIL_MAX_LEN, URL_MAX_LEN, is_email, is_ip, is_public_ip,
+    is_public_url, is_url, is_uuid,
+};
 
 use std::borrow::Cow;
 use std::fmt;

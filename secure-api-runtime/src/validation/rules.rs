@@ -1,6 +1,9 @@
 //! The checks and normalisers behind the `#[secure(...)]` rules.
 //!
-//! Each function is usable on its own, without the derive. None of them allocates when the
+//! The checks that are useful on their own ([`is_email`], [`is_url`], [`is_public_url`],
+//! [`is_public_ip`], [`is_ip`], [`is_uuid`], [`DenyList`]) are re-exported from
+//! [`crate::validation`]; the rest (normalisers, bounds, look-alike keys, patterns) is what
+//! the derive's generated code calls, through `__private`. None of them allocates when the
 //! input passes, except the deny check on non-ASCII input that is not already lowercase
 //! and [`is_public_url`], which parses the URL as an HTTP client would; normalisers leave an
 //! already-normalised string untouched.
@@ -128,14 +131,6 @@ pub trait AsStr {
 ///
 /// A key is for comparison only: it is not meant to be shown or stored as the value (the
 /// key of `admin` is `adrnin`, because `rn` looks like `m`).
-///
-/// ```
-/// use secure_api_runtime::validation::rules::deny_key;
-/// assert_eq!(deny_key("ａｄｍｉｎ"), deny_key("admin"));
-/// assert_eq!(deny_key("adm\u{200B}in"), deny_key("Admin"));
-/// assert_eq!(deny_key("\u{430}dmin"), deny_key("admin")); // Cyrillic а
-/// assert_ne!(deny_key("administrator"), deny_key("admin"));
-/// ```
 pub fn deny_key(value: &str) -> String {
     let mut key = String::with_capacity(value.len());
     for_each_key_char(value, |c| {
@@ -193,13 +188,6 @@ const ASCII_KEY_MAX: usize = 6;
 /// most values the first or second). ASCII input is mapped through a per-character table
 /// computed once per process. Nothing is allocated unless the value is non-ASCII and not
 /// already lowercase, or there are more than 64 keys.
-///
-/// ```
-/// use secure_api_runtime::validation::rules::{deny_key, is_denied_key};
-/// let keys = [deny_key("admin"), deny_key("root")];
-/// assert!(is_denied_key("ＲＯＯＴ", &keys));
-/// assert!(!is_denied_key("root2", &keys));
-/// ```
 pub fn is_denied_key<K: AsRef<str>>(value: &str, keys: &[K]) -> bool {
     if keys.is_empty() {
         return false;
@@ -323,10 +311,19 @@ impl<'a, K: AsRef<str>> KeyPrefix<'a, K> {
     }
 }
 
-/// A `deny` list built at run time: the entries' keys are computed once, in [`DenyList::new`].
+/// A `deny` list built at run time, refusing every value that *looks like* one of its
+/// entries: the same check as the `deny(...)` rule of `#[derive(SecureInput)]`.
+///
+/// Values and entries are compared by their UTS #39 confusable skeletons (Unicode's
+/// `confusables.txt`), case-insensitively and with default-ignorable code points (zero-width
+/// spaces and joiners, soft hyphens, bidi controls, ...) removed: fullwidth `ａｄｍｉｎ`,
+/// `adm\u{200B}in`, Cyrillic `аdmin`, `ADMIN` and `adrnin` (`rn` looks like `m`) all match
+/// `admin`, and digits that look like letters count as those letters (`r00t` matches
+/// `root`). The entries' skeletons are computed once, in [`DenyList::new`]; a check
+/// allocates nothing for ASCII values.
 ///
 /// ```
-/// use secure_api_runtime::validation::rules::DenyList;
+/// use secure_api_runtime::validation::DenyList;
 /// let reserved = DenyList::new(["admin", "root", "null", "undefined"]);
 /// assert!(reserved.is_denied("Admin"));
 /// assert!(reserved.is_denied("ａｄｍｉｎ"));         // fullwidth
@@ -340,7 +337,7 @@ pub struct DenyList {
 }
 
 impl DenyList {
-    /// A list denying every value that looks like one of `entries` (see [`deny_key`]).
+    /// A list denying every value that looks like one of `entries`.
     pub fn new<I>(entries: I) -> Self
     where
         I: IntoIterator,
@@ -356,19 +353,6 @@ impl DenyList {
     pub fn is_denied(&self, value: &str) -> bool {
         is_denied_key(value, &self.keys)
     }
-}
-
-/// Whether `value` looks like one of `entries`: [`deny_key`] of both compared. Computes the
-/// entries' keys on every call; build a [`DenyList`] once for repeated checks.
-///
-/// ```
-/// use secure_api_runtime::validation::rules::is_denied;
-/// assert!(is_denied("Admin", &["admin", "root"]));
-/// assert!(is_denied("ａｄｍｉｎ", &["admin"]));
-/// assert!(!is_denied("administrator", &["admin"]));
-/// ```
-pub fn is_denied(value: &str, entries: &[&str]) -> bool {
-    DenyList::new(entries).is_denied(value)
 }
 
 /// Removes leading and trailing whitespace in place, without reallocating.
@@ -423,13 +407,6 @@ pub fn nfc(value: &mut String) {
 /// NFKC also folds compatibility forms onto their plain equivalents: fullwidth `ａｂｃ`
 /// becomes `abc`, `ﬁ` becomes `fi`, `①` becomes `1`, `ℌ` becomes `H`. Use it for identifiers
 /// (usernames, slugs, tags); keep `nfc` for free text, where those forms carry meaning.
-///
-/// ```
-/// use secure_api_runtime::validation::rules::nfkc;
-/// let mut s = String::from("ＡＢＣ\u{FB01}");
-/// nfkc(&mut s);
-/// assert_eq!(s, "ABCfi");
-/// ```
 pub fn nfkc(value: &mut String) {
     if value.is_ascii() {
         return;
@@ -454,7 +431,7 @@ pub const EMAIL_LOCAL_MAX_LEN: usize = 64;
 /// and single-label domains. Non-ASCII letters are allowed (RFC 6531).
 ///
 /// ```
-/// use secure_api_runtime::validation::rules::is_email;
+/// use secure_api_runtime::validation::is_email;
 /// assert!(is_email("alice@example.com"));
 /// assert!(!is_email("alice@localhost"));
 /// assert!(!is_email("al ice@example.com"));
@@ -570,7 +547,7 @@ pub const URL_MAX_LEN: usize = 2048;
 /// characters and URLs longer than 2048 bytes.
 ///
 /// ```
-/// use secure_api_runtime::validation::rules::is_url;
+/// use secure_api_runtime::validation::is_url;
 /// assert!(is_url("https://example.com/a?b=c#d"));
 /// assert!(is_url("http://127.0.0.1:8080/"));
 /// assert!(!is_url("javascript:alert(1)"));
@@ -654,7 +631,7 @@ pub fn is_url(value: &str) -> bool {
 /// [`is_public_ip`] in the HTTP client's resolver or connector.
 ///
 /// ```
-/// use secure_api_runtime::validation::rules::is_public_url;
+/// use secure_api_runtime::validation::is_public_url;
 /// assert!(is_public_url("https://example.com/hook"));
 /// assert!(is_public_url("https://93.184.216.34/"));
 /// for refused in [
@@ -749,7 +726,7 @@ fn is_public_name(name: &str) -> bool {
 ///
 /// ```
 /// use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-/// use secure_api_runtime::validation::rules::is_public_ip;
+/// use secure_api_runtime::validation::is_public_ip;
 /// let ip = |s: &str| s.parse::<IpAddr>().unwrap();
 /// assert!(is_public_ip(ip("93.184.216.34")));
 /// assert!(is_public_ip(ip("2606:2800:220:1:248:1893:25c8:1946")));
@@ -863,6 +840,24 @@ impl Pattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deny_keys_are_equal_for_look_alikes() {
+        assert_eq!(deny_key("ａｄｍｉｎ"), deny_key("admin"));
+        assert_eq!(deny_key("adm\u{200B}in"), deny_key("Admin"));
+        assert_eq!(deny_key("\u{430}dmin"), deny_key("admin")); // Cyrillic а
+        assert_ne!(deny_key("administrator"), deny_key("admin"));
+        let keys = [deny_key("admin"), deny_key("root")];
+        assert!(is_denied_key("ＲＯＯＴ", &keys));
+        assert!(!is_denied_key("root2", &keys));
+    }
+
+    #[test]
+    fn nfkc_folds_compatibility_forms() {
+        let mut s = String::from("ＡＢＣ\u{FB01}");
+        nfkc(&mut s);
+        assert_eq!(s, "ABCfi");
+    }
 
     #[test]
     fn email_limits_follow_rfc_5321() {
@@ -1017,8 +1012,9 @@ mod tests {
 
     #[test]
     fn deny_is_case_insensitive_for_unicode() {
-        assert!(is_denied("ÄDMIN", &["ädmin"]));
-        assert!(!is_denied("ädmins", &["ädmin"]));
+        let list = DenyList::new(["ädmin"]);
+        assert!(list.is_denied("ÄDMIN"));
+        assert!(!list.is_denied("ädmins"));
     }
 
     fn keys(entries: &[&str]) -> Vec<String> {

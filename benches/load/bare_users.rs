@@ -22,8 +22,11 @@ use serde::{Deserialize, Serialize};
 /// The request body of `POST /api/users` (the same fields as `users_api`).
 #[derive(Debug, Deserialize, Serialize)]
 pub struct CreateUserRequest {
+    /// The new user's name.
     pub username: String,
+    /// The user's e-mail address.
     pub email: String,
+    /// The user's age in years.
     pub age: i32,
 }
 
