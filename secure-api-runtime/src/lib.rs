@@ -45,6 +45,8 @@ pub mod idempotency;
 pub mod input;
 pub mod layer;
 pub mod problem;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod store;
 pub mod throttle;
 mod tracked;
