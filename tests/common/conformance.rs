@@ -72,15 +72,18 @@ pub async fn limiter_gcra(store: &dyn RateLimitStore) {
     assert!(d.allowed);
     assert_eq!(d.remaining(), 2);
 
-    // Refill at the rate: 20/s with a burst of 1 allows one more every 50 ms.
-    let fast = Policy::new("fast", Rate::per_second(20)).with_burst(1);
+    // Refill at the rate: 2/s with a burst of 1 allows one more every 500 ms.
+    let fast = Policy::new("fast", Rate::per_second(2)).with_burst(1);
     let k = limit_key();
     assert!(allowed(store, k, &fast).await);
     let denied = store.acquire(k, &fast, 1).await.unwrap();
     assert!(!denied.allowed);
-    assert!(denied.retry_after_ns <= 50_000_000);
-    sleep(Duration::from_millis(60)).await;
-    assert!(allowed(store, k, &fast).await, "refilled after one interval");
+    assert!(denied.retry_after_ns <= 500_000_000);
+    sleep(Duration::from_millis(520)).await;
+    assert!(
+        allowed(store, k, &fast).await,
+        "refilled after one interval"
+    );
 }
 
 /// The strict sliding window: exactly `count` in any window, the retry time of the oldest
@@ -102,11 +105,16 @@ pub async fn limiter_window(store: &dyn RateLimitStore) {
     let d = store.acquire(limit_key(), &policy, 3).await.unwrap();
     assert!(!d.allowed, "more than the count never passes");
     assert_eq!(d.retry_after_ns, u64::MAX);
-    assert!(store.acquire(limit_key(), &policy, 2).await.unwrap().allowed);
+    assert!(
+        store
+            .acquire(limit_key(), &policy, 2)
+            .await
+            .unwrap()
+            .allowed
+    );
 
     // Admissions leave the window after its length.
-    let short =
-        Policy::new("short", Rate::per_second(2)).with_algorithm(Algorithm::SlidingWindow);
+    let short = Policy::new("short", Rate::per_second(2)).with_algorithm(Algorithm::SlidingWindow);
     let k = limit_key();
     assert!(allowed(store, k, &short).await);
     assert!(allowed(store, k, &short).await);
@@ -155,8 +163,12 @@ pub async fn limiter_concurrent(stores: &[&dyn RateLimitStore]) {
     let window = policy.with_algorithm(Algorithm::SlidingWindow);
     for policy in [policy, window] {
         let key = LimitKey([key.0[0], fresh()]);
-        let decisions = join_all((0..40).map(|i| stores[i % stores.len()].acquire(key, &policy, 1))).await;
-        let admitted = decisions.into_iter().filter(|d| d.as_ref().unwrap().allowed).count();
+        let decisions =
+            join_all((0..40).map(|i| stores[i % stores.len()].acquire(key, &policy, 1))).await;
+        let admitted = decisions
+            .into_iter()
+            .filter(|d| d.as_ref().unwrap().allowed)
+            .count();
         assert_eq!(admitted, 10, "{policy:?}");
     }
 }
@@ -214,11 +226,17 @@ fn sized(n: usize) -> Completion {
 }
 
 async fn acquired(store: &dyn IdempotencyStore, key: &RecordKey, owner: u128) -> bool {
-    matches!(store.claim(key, &FP, owner, 60_000).await, Ok(Claim::Acquired))
+    matches!(
+        store.claim(key, &FP, owner, 60_000).await,
+        Ok(Claim::Acquired)
+    )
 }
 
 async fn replays(store: &dyn IdempotencyStore, key: &RecordKey) -> bool {
-    matches!(store.claim(key, &FP, 999, 60_000).await, Ok(Claim::Completed(_)))
+    matches!(
+        store.claim(key, &FP, 999, 60_000).await,
+        Ok(Claim::Completed(_))
+    )
 }
 
 /// Claim, in flight, mismatch, owner checks, completion and replay, release.
@@ -226,16 +244,35 @@ pub async fn idempotency_lifecycle(store: &dyn IdempotencyStore) {
     let client = fresh_client();
     let key = record(&client, 1);
     assert!(acquired(store, &key, 1).await);
-    assert!(matches!(store.claim(&key, &FP, 2, 60_000).await.unwrap(), Claim::InFlight));
     assert!(matches!(
-        store.claim(&key, &Digest([9; 32]), 2, 60_000).await.unwrap(),
+        store.claim(&key, &FP, 2, 60_000).await.unwrap(),
+        Claim::InFlight
+    ));
+    assert!(matches!(
+        store
+            .claim(&key, &Digest([9; 32]), 2, 60_000)
+            .await
+            .unwrap(),
         Claim::Mismatch
     ));
     assert!(store.renew(&key, 1, 60_000).await.unwrap());
-    assert!(!store.renew(&key, 2, 60_000).await.unwrap(), "not the owner");
-    assert!(!store.complete(&key, 2, response("other"), 60_000).await.unwrap());
+    assert!(
+        !store.renew(&key, 2, 60_000).await.unwrap(),
+        "not the owner"
+    );
+    assert!(
+        !store
+            .complete(&key, 2, response("other"), 60_000)
+            .await
+            .unwrap()
+    );
     assert!(!store.release(&key, 2).await.unwrap());
-    assert!(store.complete(&key, 1, response("first"), 60_000).await.unwrap());
+    assert!(
+        store
+            .complete(&key, 1, response("first"), 60_000)
+            .await
+            .unwrap()
+    );
     match store.claim(&key, &FP, 3, 60_000).await.unwrap() {
         Claim::Completed(r) => {
             assert_eq!(r.status, 201);
@@ -251,20 +288,31 @@ pub async fn idempotency_lifecycle(store: &dyn IdempotencyStore) {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.claim(&key, &Digest([9; 32]), 3, 60_000).await.unwrap(),
+        store
+            .claim(&key, &Digest([9; 32]), 3, 60_000)
+            .await
+            .unwrap(),
         Claim::Mismatch
     ));
     // A completion is final: no renewal, release or second completion.
     assert!(!store.renew(&key, 1, 60_000).await.unwrap());
     assert!(!store.release(&key, 1).await.unwrap());
-    assert!(!store.complete(&key, 1, response("again"), 60_000).await.unwrap());
+    assert!(
+        !store
+            .complete(&key, 1, response("again"), 60_000)
+            .await
+            .unwrap()
+    );
 
     // A released claim frees the key, for another fingerprint too.
     let other = record(&client, 2);
     assert!(acquired(store, &other, 1).await);
     assert!(store.release(&other, 1).await.unwrap());
     assert!(matches!(
-        store.claim(&other, &Digest([9; 32]), 2, 60_000).await.unwrap(),
+        store
+            .claim(&other, &Digest([9; 32]), 2, 60_000)
+            .await
+            .unwrap(),
         Claim::Acquired
     ));
     // Another client's key of the same name is another record.
@@ -276,31 +324,56 @@ pub async fn idempotency_lifecycle(store: &dyn IdempotencyStore) {
 pub async fn idempotency_leases(store: &dyn IdempotencyStore) {
     let client = fresh_client();
     let key = record(&client, 1);
-    assert!(matches!(store.claim(&key, &FP, 1, 150).await.unwrap(), Claim::Acquired));
+    assert!(matches!(
+        store.claim(&key, &FP, 1, 150).await.unwrap(),
+        Claim::Acquired
+    ));
     sleep(Duration::from_millis(220)).await;
-    assert!(matches!(store.claim(&key, &FP, 2, 60_000).await.unwrap(), Claim::Acquired));
+    assert!(matches!(
+        store.claim(&key, &FP, 2, 60_000).await.unwrap(),
+        Claim::Acquired
+    ));
     assert!(!store.renew(&key, 1, 60_000).await.unwrap());
-    assert!(!store.complete(&key, 1, response("stale"), 60_000).await.unwrap());
+    assert!(
+        !store
+            .complete(&key, 1, response("stale"), 60_000)
+            .await
+            .unwrap()
+    );
     assert!(!store.release(&key, 1).await.unwrap());
-    assert!(store.complete(&key, 2, response("fresh"), 60_000).await.unwrap());
+    assert!(
+        store
+            .complete(&key, 2, response("fresh"), 60_000)
+            .await
+            .unwrap()
+    );
     match store.claim(&key, &FP, 3, 60_000).await.unwrap() {
         Claim::Completed(r) => assert_eq!(r.body, "fresh"),
         other => panic!("{other:?}"),
     }
 
-    // Renewed every 100 ms of a 300 ms lease for 900 ms: never taken over.
+    // Renewed every 200 ms of a 600 ms lease for 1.2 s: never taken over.
     let held = record(&client, 2);
-    assert!(matches!(store.claim(&held, &FP, 1, 300).await.unwrap(), Claim::Acquired));
-    for _ in 0..9 {
-        sleep(Duration::from_millis(100)).await;
-        assert!(store.renew(&held, 1, 300).await.unwrap());
-        assert!(matches!(store.claim(&held, &FP, 2, 300).await.unwrap(), Claim::InFlight));
+    assert!(matches!(
+        store.claim(&held, &FP, 1, 600).await.unwrap(),
+        Claim::Acquired
+    ));
+    for _ in 0..6 {
+        sleep(Duration::from_millis(200)).await;
+        assert!(store.renew(&held, 1, 600).await.unwrap());
+        assert!(matches!(
+            store.claim(&held, &FP, 2, 600).await.unwrap(),
+            Claim::InFlight
+        ));
     }
     // Renewing never shortens a lease.
-    assert!(store.renew(&held, 1, 300).await.unwrap());
+    assert!(store.renew(&held, 1, 600).await.unwrap());
     assert!(store.renew(&held, 1, 1).await.unwrap());
     sleep(Duration::from_millis(100)).await;
-    assert!(matches!(store.claim(&held, &FP, 2, 300).await.unwrap(), Claim::InFlight));
+    assert!(matches!(
+        store.claim(&held, &FP, 2, 600).await.unwrap(),
+        Claim::InFlight
+    ));
 
     // A completion expires with its TTL.
     let short = record(&client, 3);
@@ -309,7 +382,10 @@ pub async fn idempotency_leases(store: &dyn IdempotencyStore) {
     assert!(replays(store, &short).await);
     sleep(Duration::from_millis(220)).await;
     assert!(matches!(
-        store.claim(&short, &Digest([9; 32]), 2, 60_000).await.unwrap(),
+        store
+            .claim(&short, &Digest([9; 32]), 2, 60_000)
+            .await
+            .unwrap(),
         Claim::Acquired
     ));
 }
@@ -328,13 +404,21 @@ pub async fn idempotency_markers(make: &dyn Fn(Quota) -> Arc<dyn IdempotencyStor
         Err(StoreError::Full)
     ));
     let marker = Completion::NotReplayable { status: 201 };
-    assert!(store.complete(&key, 1, marker.clone(), 60_000).await.unwrap());
+    assert!(
+        store
+            .complete(&key, 1, marker.clone(), 60_000)
+            .await
+            .unwrap()
+    );
     assert!(matches!(
         store.claim(&key, &FP, 2, 60_000).await.unwrap(),
         Claim::NotReplayable { status: 201 }
     ));
     assert!(matches!(
-        store.claim(&key, &Digest([9; 32]), 2, 60_000).await.unwrap(),
+        store
+            .claim(&key, &Digest([9; 32]), 2, 60_000)
+            .await
+            .unwrap(),
         Claim::Mismatch
     ));
     assert!(!store.release(&key, 1).await.unwrap());
@@ -351,17 +435,36 @@ pub async fn idempotency_quotas(make: &dyn Fn(Quota) -> Arc<dyn IdempotencyStore
     });
     let (alice, bob) = (fresh_client(), fresh_client());
     assert!(acquired(&*store, &record(&bob, 0), 1).await);
-    assert!(store.complete(&record(&bob, 0), 1, response("bob"), 60_000).await.unwrap());
+    assert!(
+        store
+            .complete(&record(&bob, 0), 1, response("bob"), 60_000)
+            .await
+            .unwrap()
+    );
     for n in 0..10 {
         assert!(acquired(&*store, &record(&alice, n), 1).await, "{n}");
-        assert!(store.complete(&record(&alice, n), 1, response("a"), 60_000).await.unwrap());
+        assert!(
+            store
+                .complete(&record(&alice, n), 1, response("a"), 60_000)
+                .await
+                .unwrap()
+        );
         sleep(Duration::from_millis(2)).await;
     }
-    assert!(replays(&*store, &record(&bob, 0)).await, "bob's record is untouched");
+    assert!(
+        replays(&*store, &record(&bob, 0)).await,
+        "bob's record is untouched"
+    );
     for n in 7..10 {
-        assert!(replays(&*store, &record(&alice, n)).await, "alice keeps her newest: {n}");
+        assert!(
+            replays(&*store, &record(&alice, n)).await,
+            "alice keeps her newest: {n}"
+        );
     }
-    assert!(!replays(&*store, &record(&alice, 6)).await, "her older ones went");
+    assert!(
+        !replays(&*store, &record(&alice, 6)).await,
+        "her older ones went"
+    );
 
     // Running claims are never evicted.
     let carol = fresh_client();
@@ -385,16 +488,30 @@ pub async fn idempotency_quotas(make: &dyn Fn(Quota) -> Arc<dyn IdempotencyStore
     let dave = fresh_client();
     for n in 0..2 {
         assert!(acquired(&*store, &record(&dave, n), 1).await);
-        assert!(store.complete(&record(&dave, n), 1, response("d"), 300).await.unwrap());
+        assert!(
+            store
+                .complete(&record(&dave, n), 1, response("d"), 800)
+                .await
+                .unwrap()
+        );
     }
     assert!(matches!(
         store.claim(&record(&dave, 2), &FP, 1, 60_000).await,
         Err(StoreError::Full)
     ));
-    assert!(acquired(&*store, &record(&fresh_client(), 2), 1).await, "others are served");
-    assert!(replays(&*store, &record(&dave, 0)).await, "his replay windows are kept");
-    sleep(Duration::from_millis(380)).await;
-    assert!(acquired(&*store, &record(&dave, 2), 1).await, "once his own expired");
+    assert!(
+        acquired(&*store, &record(&fresh_client(), 2), 1).await,
+        "others are served"
+    );
+    assert!(
+        replays(&*store, &record(&dave, 0)).await,
+        "his replay windows are kept"
+    );
+    sleep(Duration::from_millis(900)).await;
+    assert!(
+        acquired(&*store, &record(&dave, 2), 1).await,
+        "once his own expired"
+    );
 
     // Bytes: 364 per response (300 of body, 64 of overhead), 1,000 per client.
     let store = make(Quota {
@@ -403,27 +520,47 @@ pub async fn idempotency_quotas(make: &dyn Fn(Quota) -> Arc<dyn IdempotencyStore
     });
     let (erin, frank) = (fresh_client(), fresh_client());
     assert!(acquired(&*store, &record(&frank, 0), 1).await);
-    assert!(store.complete(&record(&frank, 0), 1, sized(300), 60_000).await.unwrap());
+    assert!(
+        store
+            .complete(&record(&frank, 0), 1, sized(300), 60_000)
+            .await
+            .unwrap()
+    );
     for n in 0..6 {
         assert!(acquired(&*store, &record(&erin, n), 1).await);
-        assert!(store.complete(&record(&erin, n), 1, sized(300), 60_000).await.unwrap());
+        assert!(
+            store
+                .complete(&record(&erin, n), 1, sized(300), 60_000)
+                .await
+                .unwrap()
+        );
         sleep(Duration::from_millis(2)).await;
     }
     assert!(replays(&*store, &record(&frank, 0)).await);
     assert!(replays(&*store, &record(&erin, 5)).await);
     assert!(replays(&*store, &record(&erin, 4)).await);
-    assert!(!replays(&*store, &record(&erin, 3)).await, "two fit in 1,000 bytes");
+    assert!(
+        !replays(&*store, &record(&erin, 3)).await,
+        "two fit in 1,000 bytes"
+    );
     // A response that can never fit is refused without evicting anything for it.
     assert!(acquired(&*store, &record(&erin, 9), 1).await);
     assert!(matches!(
-        store.complete(&record(&erin, 9), 1, sized(2_000), 60_000).await,
+        store
+            .complete(&record(&erin, 9), 1, sized(2_000), 60_000)
+            .await,
         Err(StoreError::Full)
     ));
     assert!(replays(&*store, &record(&erin, 5)).await);
     assert!(replays(&*store, &record(&erin, 4)).await);
     // The claim is still the owner's: it can complete with a marker.
     let marker = Completion::NotReplayable { status: 200 };
-    assert!(store.complete(&record(&erin, 9), 1, marker, 60_000).await.unwrap());
+    assert!(
+        store
+            .complete(&record(&erin, 9), 1, marker, 60_000)
+            .await
+            .unwrap()
+    );
 }
 
 /// Concurrent claims of one key, spread over `stores`: exactly one is acquired, every
@@ -445,7 +582,12 @@ pub async fn idempotency_one_winner(stores: &[&dyn IdempotencyStore], claims: us
     assert_eq!(winners.len(), 1, "exactly one claim wins");
     let winner = winners[0];
     let owner_store = stores[(winner - 1_000) as usize % stores.len()];
-    assert!(owner_store.complete(&key, winner, response("once"), 60_000).await.unwrap());
+    assert!(
+        owner_store
+            .complete(&key, winner, response("once"), 60_000)
+            .await
+            .unwrap()
+    );
     for store in stores {
         match store.claim(&key, &FP, 7, 60_000).await.unwrap() {
             Claim::Completed(r) => assert_eq!(r.body, "once"),
@@ -489,14 +631,39 @@ pub async fn refresh_lifecycle(store: &dyn RefreshStore) {
 
     // Only the current generation and token hash, of the session's subject, advance it.
     let next = advance_to(&subject, 7, now + 700);
-    assert!(!store.advance(s.id, 1, s.token_hash, next.clone(), now).await.unwrap());
-    assert!(!store.advance(s.id, 0, [0xee; 32], next.clone(), now).await.unwrap());
+    assert!(
+        !store
+            .advance(s.id, 1, s.token_hash, next.clone(), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance(s.id, 0, [0xee; 32], next.clone(), now)
+            .await
+            .unwrap()
+    );
     let mut other = next.clone();
     other.grant.subject = "mallory".into();
-    assert!(!store.advance(s.id, 0, s.token_hash, other, now).await.unwrap());
-    assert!(store.advance(s.id, 0, s.token_hash, next.clone(), now).await.unwrap());
+    assert!(
+        !store
+            .advance(s.id, 0, s.token_hash, other, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .advance(s.id, 0, s.token_hash, next.clone(), now)
+            .await
+            .unwrap()
+    );
     // Spent: the same rotation again fails.
-    assert!(!store.advance(s.id, 0, s.token_hash, next.clone(), now).await.unwrap());
+    assert!(
+        !store
+            .advance(s.id, 0, s.token_hash, next.clone(), now)
+            .await
+            .unwrap()
+    );
     let rotated = store.get(s.id, now).await.unwrap().unwrap();
     assert_eq!(rotated.generation, 1);
     assert_eq!(rotated.token_hash, [7; 32]);
@@ -529,7 +696,12 @@ pub async fn refresh_lifecycle(store: &dyn RefreshStore) {
     assert!(store.get(s.id, now + 599).await.unwrap().is_some());
     assert_eq!(store.get(s.id, now + 600).await.unwrap(), None);
     let next = advance_to(&subject, 7, now + 1_200);
-    assert!(!store.advance(s.id, 0, s.token_hash, next, now + 600).await.unwrap());
+    assert!(
+        !store
+            .advance(s.id, 0, s.token_hash, next, now + 600)
+            .await
+            .unwrap()
+    );
 }
 
 /// Revoke-by-subject ends exactly the subject's sessions; a subject's sessions are bounded
@@ -557,7 +729,11 @@ pub async fn refresh_subjects(store: &dyn RefreshStore, max_per_subject: usize) 
     for s in &daves {
         store.create(s.clone(), now).await.unwrap();
     }
-    assert_eq!(store.get(daves[0].id, now).await.unwrap(), None, "the oldest went");
+    assert_eq!(
+        store.get(daves[0].id, now).await.unwrap(),
+        None,
+        "the oldest went"
+    );
     for s in &daves[1..] {
         assert!(store.get(s.id, now).await.unwrap().is_some());
     }
@@ -607,34 +783,72 @@ pub async fn revocation_kinds(store: &dyn Revocation) {
     let t = token(&j1, &alice, Some(&s1), base);
     assert!(!revoked(t, base).await.unwrap());
     store.revoke_token(&j1, base + 100, base).await.unwrap();
-    assert!(revoked(t, base + 100).await.unwrap(), "kept through its last second");
+    assert!(
+        revoked(t, base + 100).await.unwrap(),
+        "kept through its last second"
+    );
     assert!(!revoked(t, base + 101).await.unwrap());
     assert!(!revoked(token(&j2, &alice, None, base), base).await.unwrap());
 
     store.revoke_session(&s1, base + 200, base).await.unwrap();
-    assert!(revoked(token(&j2, &alice, Some(&s1), base), base + 200).await.unwrap());
-    assert!(!revoked(token(&j2, &alice, Some(&s2), base), base + 150).await.unwrap());
-    assert!(!revoked(token(&j2, &alice, None, base), base + 150).await.unwrap());
+    assert!(
+        revoked(token(&j2, &alice, Some(&s1), base), base + 200)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !revoked(token(&j2, &alice, Some(&s2), base), base + 150)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !revoked(token(&j2, &alice, None, base), base + 150)
+            .await
+            .unwrap()
+    );
 
-    store.revoke_subject(&carol, base + 50, base + 300, base + 50).await.unwrap();
+    store
+        .revoke_subject(&carol, base + 50, base + 300, base + 50)
+        .await
+        .unwrap();
     let c = |iat| token(&j2, &carol, None, iat);
-    assert!(revoked(c(base + 50), base + 60).await.unwrap(), "same second: refused");
+    assert!(
+        revoked(c(base + 50), base + 60).await.unwrap(),
+        "same second: refused"
+    );
     assert!(revoked(c(base + 20), base + 300).await.unwrap());
     assert!(!revoked(c(base + 51), base + 60).await.unwrap());
     assert!(!revoked(c(base + 20), base + 301).await.unwrap());
     // A second revocation moves the moment forward, never back, and never shortens it.
-    store.revoke_subject(&carol, base + 70, base + 320, base + 70).await.unwrap();
+    store
+        .revoke_subject(&carol, base + 70, base + 320, base + 70)
+        .await
+        .unwrap();
     assert!(revoked(c(base + 60), base + 310).await.unwrap());
-    store.revoke_subject(&carol, base + 10, base + 100, base + 80).await.unwrap();
+    store
+        .revoke_subject(&carol, base + 10, base + 100, base + 80)
+        .await
+        .unwrap();
     assert!(revoked(c(base + 60), base + 310).await.unwrap());
 
     // Re-revoking with an earlier end keeps the later one.
     store.revoke_session(&s2, base + 150, base).await.unwrap();
-    store.revoke_session(&s2, base + 110, base + 100).await.unwrap();
-    assert!(revoked(token(&j2, &alice, Some(&s2), base), base + 140).await.unwrap());
+    store
+        .revoke_session(&s2, base + 110, base + 100)
+        .await
+        .unwrap();
+    assert!(
+        revoked(token(&j2, &alice, Some(&s2), base), base + 140)
+            .await
+            .unwrap()
+    );
 
     // An entry that already ended is not stored.
     let j3 = format!("j3-{f}");
     store.revoke_token(&j3, base - 1, base).await.unwrap();
-    assert!(!revoked(token(&j3, &alice, None, base), base - 1).await.unwrap());
+    assert!(
+        !revoked(token(&j3, &alice, None, base), base - 1)
+            .await
+            .unwrap()
+    );
 }

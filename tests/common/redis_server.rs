@@ -220,7 +220,10 @@ impl RedisCluster {
                 if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
                     break;
                 }
-                assert!(Instant::now() < deadline, "the cluster did not become ready");
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not become ready"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
