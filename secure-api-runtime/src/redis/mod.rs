@@ -1,7 +1,7 @@
 //! Every store on Redis, so that several instances of an app act as one (feature `redis`).
 //!
 //! One [`RedisBackend`] holds one multiplexed, auto-reconnecting connection (a
-//! [`ConnectionManager`](::redis::aio::ConnectionManager), or a Redis Cluster connection)
+//! [`ConnectionManager`], or a Redis Cluster connection)
 //! shared by every worker and every store; no request opens a connection. It yields an
 //! implementation of every store trait:
 //!
@@ -79,8 +79,8 @@
 //! `<subject>`, `<jti>` and `<sid>` hex SHA-256 digests. Each store's documentation
 //! describes its records and scripts.
 //!
-//! Redis 7.0 or later is required (`SET ... GET`-free scripts, `ZADD GT`, `RPOP` with a
-//! count), on a single node or a cluster.
+//! Redis 7.0 or later (tested on 7.0.15), a single node or a cluster. The scripts are
+//! loaded on first use and run by `EVALSHA` (loaded again after a Redis restart).
 
 mod idempotency;
 mod limiter;
