@@ -15,18 +15,31 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use secure_api_runtime::SecureApi;
+//! use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+//! use secure_api_runtime::auth::refresh::{AccountStatus, SessionInfo, TokenService};
 //! use secure_api_runtime::redis::RedisBackend;
 //!
-//! # async fn run() -> Result<(), secure_api_runtime::redis::RedisError> {
+//! # async fn run(jwt_secret: Vec<u8>, refresh_key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+//! // Once, before `HttpServer::new`: every worker and every store share the connection.
 //! let redis = RedisBackend::builder()
 //!     .key_prefix("orders-api")
 //!     .connect("redis://127.0.0.1:6379/")
 //!     .await?;
+//! let jwt = JwtAuth::hs256(jwt_secret)
+//!     .issuer("https://auth.example")
+//!     .audience("orders-api")
+//!     .revocation(Arc::new(redis.revocation_store()))
+//!     .build()?;
+//! let accounts = |s: &SessionInfo| AccountStatus::Active(AccessGrant::new(&s.subject));
+//! // Every instance shares the refresh-token key, so any of them can rotate any session.
+//! let tokens = TokenService::new(jwt.clone(), Arc::new(redis.refresh_store()), Arc::new(accounts))
+//!     .refresh_key(refresh_key)?;
 //! let api = SecureApi::builder()
 //!     .rate_limit_store(Arc::new(redis.rate_limit_store()))
 //!     .idempotency_store(Arc::new(redis.idempotency_store()))
+//!     .jwt(jwt)
 //!     .build();
-//! # let _ = api; Ok(()) }
+//! # let _ = (api, tokens); Ok(()) }
 //! ```
 //!
 //! # Semantics
@@ -56,8 +69,9 @@
 //! Every key starts with the backend's [key prefix](RedisBackendBuilder::key_prefix)
 //! (default `secure-api`), so that apps sharing one Redis never collide, and holds a hash tag
 //! (`{...}`): what one script reads and writes together sits in one Redis Cluster slot. No
-//! key holds a client address, a principal, a token or an idempotency key in clear: they
-//! are hashed first. Every key has a TTL, set just past the moment its state stops mattering.
+//! key name holds a client address, a principal, a token or an idempotency key in clear:
+//! they are hashed first (only a session's record holds its subject and grant, as values).
+//! Every key has a TTL, set just past the moment its state stops mattering.
 //!
 //! | key | type | holds | TTL |
 //! | --- | --- | --- | --- |
@@ -69,9 +83,9 @@
 //! | `<prefix>:idem:{<client>}#size` | hash | bytes of each stored response, and their total | the latest expiry |
 //! | `<prefix>:rt:s:{<session id>}` | hash | one refresh session | until its idle end (never past its absolute end) |
 //! | `<prefix>:rt:u:{<subject>}` | sorted set | a subject's session ids, scored by absolute end | the latest absolute end |
-//! | `<prefix>:rv:t:{<jti>}` | string | token revocation: `until` | until `until` has passed |
-//! | `<prefix>:rv:s:{<sid>}` | string | session revocation: `until` | until `until` has passed |
-//! | `<prefix>:rv:u:{<subject>}` | string | subject revocation: `revoked_at:until` | until `until` has passed |
+//! | `<prefix>:rv:t:{<jti>}` | string | token revocation: `0:until` (s) | until `until` has passed |
+//! | `<prefix>:rv:s:{<sid>}` | string | session revocation: `0:until` (s) | until `until` has passed |
+//! | `<prefix>:rv:u:{<subject>}` | string | subject revocation: `revoked_at:until` (s) | until `until` has passed |
 //!
 //! `<limit key>` is the hex of the already derived [`LimitKey`](crate::throttle::LimitKey);
 //! `<client>` and `<scope>` the hex of [`RecordKey`](crate::idempotency::RecordKey)'s
