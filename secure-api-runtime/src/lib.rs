@@ -43,6 +43,8 @@ pub mod idempotency;
 pub mod input;
 pub mod layer;
 pub mod problem;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod shared;
 pub mod store;
 pub mod throttle;

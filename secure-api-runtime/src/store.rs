@@ -58,3 +58,36 @@ impl<T> Future for StoreFuture<'_, T> {
         }
     }
 }
+
+/// What a check does when its store cannot answer ([`StoreError::Backend`]: a network
+/// store timed out, lost its connection or failed).
+///
+/// Failing closed is the default and the only choice for idempotency and authentication
+/// (revocation checks, sessions): running an idempotent handler unprotected could run it
+/// twice, and skipping a revocation check would let revoked tokens in. Rate limits may
+/// choose to fail open, trading protection for availability while the store is down.
+///
+/// ```
+/// use secure_api_runtime::store::{OnStoreError, StoreError};
+/// let down = StoreError::Backend("connection refused".into());
+/// assert!(!OnStoreError::default().allows(&down));
+/// assert!(OnStoreError::Allow.allows(&down));
+/// // A full store is not a failure: its own policy (`WhenFull`) decides.
+/// assert!(!OnStoreError::Allow.allows(&StoreError::Full));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// Refuse the request: a 503 problem with `Retry-After`. The default.
+    #[default]
+    FailClosed,
+    /// Let the request through unchecked (rate limits only); each such request should be
+    /// logged at warn level, rate-limited.
+    Allow,
+}
+
+impl OnStoreError {
+    /// Whether a request whose check failed with `err` may go on.
+    pub fn allows(&self, err: &StoreError) -> bool {
+        matches!((self, err), (OnStoreError::Allow, StoreError::Backend(_)))
+    }
+}
