@@ -262,3 +262,27 @@ fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
         body: raw[split + 4..].to_vec(),
     })
 }
+
+/// Starts a real server for the app factory `$app` (an `HttpServer::new` argument) with
+/// `$workers` workers on port 0 of `$host`, spawned on the test's runtime, and evaluates to
+/// its bound address and the handle that stops it: `(SocketAddr, ServerHandle)`.
+///
+/// A macro rather than a function: the bounds a function would need name
+/// `IntoServiceFactory`, which actix-web does not re-export.
+#[allow(unused_macros)]
+macro_rules! serve {
+    ($host:expr, $workers:expr, $app:expr $(,)?) => {{
+        let host: &str = $host;
+        let server = actix_web::HttpServer::new($app)
+            .workers($workers)
+            .bind((host, 0))
+            .unwrap_or_else(|e| panic!("binding {host} port 0: {e}"));
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        (addr, handle)
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use serve;
