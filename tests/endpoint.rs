@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::header;
-use actix_web::{App, HttpMessage, test, web};
+use actix_web::{App, test, web};
 use common::{Reply, send};
-use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::prelude::*;
 use secure_api_runtime::throttle::Rate;
@@ -100,22 +99,8 @@ macro_rules! app {
         test::init_service(
             App::new()
                 .wrap_fn(|req, srv| {
-                    // An authenticating middleware of the app: a principal from a test header.
-                    if let Some(sub) = req
-                        .headers()
-                        .get("x-test-subject")
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        let tier = req
-                            .headers()
-                            .get("x-test-tier")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("user")
-                            .to_owned();
-                        let mut principal = Principal::new(sub);
-                        principal.tier = tier;
-                        req.extensions_mut().insert(principal);
-                    }
+                    // An authenticating middleware of the app: a principal from test headers.
+                    common::principal_from_test_headers(&req);
                     srv.call(req)
                 })
                 .wrap($h.api.layer())

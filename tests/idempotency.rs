@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::header;
-use actix_web::{App, HttpMessage, test, web};
+use actix_web::{App, test, web};
 use common::{Reply, raw_request, send};
-use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::idempotency::memory::{MemoryIdempotencyStore, NewClaimsWhenFull};
 use secure_api_runtime::idempotency::{Claim, Completion, Digest, IdempotencyStore, RecordKey};
@@ -174,13 +173,7 @@ fn app_with(
 > {
     App::new()
         .wrap_fn(|req, srv| {
-            if let Some(sub) = req
-                .headers()
-                .get("x-test-subject")
-                .and_then(|v| v.to_str().ok())
-            {
-                req.extensions_mut().insert(Principal::new(sub));
-            }
+            common::principal_from_test_headers(&req);
             srv.call(req)
         })
         .wrap(api.layer())

@@ -6,6 +6,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test;
+use secure_api_runtime::auth::Principal;
 use serde_json::Value;
 
 /// The security headers every response must carry, with their exact values.
@@ -131,6 +132,21 @@ where
         status,
         headers,
         body,
+    }
+}
+
+/// The authenticating middleware of the test apps (call it in `wrap_fn`): a request with an
+/// `x-test-subject` header gets a [`Principal`] of that subject, of the tier in `x-test-tier`
+/// (the default tier without it).
+pub fn principal_from_test_headers(req: &actix_web::dev::ServiceRequest) {
+    use actix_web::HttpMessage;
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(subject) = header("x-test-subject") {
+        let mut principal = Principal::new(subject);
+        if let Some(tier) = header("x-test-tier") {
+            principal.tier = tier.to_owned();
+        }
+        req.extensions_mut().insert(principal);
     }
 }
 
