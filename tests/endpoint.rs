@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::header;
-use actix_web::{App, HttpMessage, test, web};
+use actix_web::{App, test, web};
 use common::{Reply, send};
-use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::prelude::*;
 use secure_api_runtime::throttle::Rate;
@@ -100,22 +99,8 @@ macro_rules! app {
         test::init_service(
             App::new()
                 .wrap_fn(|req, srv| {
-                    // An authenticating middleware of the app: a principal from a test header.
-                    if let Some(sub) = req
-                        .headers()
-                        .get("x-test-subject")
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        let tier = req
-                            .headers()
-                            .get("x-test-tier")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("user")
-                            .to_owned();
-                        let mut principal = Principal::new(sub);
-                        principal.tier = tier;
-                        req.extensions_mut().insert(principal);
-                    }
+                    // An authenticating middleware of the app: a principal from test headers.
+                    common::principal_from_test_headers(&req);
                     srv.call(req)
                 })
                 .wrap($h.api.layer())
@@ -548,18 +533,13 @@ async fn dual_stack_note(note: Valid<Note>) -> HttpResponse {
 /// were grouped at /64 into `::`, one identity for every IPv4 client.
 #[actix_rt::test]
 async fn ipv4_clients_of_a_dual_stack_socket_keep_their_own_identity() {
-    use actix_web::HttpServer;
     use common::raw_request_from;
     let api = SecureApi::builder().build();
-    let server = HttpServer::new(move || App::new().wrap(api.layer()).service(dual_stack_note))
-        .workers(1)
-        .bind(("::", 0))
-        .expect("binding [::]:0 (this test needs IPv6 on loopback)");
-    let addr = server.addrs()[0];
+    // Binding `[::]` needs IPv6 on loopback.
+    let (addr, handle) = common::serve!("::", 1, move || {
+        App::new().wrap(api.layer()).service(dual_stack_note)
+    });
     assert!(addr.is_ipv6(), "{addr}");
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
     // Connect to the dual-stack listener through its IPv4 side.
     let target: SocketAddr = format!("127.0.0.1:{}", addr.port()).parse().unwrap();
     let (two, three) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
@@ -803,16 +783,10 @@ async fn endpoints_without_max_body_get_the_app_default() {
 /// server's own dispatcher path, for an extractor that has no idea of the endpoint's limit.
 #[actix_rt::test]
 async fn over_a_real_socket_chunked_bodies_stop_at_max_body() {
-    use actix_web::HttpServer;
     let api = SecureApi::builder().build();
-    let server = HttpServer::new(move || App::new().wrap(api.layer()).service(limited_bytes))
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let (addr, handle) = common::serve!("127.0.0.1", 1, move || {
+        App::new().wrap(api.layer()).service(limited_bytes)
+    });
     let chunked = |chunks: &[usize]| {
         let mut req = b"POST /limited/bytes HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
 Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::header;
-use actix_web::{App, HttpMessage, HttpServer, test, web};
+use actix_web::{App, test, web};
 use common::{Reply, raw_request, send};
-use secure_api_runtime::auth::Principal;
 use secure_api_runtime::clock::FakeClock;
 use secure_api_runtime::idempotency::memory::{MemoryIdempotencyStore, NewClaimsWhenFull};
 use secure_api_runtime::idempotency::{Claim, Completion, Digest, IdempotencyStore, RecordKey};
@@ -174,13 +173,7 @@ fn app_with(
 > {
     App::new()
         .wrap_fn(|req, srv| {
-            if let Some(sub) = req
-                .headers()
-                .get("x-test-subject")
-                .and_then(|v| v.to_str().ok())
-            {
-                req.extensions_mut().insert(Principal::new(sub));
-            }
+            common::principal_from_test_headers(&req);
             srv.call(req)
         })
         .wrap(api.layer())
@@ -756,7 +749,7 @@ async fn race_wait() -> HttpResponse {
 #[actix_rt::test]
 async fn sixty_four_concurrent_requests_across_workers_run_the_handler_once() {
     let api = SecureApi::builder().build();
-    let server = HttpServer::new({
+    let (addr, handle) = common::serve!("127.0.0.1", 2, {
         let api = api.clone();
         move || {
             App::new()
@@ -764,14 +757,7 @@ async fn sixty_four_concurrent_requests_across_workers_run_the_handler_once() {
                 .service(race)
                 .service(race_wait)
         }
-    })
-    .workers(2)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
 
     for (path, counter, waits) in [
         ("/race", &RACE_RUNS, false),

@@ -911,20 +911,12 @@ async fn security_headers_are_configurable() {
 /// responses (which travel as errors), and the worker keeps serving.
 #[actix_rt::test]
 async fn over_a_real_socket_panics_and_errors_are_problems_with_headers() {
-    use actix_web::HttpServer;
-    let server = HttpServer::new(|| {
+    let (addr, handle) = common::serve!("127.0.0.1", 1, || {
         App::new()
             .wrap(SecureLayer::default())
             .service(web::resource("/boom").route(web::get().to(boom)))
             .service(web::resource("/users").route(web::post().to(create_user)))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
     let replies = actix_web::rt::task::spawn_blocking(move || {
         let boom = common::raw_request(addr, "GET", "/boom", &[], b"").unwrap();
         let missing = common::raw_request(addr, "GET", "/nope", &[], b"").unwrap();

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
-use actix_web::{App, HttpServer, test, web};
+use actix_web::{App, test, web};
 use common::{Reply, raw_request, send};
 use secure_api_runtime::auth::password::Passwords;
 use serde_json::{Value, json};
@@ -84,7 +84,7 @@ async fn logins_hash_off_the_worker_event_loop() {
         account.password_hash = slow_hash;
         users.insert("slowpoke".to_owned(), account);
     }
-    let server = HttpServer::new({
+    let (addr, handle) = common::serve!("127.0.0.1", 1, {
         let state = state.clone();
         move || {
             App::new()
@@ -92,14 +92,7 @@ async fn logins_hash_off_the_worker_event_loop() {
                 .wrap(api.layer())
                 .configure(users_api::routes)
         }
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    });
 
     let passwords = state.passwords.clone();
     let (login, cheap_reply, in_flight, login_done_first) =

@@ -2,8 +2,8 @@
 
 use std::fmt::Display;
 
-use syn::Token;
 use syn::meta::ParseNestedMeta;
+use syn::{Attribute, Token};
 
 use crate::ctxt::Ctxt;
 
@@ -21,6 +21,29 @@ pub fn expect_form(
         skip_value(meta)?;
     }
     Ok(form)
+}
+
+/// Parses the arguments of every `#[name(...)]` among `attrs` with `each`, as
+/// `parse_nested_meta` does. A syntax error is recorded and parsing goes on with the next
+/// attribute.
+pub fn each_nested_meta(
+    cx: &Ctxt,
+    attrs: &[Attribute],
+    name: &str,
+    mut each: impl FnMut(ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
+    for attr in attrs.iter().filter(|a| a.path().is_ident(name)) {
+        if let Err(e) = attr.parse_nested_meta(&mut each) {
+            cx.syn_error(e);
+        }
+    }
+}
+
+/// A key's name when it is one identifier; empty (matching no key) for a longer path.
+pub fn key_name(path: &syn::Path) -> String {
+    path.get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// Consumes whatever follows a key (`= value` or `(...)`), so parsing can continue after an

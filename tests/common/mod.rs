@@ -6,6 +6,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::test;
+use secure_api_runtime::auth::Principal;
 use serde_json::Value;
 
 /// The security headers every response must carry, with their exact values.
@@ -131,6 +132,21 @@ where
         status,
         headers,
         body,
+    }
+}
+
+/// The authenticating middleware of the test apps (call it in `wrap_fn`): a request with an
+/// `x-test-subject` header gets a [`Principal`] of that subject, of the tier in `x-test-tier`
+/// (the default tier without it).
+pub fn principal_from_test_headers(req: &actix_web::dev::ServiceRequest) {
+    use actix_web::HttpMessage;
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(subject) = header("x-test-subject") {
+        let mut principal = Principal::new(subject);
+        if let Some(tier) = header("x-test-tier") {
+            principal.tier = tier.to_owned();
+        }
+        req.extensions_mut().insert(principal);
     }
 }
 
@@ -262,3 +278,27 @@ fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
         body: raw[split + 4..].to_vec(),
     })
 }
+
+/// Starts a real server for the app factory `$app` (an `HttpServer::new` argument) with
+/// `$workers` workers on port 0 of `$host`, spawned on the test's runtime, and evaluates to
+/// its bound address and the handle that stops it: `(SocketAddr, ServerHandle)`.
+///
+/// A macro rather than a function: the bounds a function would need name
+/// `IntoServiceFactory`, which actix-web does not re-export.
+#[allow(unused_macros)]
+macro_rules! serve {
+    ($host:expr, $workers:expr, $app:expr $(,)?) => {{
+        let host: &str = $host;
+        let server = actix_web::HttpServer::new($app)
+            .workers($workers)
+            .bind((host, 0))
+            .unwrap_or_else(|e| panic!("binding {host} port 0: {e}"));
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        (addr, handle)
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use serve;

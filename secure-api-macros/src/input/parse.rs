@@ -11,7 +11,7 @@ use super::model::{
     URL_OPTIONS,
 };
 use super::serde_attr;
-use crate::common::{expect_form, nested, skip_value};
+use crate::common::{each_nested_meta, expect_form, key_name, nested, path_text, skip_value};
 use crate::ctxt::Ctxt;
 use crate::suggest;
 
@@ -21,36 +21,27 @@ const CONTAINER_KEYS: &[&str] = &["crate"];
 /// not support.
 pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container<'a>> {
     let mut krate = None;
-    for attr in secure_attrs(&input.attrs) {
-        let result = attr.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            if key == "crate" {
-                let lit: LitStr = meta.value()?.parse()?;
-                match lit.parse::<syn::Path>() {
-                    Ok(path) if krate.is_none() => krate = Some(path),
-                    Ok(_) => cx.error_spanned_by(&meta.path, "duplicate `crate` option; keep one"),
-                    Err(_) => cx.error_spanned_by(
-                        &lit,
-                        "`crate` must be a path such as `\"::my_facade::secure_api_runtime\"`",
-                    ),
-                }
-                Ok(())
-            } else {
-                cx.error_spanned_by(
-                    &meta.path,
-                    suggest::unknown("container option", &key, CONTAINER_KEYS),
-                );
-                skip_value(&meta)
+    each_nested_meta(cx, &input.attrs, "secure", |meta| {
+        let key = key_name(&meta.path);
+        if key == "crate" {
+            let lit: LitStr = meta.value()?.parse()?;
+            match lit.parse::<syn::Path>() {
+                Ok(path) if krate.is_none() => krate = Some(path),
+                Ok(_) => cx.error_spanned_by(&meta.path, "duplicate `crate` option; keep one"),
+                Err(_) => cx.error_spanned_by(
+                    &lit,
+                    "`crate` must be a path such as `\"::my_facade::secure_api_runtime\"`",
+                ),
             }
-        });
-        if let Err(e) = result {
-            cx.syn_error(e);
+            Ok(())
+        } else {
+            cx.error_spanned_by(
+                &meta.path,
+                suggest::unknown("container option", &key, CONTAINER_KEYS),
+            );
+            skip_value(&meta)
         }
-    }
+    });
 
     let data = match &input.data {
         syn::Data::Struct(data) => data,
@@ -259,11 +250,7 @@ fn each(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<
 fn url(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<RuleKind> {
     let mut public = None;
     let given = nested(meta, |m| {
-        let option = m
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let option = key_name(&m.path);
         if option == "public" {
             if public.is_some() {
                 cx.error_spanned_by(&m.path, "duplicate `public` option; keep one");
@@ -326,11 +313,7 @@ fn bounds(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Resul
     if meta.input.peek(syn::token::Paren) {
         nested(meta, |m| {
             keys_given = true;
-            let name = m
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let name = key_name(&m.path);
             let slot = match name.as_str() {
                 "min" => &mut bounds.min,
                 "max" => &mut bounds.max,
@@ -399,10 +382,30 @@ fn literal(input: ParseStream<'_>) -> syn::Result<Literal> {
     }
 }
 
-fn path_text(path: &syn::Path) -> String {
-    path.segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect::<Vec<_>>()
-        .join("::")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages recorded while parsing `input` as the derive's input.
+    fn messages(input: &str) -> Vec<String> {
+        let cx = Ctxt::new();
+        container(&cx, &syn::parse_str(input).expect("derive input"));
+        match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// A rule written as a path is named as written, leading `::` included, as the
+    /// endpoint's options are: never shortened into the rule it merely resembles.
+    #[test]
+    fn unknown_rules_are_named_in_full() {
+        let found = messages("struct S { #[secure(::trim)] a: String }");
+        assert!(found[0].starts_with("unknown rule `::trim`;"), "{found:?}");
+        let found = messages("struct S { #[secure(text::trim)] a: String }");
+        assert!(
+            found[0].starts_with("unknown rule `text::trim`;"),
+            "{found:?}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 use syn::meta::ParseNestedMeta;
 use syn::{Attribute, LitStr};
 
-use crate::common::skip_value;
+use crate::common::{each_nested_meta, key_name, skip_value};
 use crate::ctxt::Ctxt;
 
 #[derive(Default)]
@@ -70,10 +70,6 @@ impl RenameRule {
     }
 }
 
-fn serde_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs.iter().filter(|a| a.path().is_ident("serde"))
-}
-
 /// `rename = "x"` or `rename(deserialize = "x")`: the name used when deserialising.
 fn deserialize_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<LitStr>> {
     if meta.input.peek(syn::Token![=]) {
@@ -93,41 +89,32 @@ fn deserialize_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<LitStr>> {
 
 pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerSerde {
     let mut out = ContainerSerde::default();
-    for attr in serde_attrs(attrs) {
-        let result = attr.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            match key.as_str() {
-                "rename_all" => {
-                    if let Some(lit) = deserialize_name(&meta)? {
-                        // An unknown rule is left for serde itself to report.
-                        if let Some((_, rule)) = RULES.iter().find(|(n, _)| *n == lit.value()) {
-                            out.rename_all = Some(*rule);
-                        }
+    each_nested_meta(cx, attrs, "serde", |meta| {
+        let key = key_name(&meta.path);
+        match key.as_str() {
+            "rename_all" => {
+                if let Some(lit) = deserialize_name(&meta)? {
+                    // An unknown rule is left for serde itself to report.
+                    if let Some((_, rule)) = RULES.iter().find(|(n, _)| *n == lit.value()) {
+                        out.rename_all = Some(*rule);
                     }
-                    Ok(())
                 }
-                "transparent" | "from" | "try_from" | "remote" => {
-                    cx.error_spanned_by(
-                        &meta.path,
-                        format!(
-                            "`SecureInput` cannot honour `#[serde({key})]`: the fields it \
-                             validates would not be the fields the input has; validate the \
-                             type that is deserialised instead"
-                        ),
-                    );
-                    skip_value(&meta)
-                }
-                _ => skip_value(&meta),
+                Ok(())
             }
-        });
-        if let Err(e) = result {
-            cx.syn_error(e);
+            "transparent" | "from" | "try_from" | "remote" => {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "`SecureInput` cannot honour `#[serde({key})]`: the fields it \
+                         validates would not be the fields the input has; validate the \
+                         type that is deserialised instead"
+                    ),
+                );
+                skip_value(&meta)
+            }
+            _ => skip_value(&meta),
         }
-    }
+    });
     out
 }
 
@@ -141,37 +128,28 @@ pub fn field_name(
     let ident = member.to_string();
     let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_owned();
     let mut renamed = None;
-    for attr in serde_attrs(attrs) {
-        let result = attr.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            match key.as_str() {
-                "rename" => {
-                    if let Some(lit) = deserialize_name(&meta)? {
-                        renamed = Some(lit.value());
-                    }
-                    Ok(())
+    each_nested_meta(cx, attrs, "serde", |meta| {
+        let key = key_name(&meta.path);
+        match key.as_str() {
+            "rename" => {
+                if let Some(lit) = deserialize_name(&meta)? {
+                    renamed = Some(lit.value());
                 }
-                "flatten" => {
-                    cx.error_spanned_by(
-                        &meta.path,
-                        "`SecureInput` cannot honour `#[serde(flatten)]`: flattened members \
-                         would be validated without knowing their place in the input, and \
-                         flatten disables unknown-field rejection; use a nested field with \
-                         `#[secure(nested)]` instead",
-                    );
-                    skip_value(&meta)
-                }
-                _ => skip_value(&meta),
+                Ok(())
             }
-        });
-        if let Err(e) = result {
-            cx.syn_error(e);
+            "flatten" => {
+                cx.error_spanned_by(
+                    &meta.path,
+                    "`SecureInput` cannot honour `#[serde(flatten)]`: flattened members \
+                     would be validated without knowing their place in the input, and \
+                     flatten disables unknown-field rejection; use a nested field with \
+                     `#[secure(nested)]` instead",
+                );
+                skip_value(&meta)
+            }
+            _ => skip_value(&meta),
         }
-    }
+    });
     renamed.unwrap_or_else(|| match container.rename_all {
         Some(rule) => rule.apply(&ident),
         None => ident,
