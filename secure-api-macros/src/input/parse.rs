@@ -37,7 +37,7 @@ pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container
         } else {
             cx.error_spanned_by(
                 &meta.path,
-                suggest::unknown("container option", &key, CONTAINER_KEYS),
+                suggest::unknown("container option", &path_text(&meta.path), CONTAINER_KEYS),
             );
             skip_value(&meta)
         }
@@ -262,7 +262,7 @@ fn url(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Result<R
         } else {
             cx.error_spanned_by(
                 &m.path,
-                suggest::unknown("`url` option", &option, URL_OPTIONS),
+                suggest::unknown("`url` option", &path_text(&m.path), URL_OPTIONS),
             );
             skip_value(&m)?;
         }
@@ -318,7 +318,10 @@ fn bounds(cx: &Ctxt, meta: &ParseNestedMeta<'_>, key: &syn::Ident) -> syn::Resul
                 "min" => &mut bounds.min,
                 "max" => &mut bounds.max,
                 _ => {
-                    cx.error_spanned_by(&m.path, suggest::unknown("bound", &name, BOUND_KEYS));
+                    cx.error_spanned_by(
+                        &m.path,
+                        suggest::unknown("bound", &path_text(&m.path), BOUND_KEYS),
+                    );
                     return skip_value(&m);
                 }
             };
