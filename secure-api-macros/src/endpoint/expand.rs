@@ -55,10 +55,30 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             quote!(#p::Limit::Policy(#policy))
         }
     };
-    let tiers = e
-        .tiers
-        .iter()
-        .map(|(name, r)| policy(p, name, *r, None, e.sliding));
+    // Policy identifiers: method, route and tier, hashed at compile time. A route-less
+    // endpoint is named by its module path and function name.
+    let (method, route_id) = match &e.route {
+        Some((method, path)) => (method.to_uppercase(), quote!(#path)),
+        None => (
+            String::new(),
+            quote!(::core::concat!(::core::module_path!(), "::", #name)),
+        ),
+    };
+    let policy_id =
+        |tier: &str| quote!(#p::policy_id(&["secure-api/endpoint", #method, #route_id, #tier]));
+    let base_id = policy_id("");
+    let tiers = e.tiers.iter().map(|(name, r)| {
+        let policy = policy(p, name, *r, None, e.sliding);
+        let id = policy_id(name);
+        quote!(#p::TierPolicy { id: #id, policy: #policy })
+    });
+    let on_store_error = match e.on_store_error {
+        Some(variant) => {
+            let variant = format_ident!("{}", variant);
+            quote!(::core::option::Option::Some(#p::OnStoreError::#variant))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let key = format_ident!("{}", e.key);
     let cost = e.cost;
     let max_body = match e.max_body {
@@ -101,10 +121,12 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             route: #route,
             idempotency: #idempotency,
             limit: #limit,
+            policy_id: #base_id,
             tiers: &[#(#tiers),*],
             key: #p::KeyKind::#key,
             cost: #cost,
             max_body: #max_body,
+            on_store_error: #on_store_error,
         };
     }
 }
