@@ -229,10 +229,14 @@ fn on_store_error(
         "fail_closed" => Some("FailClosed"),
         "allow" => Some("Allow"),
         other => {
-            cx.error_spanned_by(
-                &opt.value,
-                suggest::unknown("`on_store_error` policy", other, ON_STORE_ERROR),
-            );
+            let message = if matches!(other, "fail_open" | "open") {
+                format!(
+                    "unknown `on_store_error` policy `{other}`; did you mean `allow`? it lets requests through without a limit while the store fails; expected one of: `fail_closed`, `allow`"
+                )
+            } else {
+                suggest::unknown("`on_store_error` policy", other, ON_STORE_ERROR)
+            };
+            cx.error_spanned_by(&opt.value, message);
             None
         }
     }
