@@ -3,9 +3,9 @@
 //! 1. identify the client: its IP behind trusted proxies, and the principal of a verified
 //!    bearer token (a missing or invalid token on an `auth` endpoint is a 401, charged to
 //!    the client's IP first so that guessing is rate limited too);
-//! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide), by
-//!    principal and tier when authenticated; then the endpoint's role and permission rule
-//!    (403);
+//! 2. rate limit (429 with `Retry-After`, or 503 when the store cannot decide, unless the
+//!    endpoint's or the app's [`OnStoreError`] allows the request through), by principal
+//!    and tier when authenticated; then the endpoint's role and permission rule (403);
 //! 3. bound the request body: `max_body`, else the app's [`InputLimits`] (64 KiB by
 //!    default), on the payload stream itself, so that every extractor (`Valid<T>`,
 //!    `web::Json`, `web::Form`, `Bytes`, `String`, `web::Payload`, ...) sees at most that
