@@ -70,10 +70,10 @@ pub enum Identity<'a> {
 /// process (enough for stores that live in one process).
 ///
 /// The hashed bytes are a fixed layout, independent of the platform: the policy id
-/// (little-endian `u64`), then a tag byte per part (`4` IPv4 + 4 address bytes, `6` IPv6
-/// + 16 bytes, `2` principal + its UTF-8, `3` account + its UTF-8). Only the last part has
-/// a variable length, and SipHash mixes in the total length, so no two identities share an
-/// input.
+/// (little-endian `u64`), then a tag byte per part followed by the part: `4` and the 4
+/// bytes of an IPv4 address, `6` and the 16 bytes of an IPv6 address, `2` and a
+/// principal's UTF-8, `3` and an account name's UTF-8. Only the last part has a variable
+/// length, and SipHash mixes in the total length, so no two identities share an input.
 #[derive(Clone)]
 pub struct KeyDeriver {
     hasher: SipHasher13,
