@@ -899,6 +899,49 @@ async fn apps_with_one_key_secret_share_a_store_and_others_do_not() {
     assert!(err.to_string().contains("at least 32"), "{err}");
 }
 
+mod v1 {
+    use secure_api_runtime::prelude::*;
+
+    #[secure_endpoint(get("/item"), rate = "2/h")]
+    pub async fn item() -> &'static str {
+        "v1"
+    }
+}
+
+mod v2 {
+    use secure_api_runtime::prelude::*;
+
+    #[secure_endpoint(get("/item"), rate = "2/h")]
+    pub async fn item() -> &'static str {
+        "v2"
+    }
+}
+
+/// Policies are named by method, route, handler and tier: two handlers of one route under
+/// two scopes keep their own limits, with keys that agree across processes all the same.
+#[actix_rt::test]
+async fn one_route_under_two_scopes_keeps_two_limits() {
+    let api = SecureApi::builder()
+        .key_secret(b"the key secret of the endpoint tests, 32+ bytes")
+        .unwrap()
+        .build();
+    let app = test::init_service(
+        App::new()
+            .wrap(api.layer())
+            .service(web::scope("/v1").service(v1::item))
+            .service(web::scope("/v2").service(v2::item)),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(send(&app, get("/v1/item", "198.18.2.1")).await.body, b"v1");
+    }
+    send(&app, get("/v1/item", "198.18.2.1"))
+        .await
+        .assert_problem(429, "rate-limited");
+    let v2 = send(&app, get("/v2/item", "198.18.2.1")).await;
+    assert_eq!((v2.status.as_u16(), v2.body.as_slice()), (200, &b"v2"[..]));
+}
+
 /// A rate-limit store whose backend is down (or full).
 struct BrokenStore(fn() -> secure_api_runtime::store::StoreError);
 

@@ -710,6 +710,17 @@ async fn two_apps_with_one_key_secret_share_an_endpoints_limit_exactly() {
         }
     }
     assert_eq!(allowed, [5, 5], "exactly the limit, shared");
+    // The record's name is fixed by the secret, the endpoint (method, route, handler) and
+    // the client: any instance of any build of this binary finds it. The expected name
+    // comes from an independent implementation of the derivation.
+    let keys: Vec<String> = keys_with_ttls(&url, "keys")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        keys.contains(&"keys:rl:g:{03de6a22a5b5d880e2a0d132c54651dc}".to_owned()),
+        "{keys:?}"
+    );
 
     // Concurrently, a fresh client split over both instances: still exactly the limit.
     let (app_a, app_b) = (&app_a, &app_b);

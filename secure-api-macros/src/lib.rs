@@ -184,9 +184,9 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// The response gets the `RateLimit` / `RateLimit-Policy` fields. `crate` names the
 /// runtime crate for code that re-exports it under another path.
 ///
-/// A rate limit is kept per client under a key derived from the endpoint's method, route
-/// and tier (a route-less endpoint: its module path and name) and the app's key secret, so
-/// that every instance of the app sharing a store (Redis) and the secret shares the limit.
+/// A rate limit is kept per client under a key derived from the endpoint's method, route,
+/// handler (its module path and name) and tier, and the app's key secret, so that every
+/// instance of the app sharing a store (Redis) and the secret shares the limit.
 ///
 /// When a check's store cannot answer (Redis down, slow or refusing writes), the request
 /// fails closed: a 503 problem with `Retry-After`. `on_store_error` chooses for the rate

@@ -55,17 +55,18 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             quote!(#p::Limit::Policy(#policy))
         }
     };
-    // Policy identifiers: method, route and tier, hashed at compile time. A route-less
-    // endpoint is named by its module path and function name.
-    let (method, route_id) = match &e.route {
-        Some((method, path)) => (method.to_uppercase(), quote!(#path)),
-        None => (
-            String::new(),
-            quote!(::core::concat!(::core::module_path!(), "::", #name)),
-        ),
+    // Policy identifiers, hashed at compile time: the method and route (empty without a
+    // route), the handler's path (so that handlers with one route under different
+    // `web::scope`s keep their own limits), and the tier (empty for the base limit).
+    let (method, path) = match &e.route {
+        Some((method, path)) => (method.to_uppercase(), path.clone()),
+        None => (String::new(), String::new()),
     };
-    let policy_id =
-        |tier: &str| quote!(#p::policy_id(&["secure-api/endpoint", #method, #route_id, #tier]));
+    let handler = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    let policy_id = |tier: &str| {
+        let parts = quote!(["secure-api/endpoint", #method, #path, #handler, #tier]);
+        quote!(#p::policy_id(&#parts))
+    };
     let base_id = policy_id("");
     let tiers = e.tiers.iter().map(|(name, r)| {
         let policy = policy(p, name, *r, None, e.sliding);

@@ -73,8 +73,9 @@ pub struct EndpointSpec {
     /// The limit for requests without a matching tier.
     pub limit: Limit,
     /// The stable identifier of the base limit's policy (the endpoint's own rate or the
-    /// app's default): [`policy_id`](crate::client_key::policy_id) of the endpoint's method,
-    /// route and an empty tier, computed at compile time.
+    /// app's default), computed at compile time: [`policy_id`](crate::client_key::policy_id)
+    /// of `"secure-api/endpoint"`, the method (upper case) and the route's path (both empty
+    /// without a route), the handler's `module_path!()::name`, and an empty tier.
     pub policy_id: u64,
     /// Per-tier policies (`tier(premium = "1000/s")`), matched by the principal's tier;
     /// anonymous requests have the tier `anonymous`.
@@ -97,9 +98,8 @@ pub struct EndpointSpec {
     pub on_store_error: Option<OnStoreError>,
 }
 
-/// One tier's policy of an endpoint, with its stable identifier:
-/// [`policy_id`](crate::client_key::policy_id) of the endpoint's method, route and the
-/// tier's name.
+/// One tier's policy of an endpoint, with its stable identifier: as
+/// [`EndpointSpec::policy_id`], with the tier's name in place of the empty tier.
 #[derive(Debug, Clone, Copy)]
 pub struct TierPolicy {
     /// The policy's identifier in store keys.
