@@ -1024,6 +1024,18 @@ async fn a_failed_limiter_store_fails_closed_unless_the_endpoint_or_app_allows()
         200
     );
     closed(send(&app, get("/closed-on-error", "192.0.2.80")).await);
+    // The login guard's per-account limit is authentication: it fails closed regardless.
+    let guard = secure_api_runtime::auth::login::LoginGuard::new(
+        &app_with(Some(OnStoreError::Allow), down),
+        secure_api_runtime::auth::password::Passwords::with_params(1024, 1, 1).unwrap(),
+    );
+    let err = guard.verify("alice", None, "guess").await.unwrap_err();
+    assert_eq!(err.problem().status(), 503);
+    assert_eq!(
+        guard.passwords().hash_operations(),
+        0,
+        "refused before hashing"
+    );
 
     // A full store is not a failure: its own policy decides, and `allow` does not apply.
     let app = services(app_with(Some(OnStoreError::Allow), || StoreError::Full)).await;
