@@ -336,8 +336,13 @@ fn payment(key: &str) -> test::TestRequest {
         .insert_header(("idempotency-key", key))
 }
 
+/// The key secret shared by the app instances of these tests.
+const KEY_SECRET: &[u8] = b"key-secret-of-the-redis-tests-0123456789";
+
 fn api_on(redis: &RedisBackend) -> SecureApi {
     SecureApi::builder()
+        .key_secret(KEY_SECRET)
+        .unwrap()
         .rate_limit_store(Arc::new(redis.rate_limit_store()))
         .idempotency_store(Arc::new(redis.idempotency_store()))
         .build()

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::layer::{SecureLayer, SecurityHeaders};
+use crate::store::OnStoreError;
 use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, UntrackedClients};
 use crate::throttle::{Policy, Rate, RateLimitStore};
 
@@ -58,7 +59,78 @@ pub(crate) struct Shared {
     pub(crate) idempotency_lease_ms: u64,
     pub(crate) max_stored_response: usize,
     pub(crate) jwt: Option<JwtAuth>,
+    /// What rate limits do when their store fails, for endpoints without `on_store_error`.
+    pub(crate) on_limiter_error: OnStoreError,
 }
+
+/// The shortest key secret accepted by [`SecureApiBuilder::key_secret`]: 32 bytes (256
+/// bits).
+pub const MIN_KEY_SECRET_LEN: usize = 32;
+
+/// A key secret shorter than [`MIN_KEY_SECRET_LEN`] bytes.
+///
+/// ```
+/// use secure_api_runtime::SecureApi;
+/// let err = SecureApi::builder().key_secret("too short").unwrap_err();
+/// assert_eq!(err.len(), 9);
+/// assert_eq!(
+///     err.to_string(),
+///     "the key secret has 9 bytes; at least 32 random bytes are required"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySecretError {
+    len: usize,
+}
+
+impl KeySecretError {
+    /// The length in bytes of the refused secret.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the refused secret was empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Display for KeySecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the key secret has {} bytes; at least {MIN_KEY_SECRET_LEN} random bytes are required",
+            self.len
+        )
+    }
+}
+
+impl std::error::Error for KeySecretError {}
+
+/// A [`SecureApiBuilder`] configuration that must not start, reported by
+/// [`SecureApiBuilder::try_build`] (and as the panic of [`SecureApiBuilder::build`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The rate-limit store is shared by several processes (Redis), but no
+    /// [key secret](SecureApiBuilder::key_secret) was configured: each process would
+    /// derive its own keys, and the instances would not share their limits.
+    SharedStoreWithoutKeySecret,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::SharedStoreWithoutKeySecret => f.write_str(
+                "the rate-limit store is shared between processes, but no key secret is \
+                 configured: set the same `SecureApiBuilder::key_secret` (at least 32 random \
+                 bytes) on every instance",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
 
 /// Default lease of an idempotency claim: how long a claim survives without renewal. A
 /// running request renews it every third of the lease, so this is how long a key stays
@@ -126,6 +198,20 @@ pub struct SecureApiBuilder {
     idempotency_lease_ms: u64,
     max_stored_response: usize,
     jwt: Option<JwtAuth>,
+    keys: Option<KeyDeriver>,
+    on_limiter_error: OnStoreError,
+}
+
+impl std::fmt::Debug for SecureApiBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key secret.
+        f.debug_struct("SecureApiBuilder")
+            .field("client_ip", &self.client_ip)
+            .field("default_rate", &self.default_rate)
+            .field("key_secret", &self.keys.is_some())
+            .field("on_limiter_error", &self.on_limiter_error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SecureApiBuilder {
@@ -143,6 +229,8 @@ impl Default for SecureApiBuilder {
             idempotency_lease_ms: DEFAULT_IDEMPOTENCY_LEASE_MS,
             max_stored_response: DEFAULT_MAX_STORED_RESPONSE,
             jwt: None,
+            keys: None,
+            on_limiter_error: OnStoreError::FailClosed,
         }
     }
 }
@@ -279,8 +367,84 @@ impl SecureApiBuilder {
         self
     }
 
+    /// The secret that rate-limit keys are derived from, shared by every instance of the
+    /// app: at least [`MIN_KEY_SECRET_LEN`] (32) bytes, random, kept like a password. Read
+    /// it from configuration; an error when it is too short (the same shape as
+    /// [`trust_proxies`](Self::trust_proxies)).
+    ///
+    /// A client's key under a policy is a keyed hash of the policy (method, route and tier)
+    /// and the client (address or principal). With the same secret, every instance derives
+    /// the same keys and so shares limits through a shared store (Redis); without one, each
+    /// process draws a random hashing key, which is right for the in-memory stores and is
+    /// refused at [`build`](Self::build) with a shared store. The secret is not kept: only
+    /// a hashing key derived from it. Changing it starts every client's limits afresh.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let secret = "an example secret of at least 32 bytes, random in real life";
+    /// let api = SecureApi::builder().key_secret(secret)?.build();
+    /// # Ok(()) }
+    /// # run().unwrap();
+    /// assert!(SecureApi::builder().key_secret([0u8; 16]).is_err());
+    /// ```
+    pub fn key_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, KeySecretError> {
+        let secret = secret.as_ref();
+        if secret.len() < MIN_KEY_SECRET_LEN {
+            return Err(KeySecretError { len: secret.len() });
+        }
+        self.keys = Some(KeyDeriver::from_secret(secret));
+        Ok(self)
+    }
+
+    /// What rate limits do when their store cannot answer (Redis down, slow or refusing
+    /// writes), for endpoints that do not choose with `on_store_error`:
+    /// [`OnStoreError::FailClosed`] (the default) answers a 503 problem with
+    /// `Retry-After: 1`; [`OnStoreError::Allow`] lets the request through unlimited and
+    /// logs it at warn level (at most one line per endpoint every
+    /// 10 seconds, with the count of requests allowed since the last line).
+    ///
+    /// This applies to rate limits only. Idempotency and authentication checks (revocations,
+    /// sessions) always fail closed, and a full in-memory store follows its own
+    /// [`when_limiter_full`](Self::when_limiter_full) policy.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    /// use secure_api_runtime::store::OnStoreError;
+    /// let api = SecureApi::builder().on_limiter_error(OnStoreError::Allow).build();
+    /// ```
+    pub fn on_limiter_error(mut self, policy: OnStoreError) -> Self {
+        self.on_limiter_error = policy;
+        self
+    }
+
     /// Builds the state.
+    ///
+    /// # Panics
+    ///
+    /// When the configuration must not start (see [`try_build`](Self::try_build)): a
+    /// shared rate-limit store without a [key secret](Self::key_secret).
     pub fn build(self) -> SecureApi {
+        match self.try_build() {
+            Ok(api) => api,
+            Err(e) => panic!("SecureApi configuration refused: {e}"),
+        }
+    }
+
+    /// Builds the state, or says why this configuration must not start.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    /// assert!(SecureApi::builder().try_build().is_ok());
+    /// ```
+    pub fn try_build(self) -> Result<SecureApi, BuildError> {
+        let keys = match self.keys {
+            Some(keys) => keys,
+            None if self.limiter.as_ref().is_some_and(|l| l.is_shared()) => {
+                return Err(BuildError::SharedStoreWithoutKeySecret);
+            }
+            None => KeyDeriver::random(),
+        };
         let clock = self.clock;
         let limiter = self.limiter.unwrap_or_else(|| {
             let store = match &clock {
@@ -289,10 +453,10 @@ impl SecureApiBuilder {
             };
             Arc::new(store.max_keys(self.max_keys).when_full(self.when_full))
         });
-        SecureApi {
+        Ok(SecureApi {
             inner: Arc::new(Shared {
                 limiter,
-                keys: KeyDeriver::default(),
+                keys,
                 client_ip: self.client_ip,
                 default_policy: {
                     let policy = Policy::new("default", self.default_rate);
@@ -309,7 +473,8 @@ impl SecureApiBuilder {
                 idempotency_lease_ms: self.idempotency_lease_ms,
                 max_stored_response: self.max_stored_response,
                 jwt: self.jwt,
+                on_limiter_error: self.on_limiter_error,
             }),
-        }
+        })
     }
 }

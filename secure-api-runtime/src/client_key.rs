@@ -1,13 +1,53 @@
 //! The store keys of rate limits: who is limited ([`Identity`]) under which policy, hashed
 //! by a [`KeyDeriver`] into a [`LimitKey`].
 //!
+//! Keys are stable across processes when the deriver comes from a shared secret
+//! ([`KeyDeriver::from_secret`], configured with `SecureApiBuilder::key_secret`): a policy
+//! is identified by a hash of its method, route and tier ([`policy_id`], computed at compile
+//! time for endpoints), and the client's identity is hashed with SipHash-1-3 (128-bit output)
+//! keyed from the secret. Two instances with the same secret derive the same key for the
+//! same client and policy, so they share one Redis record; clients, who do not know the
+//! secret, cannot choose colliding keys.
+//!
 //! Internal: the endpoint runtime and the login guard derive keys, and stores receive
 //! finished `LimitKey`s. Benchmarks reach it through `__private`.
 
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::Hasher as _;
 use std::net::IpAddr;
 
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+use siphasher::sip128::{Hasher128 as _, SipHasher13};
+
 use crate::throttle::LimitKey;
+
+/// The domain-separation label of the SipHash key derived from a key secret (HMAC-SHA256 of
+/// this label under the secret). Changing it changes every key: a new version, never an edit.
+const KEY_LABEL: &[u8] = b"secure-api/limit-keys/v1";
+
+/// FNV-1a (64-bit) over the concatenation of `parts`, each followed by a `0xff` separator
+/// (a byte that UTF-8 text never holds, so that `("ab", "c")` and `("a", "bc")` differ).
+///
+/// A `const fn`, so that `#[secure_endpoint]` computes its policy identifiers at compile
+/// time: the request path never hashes a route. Policy identifiers need no secret (the
+/// client-derived half of a key is keyed); they only need to be stable and distinct.
+pub const fn policy_id(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut p = 0;
+    while p < parts.len() {
+        let bytes = parts[p].as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        p += 1;
+    }
+    hash
+}
 
 /// Who a rate limit is kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,35 +65,77 @@ pub enum Identity<'a> {
     Account(&'a str),
 }
 
-/// Derives store keys: a 128-bit hash of (policy, identity) keyed with per-process random
-/// keys, so that clients cannot choose colliding keys.
-#[derive(Debug, Clone)]
+/// Derives store keys: a 128-bit SipHash-1-3 of (policy, identity) under a 128-bit key,
+/// either derived from the app's key secret (stable across processes) or random per
+/// process (enough for stores that live in one process).
+///
+/// The hashed bytes are a fixed layout, independent of the platform: the policy id
+/// (little-endian `u64`), then a tag byte per part (`4` IPv4 + 4 address bytes, `6` IPv6
+/// + 16 bytes, `2` principal + its UTF-8, `3` account + its UTF-8). Only the last part has
+/// a variable length, and SipHash mixes in the total length, so no two identities share an
+/// input.
+#[derive(Clone)]
 pub struct KeyDeriver {
-    a: RandomState,
-    b: RandomState,
+    hasher: SipHasher13,
+    shared: bool,
+}
+
+impl std::fmt::Debug for KeyDeriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("KeyDeriver")
+            .field("from_secret", &self.shared)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for KeyDeriver {
+    /// A deriver with a random per-process key.
     fn default() -> Self {
-        KeyDeriver {
-            a: RandomState::new(),
-            b: RandomState::new(),
-        }
+        KeyDeriver::random()
     }
 }
 
 impl KeyDeriver {
-    /// The key of `identity` under policy `policy_id`.
-    pub fn key(&self, policy_id: u64, identity: &Identity<'_>) -> LimitKey {
-        LimitKey([
-            self.one(&self.a, policy_id, identity),
-            self.one(&self.b, policy_id, identity),
-        ])
+    /// A deriver with a random key: keys agree within this process only.
+    pub fn random() -> Self {
+        let key: [u8; 16] = crate::auth::jwt::random_bytes();
+        KeyDeriver {
+            hasher: SipHasher13::new_with_key(&key),
+            shared: false,
+        }
     }
 
-    fn one(&self, state: &RandomState, policy_id: u64, identity: &Identity<'_>) -> u64 {
-        let mut h = state.build_hasher();
-        h.write_u64(policy_id);
+    /// A deriver keyed from `secret`: every process with the same secret derives the same
+    /// keys. The SipHash key is the first 16 bytes of HMAC-SHA256(secret, `KEY_LABEL`), so
+    /// the secret itself is neither kept nor used directly.
+    ///
+    /// The caller checks the secret's length (`SecureApiBuilder::key_secret` refuses fewer
+    /// than 32 bytes).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+        let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+        mac.update(KEY_LABEL);
+        let digest = mac.finalize().into_bytes();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        KeyDeriver {
+            hasher: SipHasher13::new_with_key(&key),
+            shared: true,
+        }
+    }
+
+    /// Whether the key came from a secret (and so agrees across processes).
+    pub fn is_from_secret(&self) -> bool {
+        self.shared
+    }
+
+    /// The key of `identity` under policy `policy_id`.
+    #[inline]
+    pub fn key(&self, policy_id: u64, identity: &Identity<'_>) -> LimitKey {
+        let mut h = self.hasher;
+        h.write(&policy_id.to_le_bytes());
         match identity {
             Identity::Ip(ip) => write_ip(&mut h, ip),
             Identity::Principal(p) => {
@@ -70,19 +152,20 @@ impl KeyDeriver {
                 h.write(name.as_bytes());
             }
         }
-        h.finish()
+        let (a, b) = h.finish128().as_u64();
+        LimitKey([a, b])
     }
 }
 
-fn write_ip(h: &mut impl Hasher, ip: &IpAddr) {
+fn write_ip(h: &mut SipHasher13, ip: &IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             h.write_u8(4);
-            h.write_u32(u32::from(*v4));
+            h.write(&v4.octets());
         }
         IpAddr::V6(v6) => {
             h.write_u8(6);
-            h.write_u128(u128::from(*v6));
+            h.write(&v6.octets());
         }
     }
 }
@@ -91,25 +174,33 @@ fn write_ip(h: &mut impl Hasher, ip: &IpAddr) {
 mod tests {
     use super::*;
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn keys_separate_policies_and_identities() {
-        let d = KeyDeriver::default();
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let a = d.key(1, &Identity::Ip(ip("192.0.2.1")));
-        assert_eq!(a, d.key(1, &Identity::Ip(ip("192.0.2.1"))));
-        assert_ne!(a, d.key(2, &Identity::Ip(ip("192.0.2.1"))));
-        assert_ne!(a, d.key(1, &Identity::Ip(ip("192.0.2.2"))));
-        assert_ne!(
-            d.key(1, &Identity::Principal("alice")),
-            d.key(1, &Identity::Principal("bob"))
-        );
-        assert_ne!(
-            d.key(1, &Identity::Account("alice")),
-            d.key(1, &Identity::Principal("alice"))
-        );
-        assert_eq!(
-            d.key(1, &Identity::Account("alice")),
-            d.key(1, &Identity::Account("alice"))
-        );
+        for d in [KeyDeriver::random(), KeyDeriver::from_secret(&[7; 32])] {
+            let a = d.key(1, &Identity::Ip(ip("192.0.2.1")));
+            assert_eq!(a, d.key(1, &Identity::Ip(ip("192.0.2.1"))));
+            assert_ne!(a, d.key(2, &Identity::Ip(ip("192.0.2.1"))));
+            assert_ne!(a, d.key(1, &Identity::Ip(ip("192.0.2.2"))));
+            assert_ne!(
+                d.key(1, &Identity::Principal("alice")),
+                d.key(1, &Identity::Principal("bob"))
+            );
+            assert_ne!(
+                d.key(1, &Identity::Account("alice")),
+                d.key(1, &Identity::Principal("alice"))
+            );
+            assert_eq!(
+                d.key(1, &Identity::Account("alice")),
+                d.key(1, &Identity::Account("alice"))
+            );
+            assert_ne!(
+                d.key(1, &Identity::IpAndPrincipal(ip("192.0.2.1"), "alice")),
+                d.key(1, &Identity::Principal("alice"))
+            );
+        }
     }
 }

@@ -93,6 +93,9 @@ pub mod __private {
     pub use crate::throttle::{Algorithm, Policy, Rate};
     pub use actix_web;
 
+    /// The stable identifier of a rate-limit policy, computed in a `const` by the
+    /// generated code.
+    pub use crate::client_key::policy_id;
     // Benchmarks only: the limiter's keys and the hasher of its map.
     pub use crate::client_key::{Identity, KeyDeriver};
     pub use crate::throttle::memory::pass_through::PassThrough;

@@ -77,24 +77,10 @@ pub fn normalize_username(username: &str) -> String {
         .collect()
 }
 
-/// A policy identifier for account keys, stable across processes (FNV-1a of the policy's
-/// name), so that instances sharing a store share the counts.
+/// A policy identifier for account keys, stable across processes (derived from the
+/// policy's name only), so that instances sharing a store and a key secret share the counts.
 const fn account_policy_id(name: &str) -> u64 {
-    let prefix = b"secure-api/login/account/";
-    let name = name.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < prefix.len() + name.len() {
-        let byte = if i < prefix.len() {
-            prefix[i]
-        } else {
-            name[i - prefix.len()]
-        };
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
+    crate::client_key::policy_id(&["secure-api/login/account", name])
 }
 
 /// Checks login attempts: a per-account failure limit in the app's rate-limit store, and

@@ -28,6 +28,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
+mod allowed_on_error;
 mod idempotent;
 
 use crate::api::SecureApi;
@@ -356,6 +357,10 @@ async fn check_limit(
         Err(StoreError::Full) => Err(ApiError::new(problems::SERVICE_UNAVAILABLE)
             .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
             .with_cause("rate-limit store full: raise max_tracked_clients or shed load")),
+        Err(e) if shared.on_limiter_error.allows(&e) => {
+            allowed_on_error::record(spec, &e);
+            Ok(None)
+        }
         Err(e) => Err(ApiError::new(problems::SERVICE_UNAVAILABLE)
             .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
             .with_cause(e)),

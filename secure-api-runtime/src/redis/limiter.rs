@@ -203,6 +203,12 @@ impl RateLimitStore for RedisRateLimitStore {
             async move { self.give_back(key, &policy, cost).await },
         ))
     }
+
+    /// Every instance connected to the Redis shares it: `SecureApiBuilder::build` requires
+    /// a key secret with it.
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //! use secure_api_runtime::auth::refresh::{AccountStatus, SessionInfo, TokenService};
 //! use secure_api_runtime::redis::RedisBackend;
 //!
-//! # async fn run(jwt_secret: Vec<u8>, refresh_key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(jwt_secret: Vec<u8>, refresh_key: [u8; 32], key_secret: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
 //! // Once, before `HttpServer::new`: every worker and every store share the connection.
 //! let redis = RedisBackend::builder()
 //!     .key_prefix("orders-api")
@@ -34,7 +34,10 @@
 //! // Every instance shares the refresh-token key, so any of them can rotate any session.
 //! let tokens = TokenService::new(jwt.clone(), Arc::new(redis.refresh_store()), Arc::new(accounts))
 //!     .refresh_key(refresh_key)?;
+//! // Every instance shares the key secret too, so that they derive the same rate-limit
+//! // keys (required with a shared store: `build` refuses one without it).
 //! let api = SecureApi::builder()
+//!     .key_secret(key_secret)?
 //!     .rate_limit_store(Arc::new(redis.rate_limit_store()))
 //!     .idempotency_store(Arc::new(redis.idempotency_store()))
 //!     .jwt(jwt)

@@ -301,6 +301,14 @@ pub trait RateLimitStore: Send + Sync + 'static {
         policy: &Policy,
         cost: u32,
     ) -> StoreFuture<'_, Result<(), StoreError>>;
+
+    /// Whether several processes share this store (a network store such as Redis), so that
+    /// their keys must agree: [`SecureApiBuilder::build`](crate::api::SecureApiBuilder::build)
+    /// then requires a [key secret](crate::api::SecureApiBuilder::key_secret). `false` (the
+    /// default) for stores that live in one process.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
