@@ -174,7 +174,10 @@ impl Bench {
         for backend in [Backend::Memory, Backend::Redis] {
             for i in 0..1_000 {
                 let outcome = call(backend, WARM_UP_BASE + i);
-                assert!(check(&outcome), "{name}: warm-up call {i} on {backend:?} failed");
+                assert!(
+                    check(&outcome),
+                    "{name}: warm-up call {i} on {backend:?} failed"
+                );
             }
         }
         let mut n = 0u64;
@@ -270,8 +273,15 @@ fn main() {
     }
 
     // Request level: the in-process stack on each backend.
-    let memory_api = SecureApi::builder().build();
+    // Both apps derive keys from a secret, as every app on a shared store must.
+    let secret = "the key secret of benches/redis.rs, 32 bytes or more";
+    let memory_api = SecureApi::builder()
+        .key_secret(secret)
+        .expect("a long enough secret")
+        .build();
     let redis_api = SecureApi::builder()
+        .key_secret(secret)
+        .expect("a long enough secret")
         .rate_limit_store(Arc::new(redis.rate_limit_store()))
         .idempotency_store(Arc::new(redis.idempotency_store()))
         .build();

@@ -24,8 +24,32 @@
 //!
 //! Environment: `BIND` (default `127.0.0.1:8080`), `WORKERS` (default: one per core),
 //! `TRUSTED_PROXY` (networks whose `X-Forwarded-For` is believed), `JWT_SECRET` (at least
-//! 32 bytes; a random one is generated, with a warning, when unset), `DEMO_PASSWORD` (the
-//! demo users' password; generated and printed when unset), `RUST_LOG` (default `info`).
+//! 32 bytes; a random one is generated, with a warning, when unset), `KEY_SECRET` (at least
+//! 32 bytes: the secret that rate-limit keys and the refresh-token key are derived from;
+//! random per process when unset), `DEMO_PASSWORD` (the demo users' password; generated and
+//! printed when unset), `RUST_LOG` (default `info`), and for Redis `REDIS_URL`,
+//! `REDIS_KEY_PREFIX` (default `users_api`) and `REDIS_TIMEOUT_MS` (default 50).
+//!
+//! # One instance or several
+//!
+//! Without `REDIS_URL` every store is in this process: nothing to set up, right for one
+//! instance. With `REDIS_URL` every store is on that Redis: the endpoints' rate limits and
+//! the login guard's per-account limit, idempotency records, refresh sessions, and
+//! access-token revocations (logout, deleted users). Instances started with the same
+//! `REDIS_URL`, `JWT_SECRET`, `KEY_SECRET` (both required with `REDIS_URL`) and
+//! `DEMO_PASSWORD` then act as one: a client gets its limit once across all of them, a
+//! retried `Idempotency-Key` replays wherever it lands, a refresh token works (once) on any
+//! of them, and a logout on one is refused by all. Each store fails closed: while Redis is
+//! unreachable, requests that need it get a 503 with `Retry-After`, and service comes back
+//! with Redis, without a restart. (The demo's accounts themselves stay a map per process: a
+//! real app keeps them in its database.)
+//!
+//! ```text
+//! export REDIS_URL=redis://127.0.0.1:6379/ KEY_SECRET=$(openssl rand -hex 32) \
+//!        JWT_SECRET=$(openssl rand -hex 32) DEMO_PASSWORD=$(openssl rand -hex 12)
+//! BIND=127.0.0.1:8081 cargo run --example users_api &
+//! BIND=127.0.0.1:8082 cargo run --example users_api &
+//! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -33,7 +57,8 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use hmac::{Hmac, Mac};
-use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+use secure_api_runtime::api::MIN_KEY_SECRET_LEN;
+use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth, MIN_HMAC_KEY_BYTES};
 use secure_api_runtime::auth::login::LoginGuard;
 use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::refresh::{
@@ -276,8 +301,6 @@ fn account_status(
     }
 }
 
-/// The shortest `JWT_SECRET` and `KEY_SECRET` accepted: 32 bytes.
-pub const MIN_SECRET_LEN: usize = 32;
 /// The default key prefix on Redis (`REDIS_KEY_PREFIX` overrides it).
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "users_api";
 
@@ -319,8 +342,8 @@ impl std::fmt::Debug for Settings {
 pub enum SetupError {
     /// `REDIS_URL` is set but a shared secret is not.
     Missing(&'static str),
-    /// A secret is shorter than [`MIN_SECRET_LEN`] bytes.
-    TooShort(&'static str, usize),
+    /// A secret is too short: its variable, its length and the minimum, in bytes.
+    TooShort(&'static str, usize, usize),
     /// `KEY_SECRET` and `JWT_SECRET` are the same.
     SameSecrets,
     /// A variable that does not parse.
@@ -336,11 +359,11 @@ impl std::fmt::Display for SetupError {
         match self {
             SetupError::Missing(var) => write!(
                 f,
-                "{var} is required with REDIS_URL: every instance sharing the Redis must have the same {var} (at least {MIN_SECRET_LEN} random bytes, e.g. `openssl rand -hex 32`)"
+                "{var} is required with REDIS_URL: every instance sharing the Redis must have the same {var} (at least 32 random bytes, e.g. `openssl rand -hex 32`)"
             ),
-            SetupError::TooShort(var, len) => write!(
+            SetupError::TooShort(var, len, min) => write!(
                 f,
-                "{var} has {len} bytes; at least {MIN_SECRET_LEN} random bytes are required (e.g. `openssl rand -hex 32`)"
+                "{var} has {len} bytes; at least {min} random bytes are required (e.g. `openssl rand -hex 32`)"
             ),
             SetupError::SameSecrets => {
                 f.write_str("KEY_SECRET must not be the same as JWT_SECRET: give each its own random value")
@@ -377,21 +400,22 @@ impl Settings {
 
     /// The settings from `var` (the environment, or a map in tests). Every check that needs
     /// no connection is made here: with `REDIS_URL`, `JWT_SECRET` and `KEY_SECRET` are
-    /// required, and every secret that is set has at least [`MIN_SECRET_LEN`] bytes.
+    /// required, and every secret that is set must be long enough: `JWT_SECRET`
+    /// [`MIN_HMAC_KEY_BYTES`], `KEY_SECRET` [`MIN_KEY_SECRET_LEN`] (32 bytes each).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, SetupError> {
         let var = |name: &str| var(name).filter(|v| !v.is_empty());
         let redis_url = var("REDIS_URL");
         let shared = redis_url.is_some();
-        let secret = |name: &'static str| -> Result<Option<Vec<u8>>, SetupError> {
+        let secret = |name: &'static str, min: usize| -> Result<Option<Vec<u8>>, SetupError> {
             match var(name) {
-                Some(v) if v.len() < MIN_SECRET_LEN => Err(SetupError::TooShort(name, v.len())),
+                Some(v) if v.len() < min => Err(SetupError::TooShort(name, v.len(), min)),
                 Some(v) => Ok(Some(v.into_bytes())),
                 None if shared => Err(SetupError::Missing(name)),
                 None => Ok(None),
             }
         };
-        let jwt_secret = secret("JWT_SECRET")?;
-        let key_secret = secret("KEY_SECRET")?;
+        let jwt_secret = secret("JWT_SECRET", MIN_HMAC_KEY_BYTES)?;
+        let key_secret = secret("KEY_SECRET", MIN_KEY_SECRET_LEN)?;
         if jwt_secret.is_some() && jwt_secret == key_secret {
             return Err(SetupError::SameSecrets);
         }
@@ -440,7 +464,10 @@ impl Settings {
                 .connect(url)
                 .await
                 .map_err(|e| SetupError::Redis(e.to_string()))?;
-            redis.ping().await.map_err(|e| SetupError::Redis(e.to_string()))?;
+            redis
+                .ping()
+                .await
+                .map_err(|e| SetupError::Redis(e.to_string()))?;
             Ok(Stores::Redis(redis))
         }
         #[cfg(not(feature = "redis"))]
