@@ -628,6 +628,8 @@ async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     let settings = Settings::from_env().unwrap_or_else(|e| refuse(e));
+    // Once, before `HttpServer::new`: every worker shares the stores (and the connection).
+    let stores = settings.connect().await.unwrap_or_else(|e| refuse(e));
     let demo_password = std::env::var("DEMO_PASSWORD").unwrap_or_else(|_| {
         let generated = uuid::Uuid::new_v4().simple().to_string();
         log::warn!("DEMO_PASSWORD is not set: the demo users alice, bob and admin have the password {generated}");
@@ -636,8 +638,6 @@ async fn main() -> std::io::Result<()> {
         }
         generated
     });
-    // Once, before `HttpServer::new`: every worker shares the stores (and the connection).
-    let stores = settings.connect().await.unwrap_or_else(|e| refuse(e));
     let (secure, state) =
         build(&settings, &stores, Passwords::new(), &demo_password).unwrap_or_else(|e| refuse(e));
     match &stores {
