@@ -542,7 +542,7 @@ pub fn build(
     passwords: Passwords,
     demo_password: &str,
 ) -> Result<(SecureApi, web::Data<AppState>), SetupError> {
-    let mut jwt = JwtAuth::hs256(settings.jwt_secret.clone())
+    let jwt = JwtAuth::hs256(settings.jwt_secret.clone())
         .issuer("users_api")
         .audience("users_api");
     let mut builder = SecureApi::builder()
@@ -553,16 +553,18 @@ pub fn build(
             .key_secret(secret)
             .map_err(|e| SetupError::Invalid("KEY_SECRET", e.to_string()))?;
     }
-    let refresh_store: Arc<dyn RefreshStore> = match stores {
-        Stores::Memory => Arc::new(MemoryRefreshStore::new()),
+    // Each store to the part that uses it: revocations to the JWT verifier, limits and
+    // idempotency records to the `SecureApi`, sessions to the token service.
+    let (jwt, builder, refresh_store): (_, _, Arc<dyn RefreshStore>) = match stores {
+        Stores::Memory => (jwt, builder, Arc::new(MemoryRefreshStore::new())),
         #[cfg(feature = "redis")]
-        Stores::Redis(redis) => {
-            jwt = jwt.revocation(Arc::new(redis.revocation_store()));
-            builder = builder
+        Stores::Redis(redis) => (
+            jwt.revocation(Arc::new(redis.revocation_store())),
+            builder
                 .rate_limit_store(Arc::new(redis.rate_limit_store()))
-                .idempotency_store(Arc::new(redis.idempotency_store()));
-            Arc::new(redis.refresh_store())
-        }
+                .idempotency_store(Arc::new(redis.idempotency_store())),
+            Arc::new(redis.refresh_store()),
+        ),
     };
     let jwt = jwt
         .build()
