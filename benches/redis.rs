@@ -33,8 +33,11 @@
 //!
 //! Every call's outcome is checked (outside the timing): each must be allowed, 2xx, and a
 //! replay must carry `idempotent-replayed: true`, so a failing store cannot be mistaken for
-//! a fast one. The report also gives redis-server's CPU time per Redis call (from `/proc`,
-//! its threads' `schedstat`) and how busy the rest of the machine was during the run
+//! a fast one. The report also gives, per call on Redis, the scripts Redis ran (each a round
+//! trip) and the time it spent in them (`INFO commandstats`, reset after each scenario's
+//! warm-up), and
+//! redis-server's CPU time (from `/proc`, its threads' `schedstat`: the commands, the
+//! network and the event loop), and how busy the rest of the machine was during the run
 //! (`other`: CPU time of processes other than this one and redis-server, in % of one core;
 //! above 15 % the figures are noisy).
 
@@ -84,6 +87,10 @@ enum Backend {
 struct Sample {
     ns: Vec<u64>,
     redis_cpu_ns: u64,
+    /// Scripts Redis ran (`EVALSHA`: every store's round trip is one) and the µs it spent
+    /// in them (`INFO commandstats`).
+    redis_commands: u64,
+    redis_usec: u64,
 }
 
 impl Sample {
@@ -158,6 +165,48 @@ struct Bench {
     rounds: usize,
     per_round: usize,
     redis_pid: u32,
+    /// A connection of its own, for `CONFIG RESETSTAT` and `INFO commandstats`.
+    stats: std::cell::RefCell<redis::Connection>,
+}
+
+impl Bench {
+    fn reset_stats(&self) {
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut *self.stats.borrow_mut())
+            .expect("CONFIG RESETSTAT");
+    }
+
+    /// The scripts run (`EVAL`, `EVALSHA`) and the µs spent in them since the last reset.
+    /// Every call of the Redis stores is one script, and the commands a script runs are
+    /// counted apart by Redis (and inside the script's time), so these are the round trips
+    /// and their time in Redis.
+    fn command_stats(&self) -> (u64, u64) {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut *self.stats.borrow_mut())
+            .expect("INFO commandstats");
+        let (mut calls, mut usec) = (0, 0);
+        for line in info.lines() {
+            let Some((name, fields)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            if !name.starts_with("eval") {
+                continue;
+            }
+            for field in fields.split(',') {
+                match field.split_once('=') {
+                    Some(("calls", n)) => calls += n.parse::<u64>().unwrap_or(0),
+                    Some(("usec", n)) => usec += n.parse::<u64>().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        (calls, usec)
+    }
 }
 
 impl Bench {
@@ -180,6 +229,7 @@ impl Bench {
                 );
             }
         }
+        self.reset_stats();
         let mut n = 0u64;
         for round in 0..self.rounds {
             let order = if round % 2 == 0 {
@@ -204,6 +254,7 @@ impl Bench {
                 sample.redis_cpu_ns += process_cpu_ns(self.redis_pid) - cpu_before;
             }
         }
+        (redis.redis_commands, redis.redis_usec) = self.command_stats();
         memory.ns.sort_unstable();
         redis.ns.sort_unstable();
         (memory, redis)
@@ -238,10 +289,14 @@ fn main() {
                 .connect(&server.url()),
         )
         .expect("connects to the bench's redis-server");
+    let stats = redis::Client::open(server.url())
+        .and_then(|c| c.get_connection())
+        .expect("an inspection connection");
     let bench = Bench {
         rounds,
         per_round,
         redis_pid,
+        stats: std::cell::RefCell::new(stats),
     };
     let machine_before = machine_busy_ns();
     let own_before = process_cpu_ns(std::process::id());
@@ -375,12 +430,12 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "latency per call, µs      |  memory p50    p99  p99.9 |   redis p50    p99  p99.9 | added p50    p99 | redis CPU µs/call"
+        "latency per call, µs      |  memory p50    p99  p99.9 |   redis p50    p99  p99.9 | added p50    p99 | Redis scripts/call, µs in them/call, redis-server CPU µs/call"
     );
     for (name, m, r) in &rows {
         let _ = writeln!(
             out,
-            "{name:<26}| {:>11.2} {:>6.2} {:>6.2} | {:>11.2} {:>6.2} {:>6.2} | {:>9.2} {:>6.2} | {:>6.2}",
+            "{name:<26}| {:>11.2} {:>6.2} {:>6.2} | {:>11.2} {:>6.2} {:>6.2} | {:>9.2} {:>6.2} | {:>4.1} {:>6.2} {:>6.2}",
             m.quantile(0.5),
             m.quantile(0.99),
             m.quantile(0.999),
@@ -389,6 +444,8 @@ fn main() {
             r.quantile(0.999),
             r.quantile(0.5) - m.quantile(0.5),
             r.quantile(0.99) - m.quantile(0.99),
+            r.redis_commands as f64 / r.ns.len() as f64,
+            r.redis_usec as f64 / r.ns.len() as f64,
             r.redis_cpu_ns as f64 / r.ns.len() as f64 / 1_000.0,
         );
         // The memory blocks must not have touched Redis.
