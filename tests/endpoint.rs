@@ -847,3 +847,198 @@ Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     handle.stop(true).await;
 }
+
+// ---- Keys from the key secret, and the failure policy, without Redis --------------------
+
+#[secure_endpoint(get("/hourly"), rate = "3/h", algorithm = "sliding_window")]
+async fn hourly() -> &'static str {
+    "hourly"
+}
+
+/// Two `SecureApi`s, each with its own key-derivation state, over one store: with the same
+/// key secret they derive the same keys and share the limit; with none (random keys) or
+/// another secret they do not.
+#[actix_rt::test]
+async fn apps_with_one_key_secret_share_a_store_and_others_do_not() {
+    use secure_api_runtime::throttle::memory::MemoryStore;
+
+    const SECRET: &[u8] = b"the key secret of the endpoint tests, 32+ bytes";
+    let store = Arc::new(MemoryStore::new());
+    let api = |secret: Option<&[u8]>| {
+        let builder = SecureApi::builder().rate_limit_store(store.clone());
+        match secret {
+            Some(secret) => builder.key_secret(secret).unwrap().build(),
+            None => builder.build(),
+        }
+    };
+    let allowed = |apps: Vec<SecureApi>, ip: &'static str| async move {
+        let mut services = Vec::new();
+        for api in apps {
+            services.push(test::init_service(App::new().wrap(api.layer()).service(hourly)).await);
+        }
+        let mut allowed = 0;
+        for i in 0..12 {
+            let app = &services[i % services.len()];
+            if send(app, get("/hourly", ip)).await.status == 200 {
+                allowed += 1;
+            }
+        }
+        allowed
+    };
+    let same = allowed(vec![api(Some(SECRET)), api(Some(SECRET))], "198.18.1.1").await;
+    assert_eq!(same, 3, "one secret: one shared limit");
+    let random = allowed(vec![api(None), api(None)], "198.18.1.2").await;
+    assert_eq!(random, 6, "random keys: a limit per app");
+    let other = b"another key secret of the endpoint tests, 32+ b";
+    let two = allowed(vec![api(Some(SECRET)), api(Some(other))], "198.18.1.3").await;
+    assert_eq!(two, 6, "two secrets: a limit per secret");
+
+    // Secrets under 32 bytes are refused, saying how long they were.
+    let err = SecureApi::builder().key_secret([1u8; 31]).unwrap_err();
+    assert_eq!(err.len(), 31);
+    assert!(err.to_string().contains("at least 32"), "{err}");
+}
+
+mod v1 {
+    use secure_api_runtime::prelude::*;
+
+    #[secure_endpoint(get("/item"), rate = "2/h")]
+    pub async fn item() -> &'static str {
+        "v1"
+    }
+}
+
+mod v2 {
+    use secure_api_runtime::prelude::*;
+
+    #[secure_endpoint(get("/item"), rate = "2/h")]
+    pub async fn item() -> &'static str {
+        "v2"
+    }
+}
+
+/// Policies are named by method, route, handler and tier: two handlers of one route under
+/// two scopes keep their own limits, with keys that agree across processes all the same.
+#[actix_rt::test]
+async fn one_route_under_two_scopes_keeps_two_limits() {
+    let api = SecureApi::builder()
+        .key_secret(b"the key secret of the endpoint tests, 32+ bytes")
+        .unwrap()
+        .build();
+    let app = test::init_service(
+        App::new()
+            .wrap(api.layer())
+            .service(web::scope("/v1").service(v1::item))
+            .service(web::scope("/v2").service(v2::item)),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(send(&app, get("/v1/item", "198.18.2.1")).await.body, b"v1");
+    }
+    send(&app, get("/v1/item", "198.18.2.1"))
+        .await
+        .assert_problem(429, "rate-limited");
+    let v2 = send(&app, get("/v2/item", "198.18.2.1")).await;
+    assert_eq!((v2.status.as_u16(), v2.body.as_slice()), (200, &b"v2"[..]));
+}
+
+/// A rate-limit store whose backend is down (or full).
+struct BrokenStore(fn() -> secure_api_runtime::store::StoreError);
+
+impl secure_api_runtime::throttle::RateLimitStore for BrokenStore {
+    fn acquire(
+        &self,
+        _: secure_api_runtime::throttle::LimitKey,
+        _: &secure_api_runtime::throttle::Policy,
+        _: u32,
+    ) -> secure_api_runtime::store::StoreFuture<
+        '_,
+        Result<secure_api_runtime::throttle::Decision, secure_api_runtime::store::StoreError>,
+    > {
+        secure_api_runtime::store::StoreFuture::ready(Err((self.0)()))
+    }
+
+    fn refund(
+        &self,
+        _: secure_api_runtime::throttle::LimitKey,
+        _: &secure_api_runtime::throttle::Policy,
+        _: u32,
+    ) -> secure_api_runtime::store::StoreFuture<'_, Result<(), secure_api_runtime::store::StoreError>>
+    {
+        secure_api_runtime::store::StoreFuture::ready(Err((self.0)()))
+    }
+}
+
+#[secure_endpoint(get("/open-on-error"), rate = "10/s", on_store_error = "allow")]
+async fn open_on_error() -> &'static str {
+    "open"
+}
+
+#[secure_endpoint(get("/closed-on-error"), rate = "10/s", on_store_error = "fail_closed")]
+async fn closed_on_error() -> &'static str {
+    "closed"
+}
+
+#[actix_rt::test]
+async fn a_failed_limiter_store_fails_closed_unless_the_endpoint_or_app_allows() {
+    use secure_api_runtime::store::{OnStoreError, StoreError};
+
+    let down = || StoreError::Backend("connection refused".into());
+    let app_with = |policy: Option<OnStoreError>, error: fn() -> StoreError| {
+        let builder = SecureApi::builder().rate_limit_store(Arc::new(BrokenStore(error)));
+        match policy {
+            Some(policy) => builder.on_limiter_error(policy),
+            None => builder,
+        }
+        .build()
+    };
+    let services = |api: SecureApi| {
+        test::init_service(
+            App::new()
+                .wrap(api.layer())
+                .service(open_on_error)
+                .service(closed_on_error)
+                .service(get_note),
+        )
+    };
+    let closed = |r: Reply| {
+        r.assert_problem(503, "service-unavailable");
+        assert_eq!(r.header("retry-after"), Some("1"));
+        r.assert_leaks_none(&["connection refused"]);
+    };
+
+    // The app fails closed by default; the endpoint's `allow` overrides it.
+    let app = services(app_with(None, down)).await;
+    let r = send(&app, get("/open-on-error", "192.0.2.80")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"open");
+    assert!(r.header("ratelimit").is_none());
+    closed(send(&app, get("/closed-on-error", "192.0.2.80")).await);
+    closed(send(&app, get("/notes/1", "192.0.2.80")).await);
+
+    // An app that allows: endpoints without a choice follow it; `fail_closed` wins.
+    let app = services(app_with(Some(OnStoreError::Allow), down)).await;
+    assert_eq!(send(&app, get("/notes/1", "192.0.2.80")).await.status, 200);
+    assert_eq!(
+        send(&app, get("/open-on-error", "192.0.2.80")).await.status,
+        200
+    );
+    closed(send(&app, get("/closed-on-error", "192.0.2.80")).await);
+    // The login guard's per-account limit is authentication: it fails closed regardless.
+    let guard = secure_api_runtime::auth::login::LoginGuard::new(
+        &app_with(Some(OnStoreError::Allow), down),
+        secure_api_runtime::auth::password::Passwords::with_params(1024, 1, 1).unwrap(),
+    );
+    let err = guard.verify("alice", None, "guess").await.unwrap_err();
+    assert_eq!(err.problem().status(), 503);
+    assert_eq!(
+        guard.passwords().hash_operations(),
+        0,
+        "refused before hashing"
+    );
+
+    // A full store is not a failure: its own policy decides, and `allow` does not apply.
+    let app = services(app_with(Some(OnStoreError::Allow), || StoreError::Full)).await;
+    closed(send(&app, get("/open-on-error", "192.0.2.80")).await);
+    closed(send(&app, get("/notes/1", "192.0.2.80")).await);
+}

@@ -658,3 +658,414 @@ async fn a_three_master_cluster_keeps_limits_and_idempotency_across_slots() {
         assert!(keys.iter().all(|(_, ttl)| *ttl > 0));
     }
 }
+
+// ---- Keys stable across instances: the key secret --------------------------------------
+
+#[secure_endpoint(get("/shared-limit"), rate = "10/min")]
+async fn shared_limit() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+/// An app instance on its own backend (its own connection) with its own `SecureApi` (its own
+/// key-derivation state), sharing with the others only the Redis and, maybe, the secret.
+async fn limited_instance(url: &str, prefix: &str, secret: &[u8]) -> SecureApi {
+    let redis = connect(url, prefix).await;
+    SecureApi::builder()
+        .key_secret(secret)
+        .unwrap()
+        .rate_limit_store(Arc::new(redis.rate_limit_store()))
+        .build()
+}
+
+fn shared_get(ip: &str) -> test::TestRequest {
+    test::TestRequest::get()
+        .uri("/shared-limit")
+        .peer_addr(format!("{ip}:4000").parse().unwrap())
+}
+
+#[actix_rt::test]
+async fn two_apps_with_one_key_secret_share_an_endpoints_limit_exactly() {
+    let server = server!("two_apps_with_one_key_secret_share_an_endpoints_limit_exactly");
+    let url = server.url();
+    let a = limited_instance(&url, "keys", KEY_SECRET).await;
+    let b = limited_instance(&url, "keys", KEY_SECRET).await;
+    let app_a = test::init_service(App::new().wrap(a.layer()).service(shared_limit)).await;
+    let app_b = test::init_service(App::new().wrap(b.layer()).service(shared_limit)).await;
+
+    // One client, alternating between the instances: together they allow exactly 10.
+    let mut allowed = [0, 0];
+    for i in 0..30 {
+        let reply = if i % 2 == 0 {
+            send(&app_a, shared_get("192.0.2.10")).await
+        } else {
+            send(&app_b, shared_get("192.0.2.10")).await
+        };
+        match reply.status.as_u16() {
+            200 => allowed[i % 2] += 1,
+            429 => {
+                reply.assert_problem(429, "rate-limited");
+                assert!(reply.header("retry-after").is_some());
+            }
+            other => panic!("{other}: {}", reply.text()),
+        }
+    }
+    assert_eq!(allowed, [5, 5], "exactly the limit, shared");
+    // The record's name is fixed by the secret, the endpoint (method, route, handler) and
+    // the client: any instance of any build of this binary finds it. The expected name
+    // comes from an independent implementation of the derivation.
+    let keys: Vec<String> = keys_with_ttls(&url, "keys")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        keys.contains(&"keys:rl:g:{03de6a22a5b5d880e2a0d132c54651dc}".to_owned()),
+        "{keys:?}"
+    );
+
+    // Concurrently, a fresh client split over both instances: still exactly the limit.
+    let (app_a, app_b) = (&app_a, &app_b);
+    let replies = join_all((0..40).map(|i| async move {
+        if i % 2 == 0 {
+            send(app_a, shared_get("192.0.2.11")).await
+        } else {
+            send(app_b, shared_get("192.0.2.11")).await
+        }
+    }))
+    .await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 10, "exactly the limit under concurrency");
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
+
+    // Another secret on the same Redis and prefix derives other keys: its own budget.
+    let c = limited_instance(&url, "keys", b"another-key-secret-of-at-least-32-bytes").await;
+    let app_c = test::init_service(App::new().wrap(c.layer()).service(shared_limit)).await;
+    let mut allowed_c = 0;
+    for _ in 0..15 {
+        if send(&app_c, shared_get("192.0.2.10")).await.status == 200 {
+            allowed_c += 1;
+        }
+    }
+    assert_eq!(allowed_c, 10, "a different secret does not share");
+    // ...and charged nothing to the first two.
+    assert_eq!(send(app_a, shared_get("192.0.2.10")).await.status, 429);
+}
+
+#[actix_rt::test]
+async fn a_shared_rate_limit_store_without_a_key_secret_is_refused_at_build() {
+    let server = server!("a_shared_rate_limit_store_without_a_key_secret_is_refused_at_build");
+    let redis = connect(&server.url(), "nosecret").await;
+    let err = SecureApi::builder()
+        .rate_limit_store(Arc::new(redis.rate_limit_store()))
+        .try_build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        secure_api_runtime::api::BuildError::SharedStoreWithoutKeySecret
+    );
+    assert!(err.to_string().contains("key_secret"), "{err}");
+    let store = Arc::new(redis.rate_limit_store());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        SecureApi::builder().rate_limit_store(store).build()
+    }))
+    .unwrap_err();
+    let message = panicked
+        .downcast_ref::<String>()
+        .expect("a formatted panic");
+    assert!(message.contains("no key secret is configured"), "{message}");
+    // With the secret it builds; the in-memory store needs none.
+    assert!(
+        SecureApi::builder()
+            .key_secret(KEY_SECRET)
+            .unwrap()
+            .rate_limit_store(Arc::new(redis.rate_limit_store()))
+            .try_build()
+            .is_ok()
+    );
+    assert!(SecureApi::builder().try_build().is_ok());
+}
+
+#[actix_rt::test]
+async fn login_failures_on_one_instance_count_on_another_with_the_same_secret() {
+    use secure_api_runtime::auth::login::LoginGuard;
+    use secure_api_runtime::auth::password::Passwords;
+
+    let server = server!("login_failures_on_one_instance_count_on_another_with_the_same_secret");
+    let url = server.url();
+    let passwords = || Passwords::with_params(1024, 1, 1).unwrap();
+    let a = LoginGuard::new(
+        &limited_instance(&url, "login", KEY_SECRET).await,
+        passwords(),
+    );
+    let b = LoginGuard::new(
+        &limited_instance(&url, "login", KEY_SECRET).await,
+        passwords(),
+    );
+    // Ten failures (the default account policy), split over both instances and spellings.
+    for i in 0..10 {
+        let (guard, name) = if i % 2 == 0 {
+            (&a, "Mallory")
+        } else {
+            (&b, " mallory ")
+        };
+        let err = guard.verify(name, None, "guess").await.unwrap_err();
+        assert_eq!(status(&err), 401);
+    }
+    for guard in [&a, &b] {
+        let err = guard.verify("mallory", None, "guess").await.unwrap_err();
+        assert_eq!(status(&err), 429, "the account is throttled everywhere");
+    }
+    // An instance with another secret keeps its own counts.
+    let other = LoginGuard::new(
+        &limited_instance(&url, "login", b"another-key-secret-of-at-least-32-bytes").await,
+        passwords(),
+    );
+    let err = other.verify("mallory", None, "guess").await.unwrap_err();
+    assert_eq!(status(&err), 401);
+}
+
+// ---- The failure policy ----------------------------------------------------------------
+
+static LENIENT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static STRICT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static LENIENT_ORDER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[secure_endpoint(get("/lenient"), rate = "1000/s", on_store_error = "allow")]
+async fn lenient() -> HttpResponse {
+    LENIENT_RUNS.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Ok().finish()
+}
+
+#[secure_endpoint(get("/strict"), rate = "1000/s", on_store_error = "fail_closed")]
+async fn strict() -> HttpResponse {
+    STRICT_RUNS.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Ok().finish()
+}
+
+/// Allowed past its rate limit when Redis fails, but idempotent: the idempotency store
+/// still decides, and fails closed.
+#[secure_endpoint(
+    post("/lenient-orders"),
+    rate = "1000/s",
+    on_store_error = "allow",
+    idempotent
+)]
+async fn lenient_order() -> HttpResponse {
+    LENIENT_ORDER_RUNS.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Created().finish()
+}
+
+/// Authenticated, allowed past its rate limit when Redis fails: the revocation check still
+/// fails closed.
+#[secure_endpoint(get("/lenient-me"), auth, rate = "1000/s", on_store_error = "allow")]
+async fn lenient_me(principal: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "sub": principal.subject }))
+}
+
+/// Every log line of this test binary, for the lines of allowed requests.
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+fn logs() -> &'static Capture {
+    static CAPTURE: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture: &'static Capture =
+            Box::leak(Box::new(Capture(std::sync::Mutex::new(Vec::new()))));
+        log::set_logger(capture).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        capture
+    })
+}
+
+#[actix_rt::test]
+async fn with_allow_a_dead_redis_lets_rate_limited_requests_through_and_nothing_else() {
+    let mut server =
+        server!("with_allow_a_dead_redis_lets_rate_limited_requests_through_and_nothing_else");
+    let logs = logs();
+    let redis = RedisBackend::builder()
+        .key_prefix("allow")
+        .timeout(Duration::from_millis(250))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let jwt = JwtAuth::hs256(SECRET.to_vec())
+        .issuer("issuer")
+        .audience("audience")
+        .revocation(Arc::new(redis.revocation_store()))
+        .build()
+        .unwrap();
+    let token = jwt.issue(&AccessGrant::new("dave")).unwrap();
+    let api = SecureApi::builder()
+        .key_secret(KEY_SECRET)
+        .unwrap()
+        .rate_limit_store(Arc::new(redis.rate_limit_store()))
+        .idempotency_store(Arc::new(redis.idempotency_store()))
+        .jwt(jwt)
+        .build();
+    let app = test::init_service(
+        App::new()
+            .wrap(api.layer())
+            .service(lenient)
+            .service(strict)
+            .service(lenient_order)
+            .service(lenient_me),
+    )
+    .await;
+    let client = "192.0.2.44:4000".parse().unwrap();
+    let get = |uri: &str| test::TestRequest::get().uri(uri).peer_addr(client);
+    let order = |key: &str| {
+        test::TestRequest::post()
+            .uri("/lenient-orders")
+            .peer_addr(client)
+            .insert_header(("idempotency-key", key))
+    };
+    let me = || get("/lenient-me").insert_header(("authorization", format!("Bearer {token}")));
+    // While Redis is up, the limit applies and its fields are sent.
+    let up = send(&app, get("/lenient")).await;
+    assert_eq!(up.status, 200);
+    assert!(up.header("ratelimit").is_some());
+    assert_eq!(send(&app, me()).await.json()["sub"], "dave");
+
+    server.kill();
+    let (lenient_before, strict_before, orders_before) = (
+        LENIENT_RUNS.load(Ordering::SeqCst),
+        STRICT_RUNS.load(Ordering::SeqCst),
+        LENIENT_ORDER_RUNS.load(Ordering::SeqCst),
+    );
+    // `allow`: the handler runs, without a limit (and so without RateLimit fields).
+    for _ in 0..3 {
+        let reply = send(&app, get("/lenient")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(reply.header("ratelimit").is_none());
+        reply.assert_security_headers();
+    }
+    assert_eq!(LENIENT_RUNS.load(Ordering::SeqCst), lenient_before + 3);
+    // `fail_closed` on the same app: 503, the handler does not run.
+    let reply = send(&app, get("/strict")).await;
+    reply.assert_problem(503, "service-unavailable");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(STRICT_RUNS.load(Ordering::SeqCst), strict_before);
+    // Idempotency fails closed even where the limit allows: the handler never runs
+    // unprotected.
+    for key in ["allow-1", "allow-1", "allow-2"] {
+        let reply = send(&app, order(key)).await;
+        reply.assert_problem(503, "service-unavailable");
+        assert_eq!(reply.header("retry-after"), Some("1"));
+    }
+    assert_eq!(LENIENT_ORDER_RUNS.load(Ordering::SeqCst), orders_before);
+    // So does the revocation check of an authenticated endpoint.
+    let reply = send(&app, me()).await;
+    reply.assert_problem(503, "service-unavailable");
+    reply.assert_leaks_none(&["dave"]);
+
+    // The allowed requests were logged at warn, once for the three (the first line of
+    // this endpoint in this process), naming the endpoint and not the client.
+    let lines: Vec<String> = logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("endpoint `lenient`"))
+        .cloned()
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("WARN secure_api::rate_limit "),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("on_store_error = allow"), "{}", lines[0]);
+    assert!(!lines[0].contains("192.0.2.44"), "{}", lines[0]);
+    assert!(
+        logs.0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.contains("endpoint `strict`: the rate-limit store failed"))
+    );
+
+    // Back up: limits apply again, with no restart.
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = send(&app, get("/strict")).await;
+        if reply.status == 200 {
+            assert!(reply.header("ratelimit").is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis came back"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = send(&app, get("/lenient")).await;
+    assert!(reply.header("ratelimit").is_some());
+}
+
+#[actix_rt::test]
+async fn the_apps_on_limiter_error_is_the_default_and_endpoints_override_it() {
+    let mut server = server!("the_apps_on_limiter_error_is_the_default_and_endpoints_override_it");
+    let redis = RedisBackend::builder()
+        .key_prefix("app-allow")
+        .timeout(Duration::from_millis(250))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let api = SecureApi::builder()
+        .key_secret(KEY_SECRET)
+        .unwrap()
+        .on_limiter_error(secure_api_runtime::store::OnStoreError::Allow)
+        .rate_limit_store(Arc::new(redis.rate_limit_store()))
+        .idempotency_store(Arc::new(redis.idempotency_store()))
+        .build();
+    let app = test::init_service(
+        App::new()
+            .wrap(api.layer())
+            .service(limited)
+            .service(strict)
+            .service(app_order),
+    )
+    .await;
+    let get = |uri: &str| {
+        test::TestRequest::get()
+            .uri(uri)
+            .peer_addr("192.0.2.45:4000".parse().unwrap())
+    };
+    server.kill();
+    // `limited` says nothing: the app's `Allow`.
+    assert_eq!(send(&app, get("/limited")).await.status, 200);
+    // `strict` says `fail_closed`: it wins over the app.
+    send(&app, get("/strict"))
+        .await
+        .assert_problem(503, "service-unavailable");
+    // Idempotency ignores the app's choice for limits.
+    let order = test::TestRequest::post()
+        .uri("/app-orders")
+        .peer_addr("192.0.2.45:4000".parse().unwrap())
+        .insert_header(("idempotency-key", "app-allow-1"));
+    send(&app, order)
+        .await
+        .assert_problem(503, "service-unavailable");
+    assert_eq!(APP_ORDER_RUNS.load(Ordering::SeqCst), 0);
+}
+
+static APP_ORDER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Limited by the app's default rate, whose store failure the app allows; idempotent.
+#[secure_endpoint(post("/app-orders"), idempotent)]
+async fn app_order() -> HttpResponse {
+    APP_ORDER_RUNS.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Created().finish()
+}

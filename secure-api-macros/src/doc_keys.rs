@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::endpoint::model::{ALGORITHMS, AUTH_KEYS, IDEMPOTENT_KEYS, KEYS, METHODS, OPTION_KEYS};
+use crate::endpoint::model::{
+    ALGORITHMS, AUTH_KEYS, IDEMPOTENT_KEYS, KEYS, METHODS, ON_STORE_ERROR, OPTION_KEYS,
+};
 
 const LIB: &str = include_str!("lib.rs");
 
@@ -205,6 +207,10 @@ fn endpoint_grammar_documents_every_accepted_key() {
     assert_eq!(keys(&grammar["condition"]), set(AUTH_KEYS));
     assert_eq!(values(&grammar["option"], "algorithm"), set(ALGORITHMS));
     assert_eq!(values(&grammar["option"], "key"), set(KEYS));
+    assert_eq!(
+        values(&grammar["option"], "on_store_error"),
+        set(ON_STORE_ERROR)
+    );
 }
 
 #[test]

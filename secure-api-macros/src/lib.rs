@@ -117,6 +117,7 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 ///         | auth                                   // any authenticated caller
 ///         | auth(condition, ...)                   // ... meeting every condition
 ///         | public                                 // credentials are never looked at
+///         | on_store_error = "fail_closed" | "allow"   // rate limit when its store fails
 ///         | crate = "path::to::secure_api_runtime"
 ///
 /// idempotent_option := ttl = "24h"                 // replay window: ms, s, min, h, day (default 24h)
@@ -145,7 +146,9 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// over 30 seconds or not shorter than `ttl`; basic auth, empty `roles()`,
 /// `permissions()`, `any()` and `all()` lists, invalid or duplicate roles and permissions
 /// (a typed permission that does not exist fails to compile at its path), `public` with
-/// `auth`; non-async handlers, `self` receivers, generic handlers and `impl Trait`
+/// `auth`; unknown `on_store_error` policies, `on_store_error` on an endpoint without a
+/// rate limit (`rate = "unlimited"` without tiers), and `on_store_error` inside
+/// `idempotent(...)` or `auth(...)` (those always fail closed); non-async handlers, `self` receivers, generic handlers and `impl Trait`
 /// arguments, more than 16 arguments, and handlers taking a raw `web::Json<T>` (use
 /// `Valid<T>`).
 ///
@@ -180,6 +183,19 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 ///
 /// The response gets the `RateLimit` / `RateLimit-Policy` fields. `crate` names the
 /// runtime crate for code that re-exports it under another path.
+///
+/// A rate limit is kept per client under a key derived from the endpoint's method, route,
+/// handler (its module path and name) and tier, and the app's key secret, so that every
+/// instance of the app sharing a store (Redis) and the secret shares the limit.
+///
+/// When a check's store cannot answer (Redis down, slow or refusing writes), the request
+/// fails closed: a 503 problem with `Retry-After`. `on_store_error` chooses for the rate
+/// limit only: `"allow"` lets the request through without a limit (logged at warn level,
+/// at most one line per endpoint every 10 seconds, with the count of the others), and
+/// `"fail_closed"` keeps the 503; without it, the app's
+/// `SecureApiBuilder::on_limiter_error` decides (fail closed by default). Idempotency and
+/// authentication (token revocation, sessions) always fail closed, whatever is chosen: an
+/// idempotent handler never runs unprotected, and a revoked token is never let in.
 #[proc_macro_attribute]
 pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     let out = endpoint::secure_endpoint(args.into(), item.clone().into());

@@ -404,8 +404,9 @@ impl SecureApiBuilder {
     /// logs it at warn level (at most one line per endpoint every
     /// 10 seconds, with the count of requests allowed since the last line).
     ///
-    /// This applies to rate limits only. Idempotency and authentication checks (revocations,
-    /// sessions) always fail closed, and a full in-memory store follows its own
+    /// This applies to endpoints' rate limits only. Idempotency and authentication checks
+    /// (revocations, sessions, and the login guard's per-account failure limit) always fail
+    /// closed, and a full in-memory store follows its own
     /// [`when_limiter_full`](Self::when_limiter_full) policy.
     ///
     /// ```

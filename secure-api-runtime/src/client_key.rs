@@ -70,10 +70,10 @@ pub enum Identity<'a> {
 /// process (enough for stores that live in one process).
 ///
 /// The hashed bytes are a fixed layout, independent of the platform: the policy id
-/// (little-endian `u64`), then a tag byte per part (`4` IPv4 + 4 address bytes, `6` IPv6
-/// + 16 bytes, `2` principal + its UTF-8, `3` account + its UTF-8). Only the last part has
-/// a variable length, and SipHash mixes in the total length, so no two identities share an
-/// input.
+/// (little-endian `u64`), then a tag byte per part followed by the part: `4` and the 4
+/// bytes of an IPv4 address, `6` and the 16 bytes of an IPv6 address, `2` and a
+/// principal's UTF-8, `3` and an account name's UTF-8. Only the last part has a variable
+/// length, and SipHash mixes in the total length, so no two identities share an input.
 #[derive(Clone)]
 pub struct KeyDeriver {
     hasher: SipHasher13,
@@ -176,6 +176,80 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// Policy ids are FNV-1a with a `0xff` after each part: pinned, so that a change of
+    /// algorithm (which would move every client to a fresh key on deploy, and split a fleet
+    /// running two versions) is a deliberate one. The values were computed independently of
+    /// this code.
+    #[test]
+    fn policy_ids_are_fixed() {
+        const ID: u64 = policy_id(&["secure-api/endpoint", "POST", "/api/users", ""]);
+        assert_eq!(ID, 0xfca9_9579_6373_9495);
+        assert_eq!(
+            policy_id(&["secure-api/endpoint", "POST", "/api/users", "premium"]),
+            0x1cb2_5e27_0e45_fe7a
+        );
+        // FNV-1a's offset basis for no input.
+        assert_eq!(policy_id(&[]), 0xcbf2_9ce4_8422_2325);
+        // Parts are delimited.
+        assert_ne!(policy_id(&["ab", "c"]), policy_id(&["a", "bc"]));
+        assert_ne!(policy_id(&["a", ""]), policy_id(&["a"]));
+    }
+
+    /// Keys from a fixed secret are fixed: every process, on every platform, derives these.
+    /// The expected values come from an independent implementation of
+    /// HMAC-SHA256 → SipHash-1-3 (128-bit) over the documented layout.
+    #[test]
+    fn keys_from_a_secret_are_fixed() {
+        let d = KeyDeriver::from_secret(SECRET);
+        let id = policy_id(&["secure-api/endpoint", "POST", "/api/users", ""]);
+        let cases = [
+            (
+                Identity::Ip(ip("192.0.2.1")),
+                [0x3d93_91f0_b8c3_2250, 0x13d2_a66a_322b_2bc4],
+            ),
+            (
+                Identity::Ip(ip("2001:db8::")),
+                [0xefb5_1447_1900_e4d3, 0xeffb_42da_31f1_e026],
+            ),
+            (
+                Identity::Principal("alice"),
+                [0xabfe_c17b_259a_3252, 0xbb1a_6e54_e432_70a1],
+            ),
+            (
+                Identity::IpAndPrincipal(ip("192.0.2.1"), "alice"),
+                [0x693a_0446_05d9_4c12, 0x2923_6fba_e6e6_6103],
+            ),
+        ];
+        for (identity, expected) in cases {
+            assert_eq!(d.key(id, &identity), LimitKey(expected), "{identity:?}");
+        }
+        let account = policy_id(&["secure-api/login/account", "login-account"]);
+        assert_eq!(account, 0xf9b3_da1f_81c4_33ac);
+        assert_eq!(
+            d.key(account, &Identity::Account("alice")),
+            LimitKey([0x5634_8297_fdcd_5575, 0x2bc7_a84b_0491_9c71])
+        );
+    }
+
+    #[test]
+    fn the_same_secret_gives_the_same_keys_and_another_secret_other_keys() {
+        let identity = Identity::Principal("alice");
+        let a = KeyDeriver::from_secret(SECRET).key(7, &identity);
+        assert_eq!(a, KeyDeriver::from_secret(SECRET).key(7, &identity));
+        let mut other = SECRET.to_vec();
+        other[31] ^= 1;
+        assert_ne!(a, KeyDeriver::from_secret(&other).key(7, &identity));
+        // Random derivers agree with themselves only.
+        let r = KeyDeriver::random();
+        assert_eq!(r.key(7, &identity), r.key(7, &identity));
+        assert_ne!(r.key(7, &identity), KeyDeriver::random().key(7, &identity));
+        assert_ne!(r.key(7, &identity), a);
+        assert!(KeyDeriver::from_secret(SECRET).is_from_secret());
+        assert!(!r.is_from_secret());
     }
 
     #[test]

@@ -86,10 +86,11 @@ pub mod __private {
 
     pub use crate::auth::Permission;
     pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
-    pub use crate::endpoint::{EndpointSpec, IdempotencySpec, KeyKind, Limit, run};
+    pub use crate::endpoint::{EndpointSpec, IdempotencySpec, KeyKind, Limit, TierPolicy, run};
     /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
     /// fuzzing and property tests.
     pub use crate::shared::units;
+    pub use crate::store::OnStoreError;
     pub use crate::throttle::{Algorithm, Policy, Rate};
     pub use actix_web;
 

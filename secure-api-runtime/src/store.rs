@@ -80,8 +80,9 @@ pub enum OnStoreError {
     /// Refuse the request: a 503 problem with `Retry-After`. The default.
     #[default]
     FailClosed,
-    /// Let the request through unchecked (rate limits only); each such request should be
-    /// logged at warn level, rate-limited.
+    /// Let the request through unchecked (rate limits only). Endpoints log such requests
+    /// at warn level, at most one line per endpoint every 10 seconds, with a count of the
+    /// others.
     Allow,
 }
 

@@ -7,8 +7,8 @@ use quote::ToTokens;
 use syn::{FnArg, Ident, ItemFn, LitInt, LitStr, Type};
 
 use super::model::{
-    ALGORITHMS, Args, Auth, Cond, Endpoint, Idempotency, IdempotentArgs, KEYS, Limit, Opt,
-    PermItem, RateValue, Route, Tier,
+    ALGORITHMS, Args, Auth, Cond, Endpoint, Idempotency, IdempotentArgs, KEYS, Limit,
+    ON_STORE_ERROR, Opt, PermItem, RateValue, Route, Tier,
 };
 use crate::ctxt::Ctxt;
 use crate::limits::{DEFAULT_TTL_MS, MAX_WINDOW_COUNT};
@@ -42,6 +42,10 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         .idempotent
         .as_ref()
         .map(|i| idempotent(cx, i, args.route.as_ref()));
+    let on_store_error = args
+        .on_store_error
+        .as_ref()
+        .and_then(|o| on_store_error(cx, o, &limit, &tiers));
     let auth = auth(cx, args.auth, args.public);
     Endpoint {
         func,
@@ -55,6 +59,7 @@ pub fn endpoint<'a>(cx: &Ctxt, args: Args, func: &'a ItemFn) -> Endpoint<'a> {
         krate: args.krate.map(|k| k.value),
         idempotency,
         auth,
+        on_store_error,
         arg_types: arg_types(func),
     }
 }
@@ -201,6 +206,38 @@ fn key(cx: &Ctxt, key: &Opt<LitStr>) -> &'static str {
         other => {
             cx.error_spanned_by(&key.value, suggest::unknown("key", other, KEYS));
             "Auto"
+        }
+    }
+}
+
+/// `on_store_error = "..."`: the name of the runtime's `OnStoreError` variant. It decides
+/// what the rate limit does, so an endpoint without one (`rate = "unlimited"` and no tiers)
+/// has nothing for it to decide.
+fn on_store_error(
+    cx: &Ctxt,
+    opt: &Opt<LitStr>,
+    limit: &Limit,
+    tiers: &[(String, RateValue)],
+) -> Option<&'static str> {
+    if matches!(limit, Limit::Unlimited) && tiers.is_empty() {
+        cx.error_spanned_by(
+            &opt.key,
+            "`on_store_error` has no effect with `rate = \"unlimited\"`: it chooses what the rate limit does when its store fails, and idempotency and authentication always fail closed; remove it or give a rate",
+        );
+    }
+    match opt.value.value().as_str() {
+        "fail_closed" => Some("FailClosed"),
+        "allow" => Some("Allow"),
+        other => {
+            let message = if matches!(other, "fail_open" | "open") {
+                format!(
+                    "unknown `on_store_error` policy `{other}`; did you mean `allow`? it lets requests through without a limit while the store fails; expected one of: `fail_closed`, `allow`"
+                )
+            } else {
+                suggest::unknown("`on_store_error` policy", other, ON_STORE_ERROR)
+            };
+            cx.error_spanned_by(&opt.value, message);
+            None
         }
     }
 }

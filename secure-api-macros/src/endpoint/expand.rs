@@ -55,10 +55,31 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             quote!(#p::Limit::Policy(#policy))
         }
     };
-    let tiers = e
-        .tiers
-        .iter()
-        .map(|(name, r)| policy(p, name, *r, None, e.sliding));
+    // Policy identifiers, hashed at compile time: the method and route (empty without a
+    // route), the handler's path (so that handlers with one route under different
+    // `web::scope`s keep their own limits), and the tier (empty for the base limit).
+    let (method, path) = match &e.route {
+        Some((method, path)) => (method.to_uppercase(), path.clone()),
+        None => (String::new(), String::new()),
+    };
+    let handler = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    let policy_id = |tier: &str| {
+        let parts = quote!(["secure-api/endpoint", #method, #path, #handler, #tier]);
+        quote!(#p::policy_id(&#parts))
+    };
+    let base_id = policy_id("");
+    let tiers = e.tiers.iter().map(|(name, r)| {
+        let policy = policy(p, name, *r, None, e.sliding);
+        let id = policy_id(name);
+        quote!(#p::TierPolicy { id: #id, policy: #policy })
+    });
+    let on_store_error = match e.on_store_error {
+        Some(variant) => {
+            let variant = format_ident!("{}", variant);
+            quote!(::core::option::Option::Some(#p::OnStoreError::#variant))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let key = format_ident!("{}", e.key);
     let cost = e.cost;
     let max_body = match e.max_body {
@@ -101,10 +122,12 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             route: #route,
             idempotency: #idempotency,
             limit: #limit,
+            policy_id: #base_id,
             tiers: &[#(#tiers),*],
             key: #p::KeyKind::#key,
             cost: #cost,
             max_body: #max_body,
+            on_store_error: #on_store_error,
         };
     }
 }

@@ -62,6 +62,7 @@ pub struct Args {
     pub idempotent: Option<Opt<IdempotentArgs>>,
     pub auth: Option<Opt<Vec<Cond>>>,
     pub public: Option<Opt<()>>,
+    pub on_store_error: Option<Opt<LitStr>>,
 }
 
 /// Route methods, as written in the attribute.
@@ -86,11 +87,13 @@ pub const OPTION_KEYS: &[&str] = &[
     "idempotent",
     "auth",
     "public",
+    "on_store_error",
     "crate",
 ];
 
 pub const ALGORITHMS: &[&str] = &["gcra", "sliding_window"];
 pub const KEYS: &[&str] = &["ip", "principal", "ip_and_principal"];
+pub const ON_STORE_ERROR: &[&str] = &["fail_closed", "allow"];
 
 /// A checked rate: `count` per `secs`.
 #[derive(Clone, Copy)]
@@ -141,6 +144,8 @@ pub struct Endpoint<'a> {
     pub krate: Option<syn::Path>,
     pub idempotency: Option<Idempotency>,
     pub auth: Auth,
+    /// `on_store_error`: the name of the runtime's `OnStoreError` variant, if set.
+    pub on_store_error: Option<&'static str>,
     /// The handler's argument types, in order.
     pub arg_types: Vec<&'a syn::Type>,
 }

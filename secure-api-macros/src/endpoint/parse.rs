@@ -54,6 +54,7 @@ fn option(cx: &Ctxt, meta: &ParseNestedMeta<'_>, args: &mut Args) -> syn::Result
         "idempotent" => idempotent(cx, meta, key, &mut args.idempotent),
         "auth" => auth(cx, meta, key, &mut args.auth),
         "public" => public(cx, meta, key, &mut args.public),
+        "on_store_error" => string(cx, meta, key, &mut args.on_store_error),
         "crate" => krate(cx, meta, key, &mut args.krate),
         _ => unknown(cx, meta, "option", OPTION_KEYS),
     }
@@ -135,7 +136,8 @@ fn assigned(
     meta.value()?.parse().map(Some)
 }
 
-/// `key = "..."`: `rate`, `algorithm`, `key`, `max_body`, and `idempotent`'s `ttl` and `wait`.
+/// `key = "..."`: `rate`, `algorithm`, `key`, `max_body`, `on_store_error`, and
+/// `idempotent`'s `ttl` and `wait`.
 fn string(
     cx: &Ctxt,
     meta: &ParseNestedMeta<'_>,
@@ -251,11 +253,36 @@ fn idempotent_option(
         return unknown(cx, meta, WHAT, IDEMPOTENT_KEYS);
     };
     match key.to_string().as_str() {
+        "on_store_error" => always_fails_closed(
+            cx,
+            meta,
+            &key,
+            "idempotent",
+            "idempotency always fails closed when its store cannot answer (a 503 problem): running the handler unchecked could run it twice",
+        ),
         "ttl" => string(cx, meta, key, &mut args.ttl),
         "required" => required(cx, meta, key, &mut args.required),
         "wait" => string(cx, meta, key, &mut args.wait),
         _ => unknown(cx, meta, WHAT, IDEMPOTENT_KEYS),
     }
+}
+
+/// `on_store_error` inside `idempotent(...)` or `auth(...)`: not an option there, refused
+/// with the reason (`why`) rather than a list of names.
+fn always_fails_closed(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &Ident,
+    option: &str,
+    why: &str,
+) -> syn::Result<()> {
+    cx.error_spanned_by(
+        key,
+        format!(
+            "unknown `{option}` option `on_store_error`: {why}; `on_store_error = \"allow\"` is for rate limits only, written as an option of its own: `#[secure_endpoint(..., on_store_error = \"allow\")]`"
+        ),
+    );
+    skip_value(meta)
 }
 
 /// `required = true` or `required = false`.
@@ -354,6 +381,15 @@ fn cond(cx: &Ctxt, meta: &ParseNestedMeta<'_>, out: &mut Vec<Cond>) -> syn::Resu
     if BASIC_AUTH_KEYS.contains(&name.as_str()) {
         cx.error_spanned_by(&key, BASIC_AUTH);
         return skip_value(meta);
+    }
+    if name == "on_store_error" {
+        return always_fails_closed(
+            cx,
+            meta,
+            &key,
+            "auth",
+            "authentication always fails closed when its store cannot answer (a 503 problem): skipping the revocation check could let revoked tokens in",
+        );
     }
     if !AUTH_KEYS.contains(&name.as_str()) {
         return unknown(cx, meta, WHAT, AUTH_KEYS);
@@ -463,6 +499,29 @@ mod tests {
             "auth(jwt::roles(\"a\"))",
             "unknown `auth` option `jwt::roles`;",
         );
+    }
+
+    /// `on_store_error` is a rate-limit option; inside `idempotent(...)` and `auth(...)` it
+    /// is refused with the reason.
+    #[test]
+    fn on_store_error_is_refused_for_idempotency_and_auth() {
+        let idem = messages("idempotent(on_store_error = \"allow\")");
+        assert_eq!(idem.len(), 1, "{idem:?}");
+        assert!(
+            idem[0].starts_with(
+                "unknown `idempotent` option `on_store_error`: idempotency always fails closed"
+            ),
+            "{idem:?}"
+        );
+        let auth = messages("auth(on_store_error = \"allow\")");
+        assert_eq!(auth.len(), 1, "{auth:?}");
+        assert!(
+            auth[0].starts_with(
+                "unknown `auth` option `on_store_error`: authentication always fails closed"
+            ),
+            "{auth:?}"
+        );
+        assert!(messages("on_store_error = \"allow\"").is_empty());
     }
 
     #[test]

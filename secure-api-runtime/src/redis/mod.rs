@@ -62,7 +62,10 @@
 //!   rather than silently evicting a revocation or an idempotency record.
 //! - **Failures.** A timeout, a lost connection or an error reply is
 //!   [`StoreError::Backend`] (a [`BackendError`] inside), which the endpoint answers with its
-//!   fail-closed 503 and `Retry-After`. The connection reconnects in the background; service
+//!   fail-closed 503 and `Retry-After`, unless its rate limit was told to let requests
+//!   through (`#[secure_endpoint(on_store_error = "allow")]`, or the app's
+//!   [`on_limiter_error`](crate::api::SecureApiBuilder::on_limiter_error)); idempotency and
+//!   authentication checks always fail closed. The connection reconnects in the background; service
 //!   recovers when Redis is back, without restarting the app. Redis without persistence
 //!   forgets every record when it restarts (limits reset, idempotency keys can run again):
 //!   enable AOF persistence where replays must survive a Redis restart.
@@ -90,7 +93,10 @@
 //! | `<prefix>:rv:s:{<sid>}` | string | session revocation: `0:until` (s) | until `until` has passed |
 //! | `<prefix>:rv:u:{<subject>}` | string | subject revocation: `revoked_at:until` (s) | until `until` has passed |
 //!
-//! `<limit key>` is the hex of the already derived [`LimitKey`](crate::throttle::LimitKey);
+//! `<limit key>` is the hex of the already derived [`LimitKey`](crate::throttle::LimitKey),
+//! a keyed hash of the policy (method, route, tier) and the client under the app's
+//! [key secret](crate::api::SecureApiBuilder::key_secret), which every instance must share
+//! (`build` refuses the Redis rate-limit store without one);
 //! `<client>` and `<scope>` the hex of [`RecordKey`](crate::idempotency::RecordKey)'s
 //! digests; `<session id>` the hex of a [`SessionId`](crate::auth::refresh::SessionId);
 //! `<subject>`, `<jti>` and `<sid>` hex SHA-256 digests. Each store's documentation

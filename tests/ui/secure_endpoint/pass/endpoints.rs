@@ -45,6 +45,17 @@ async fn patch_b(principal: Principal) -> &'static str {
     "b"
 }
 
+#[secure_endpoint(get("/search"), rate = "50/s", on_store_error = "allow")]
+async fn search() -> &'static str {
+    "results"
+}
+
+// Unlimited for most, limited for one tier: `on_store_error` has a limit to decide for.
+#[secure_endpoint(post("/export"), rate = "unlimited", tier(anonymous = "1/min"), on_store_error = "fail_closed", idempotent)]
+async fn export() -> &'static str {
+    "queued"
+}
+
 fn main() {
     let _app = App::new()
         .wrap(SecureLayer::default())
@@ -54,5 +65,7 @@ fn main() {
         .service(health)
         .service(put_a)
         .service(patch_b)
+        .service(search)
+        .service(export)
         .service(web::resource("/route-less").route(web::get().to(route_less)));
 }
