@@ -55,7 +55,6 @@ use secure_api_runtime::throttle::memory::MemoryStore;
 use secure_api_runtime::throttle::{Algorithm, LimitKey, Policy, Rate, RateLimitStore};
 
 #[path = "../tests/common/redis_server.rs"]
-#[allow(dead_code)]
 mod redis_server;
 
 use redis_server::RedisServer;
