@@ -24,21 +24,51 @@
 //!
 //! Environment: `BIND` (default `127.0.0.1:8080`), `WORKERS` (default: one per core),
 //! `TRUSTED_PROXY` (networks whose `X-Forwarded-For` is believed), `JWT_SECRET` (at least
-//! 32 bytes; a random one is generated, with a warning, when unset), `DEMO_PASSWORD` (the
-//! demo users' password; generated and printed when unset), `RUST_LOG` (default `info`).
+//! 32 bytes; a random one is generated, with a warning, when unset), `KEY_SECRET` (at least
+//! 32 bytes: the secret that rate-limit keys and the refresh-token key are derived from;
+//! random per process when unset), `DEMO_PASSWORD` (the demo users' password; generated and
+//! printed when unset), `RUST_LOG` (default `info`), and for Redis `REDIS_URL`,
+//! `REDIS_KEY_PREFIX` (default `users_api`) and `REDIS_TIMEOUT_MS` (default 50).
+//!
+//! # One instance or several
+//!
+//! Without `REDIS_URL` every store is in this process: nothing to set up, right for one
+//! instance. With `REDIS_URL` every store is on that Redis: the endpoints' rate limits and
+//! the login guard's per-account limit, idempotency records, refresh sessions, and
+//! access-token revocations (logout, deleted users). Instances started with the same
+//! `REDIS_URL`, `JWT_SECRET`, `KEY_SECRET` (both required with `REDIS_URL`) and
+//! `DEMO_PASSWORD` then act as one: a client gets its limit once across all of them, a
+//! retried `Idempotency-Key` replays wherever it lands, a refresh token works (once) on any
+//! of them, and a logout on one is refused by all. Each store fails closed: while Redis is
+//! unreachable, requests that need it get a 503 with `Retry-After`, and service comes back
+//! with Redis, without a restart. (The demo's accounts themselves stay a map per process: a
+//! real app keeps them in its database.)
+//!
+//! ```text
+//! export REDIS_URL=redis://127.0.0.1:6379/ KEY_SECRET=$(openssl rand -hex 32) \
+//!        JWT_SECRET=$(openssl rand -hex 32) DEMO_PASSWORD=$(openssl rand -hex 12)
+//! BIND=127.0.0.1:8081 cargo run --example users_api &
+//! BIND=127.0.0.1:8082 cargo run --example users_api &
+//! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
-use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+use hmac::{Hmac, Mac};
+use secure_api_runtime::api::MIN_KEY_SECRET_LEN;
+use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth, MIN_HMAC_KEY_BYTES};
 use secure_api_runtime::auth::login::LoginGuard;
 use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::refresh::{
-    AccountStatus, MemoryRefreshStore, SessionInfo, TokenService,
+    AccountStatus, MemoryRefreshStore, RefreshStore, SessionInfo, TokenService,
 };
 use secure_api_runtime::prelude::*;
+#[cfg(feature = "redis")]
+use secure_api_runtime::redis::RedisBackend;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 /// The request body of `POST /api/users`.
 #[derive(Debug, Deserialize, Serialize, SecureInput)]
@@ -271,42 +301,213 @@ fn account_status(
     }
 }
 
-/// Everything the example needs, from the environment: the JWT verifier and issuer, the
-/// token service, the login guard (over the app's rate-limit store, checking passwords with
-/// `passwords` and its concurrency limit), the demo users.
-pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data<AppState>) {
-    let secret = match std::env::var("JWT_SECRET") {
-        Ok(secret) => secret.into_bytes(),
-        Err(_) => {
+/// The default key prefix on Redis (`REDIS_KEY_PREFIX` overrides it).
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "users_api";
+
+/// The example's settings, from its environment ([`Settings::from_vars`]).
+#[derive(Clone)]
+pub struct Settings {
+    /// `JWT_SECRET`: the HS256 key of access tokens. Random when unset in memory; required
+    /// with `REDIS_URL`, where every instance verifies the others' tokens.
+    pub jwt_secret: Vec<u8>,
+    /// `KEY_SECRET`: the key-derivation secret (rate-limit keys, login-guard keys, and the
+    /// refresh-token key, derived from it). Required with `REDIS_URL`, where every instance
+    /// must derive the same keys.
+    pub key_secret: Option<Vec<u8>>,
+    /// `TRUSTED_PROXY`: networks whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+    /// `REDIS_URL`: every store on this Redis when set; in memory when not.
+    pub redis_url: Option<String>,
+    /// `REDIS_KEY_PREFIX` (default [`DEFAULT_REDIS_KEY_PREFIX`]).
+    pub redis_key_prefix: String,
+    /// `REDIS_TIMEOUT_MS`: the timeout of one Redis call (default 50 ms).
+    pub redis_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_struct("Settings")
+            .field("key_secret", &self.key_secret.is_some())
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("redis", &self.redis_url.is_some())
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the example cannot start: printed, and the process exits with status 2.
+#[derive(Debug)]
+pub enum SetupError {
+    /// `REDIS_URL` is set but a shared secret is not.
+    Missing(&'static str),
+    /// A secret is too short: its variable, its length and the minimum, in bytes.
+    TooShort(&'static str, usize, usize),
+    /// `KEY_SECRET` and `JWT_SECRET` are the same.
+    SameSecrets,
+    /// A variable that does not parse.
+    Invalid(&'static str, String),
+    /// `REDIS_URL` is set, but the example was built without the `redis` feature.
+    RedisNotBuilt,
+    /// Redis could not be reached, or the prefix is invalid.
+    Redis(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Missing(var) => write!(
+                f,
+                "{var} is required with REDIS_URL: every instance sharing the Redis must have the same {var} (at least 32 random bytes, e.g. `openssl rand -hex 32`)"
+            ),
+            SetupError::TooShort(var, len, min) => write!(
+                f,
+                "{var} has {len} bytes; at least {min} random bytes are required (e.g. `openssl rand -hex 32`)"
+            ),
+            SetupError::SameSecrets => {
+                f.write_str("KEY_SECRET must not be the same as JWT_SECRET: give each its own random value")
+            }
+            SetupError::Invalid(var, why) => write!(f, "{var}: {why}"),
+            SetupError::RedisNotBuilt => f.write_str(
+                "REDIS_URL is set, but this build has no Redis support: build with the `redis` feature (on by default)",
+            ),
+            SetupError::Redis(why) => write!(f, "REDIS_URL: cannot use Redis: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl Settings {
+    /// In memory, with a random `JWT_SECRET` and nothing else: what `cargo run --example
+    /// users_api` does with an empty environment.
+    pub fn in_memory() -> Settings {
+        Settings {
+            jwt_secret: random_secret(),
+            key_secret: None,
+            trusted_proxies: String::new(),
+            redis_url: None,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+            redis_timeout: None,
+        }
+    }
+
+    /// The settings from the process environment.
+    pub fn from_env() -> Result<Settings, SetupError> {
+        Settings::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The settings from `var` (the environment, or a map in tests). Every check that needs
+    /// no connection is made here: with `REDIS_URL`, `JWT_SECRET` and `KEY_SECRET` are
+    /// required, and every secret that is set must be long enough: `JWT_SECRET`
+    /// [`MIN_HMAC_KEY_BYTES`], `KEY_SECRET` [`MIN_KEY_SECRET_LEN`] (32 bytes each).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, SetupError> {
+        let var = |name: &str| var(name).filter(|v| !v.is_empty());
+        let redis_url = var("REDIS_URL");
+        let shared = redis_url.is_some();
+        let secret = |name: &'static str, min: usize| -> Result<Option<Vec<u8>>, SetupError> {
+            match var(name) {
+                Some(v) if v.len() < min => Err(SetupError::TooShort(name, v.len(), min)),
+                Some(v) => Ok(Some(v.into_bytes())),
+                None if shared => Err(SetupError::Missing(name)),
+                None => Ok(None),
+            }
+        };
+        let jwt_secret = secret("JWT_SECRET", MIN_HMAC_KEY_BYTES)?;
+        let key_secret = secret("KEY_SECRET", MIN_KEY_SECRET_LEN)?;
+        if jwt_secret.is_some() && jwt_secret == key_secret {
+            return Err(SetupError::SameSecrets);
+        }
+        let jwt_secret = jwt_secret.unwrap_or_else(|| {
             log::warn!(
                 "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
             );
-            let mut secret = vec![0u8; 32];
-            for chunk in secret.chunks_mut(16) {
-                chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            random_secret()
+        });
+        let redis_timeout = match var("REDIS_TIMEOUT_MS") {
+            None => None,
+            Some(ms) => match ms.parse::<u64>() {
+                Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+                _ => {
+                    return Err(SetupError::Invalid(
+                        "REDIS_TIMEOUT_MS",
+                        format!("{ms:?} is not a positive number of milliseconds"),
+                    ));
+                }
+            },
+        };
+        Ok(Settings {
+            jwt_secret,
+            key_secret,
+            trusted_proxies: var("TRUSTED_PROXY").unwrap_or_default(),
+            redis_url,
+            redis_key_prefix: var("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned()),
+            redis_timeout,
+        })
+    }
+
+    /// Connects to Redis when `REDIS_URL` is set ([`Stores::Redis`]), else [`Stores::Memory`].
+    /// Needs a running actix (Tokio) runtime: the connection's driver runs on it.
+    pub async fn connect(&self) -> Result<Stores, SetupError> {
+        let Some(url) = &self.redis_url else {
+            return Ok(Stores::Memory);
+        };
+        #[cfg(feature = "redis")]
+        {
+            let mut builder = RedisBackend::builder().key_prefix(&self.redis_key_prefix);
+            if let Some(timeout) = self.redis_timeout {
+                builder = builder.timeout(timeout);
             }
-            secret
+            let redis = builder
+                .connect(url)
+                .await
+                .map_err(|e| SetupError::Redis(e.to_string()))?;
+            redis
+                .ping()
+                .await
+                .map_err(|e| SetupError::Redis(e.to_string()))?;
+            Ok(Stores::Redis(redis))
         }
-    };
-    let jwt = match JwtAuth::hs256(secret)
-        .issuer("users_api")
-        .audience("users_api")
-        .build()
-    {
-        Ok(jwt) => jwt,
-        Err(e) => {
-            eprintln!("users_api: cannot start: {e}");
-            std::process::exit(2);
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = url;
+            Err(SetupError::RedisNotBuilt)
         }
-    };
-    let builder = SecureApi::builder().jwt(jwt.clone());
-    let builder = match builder.trust_proxies(&std::env::var("TRUSTED_PROXY").unwrap_or_default()) {
-        Ok(builder) => builder,
-        Err(e) => {
-            eprintln!("users_api: cannot start: TRUSTED_PROXY: {e}");
-            std::process::exit(2);
-        }
-    };
+    }
+}
+
+/// Where the example keeps its state.
+#[derive(Debug, Clone)]
+pub enum Stores {
+    /// Every store in this process: the default, for one instance.
+    Memory,
+    /// Every store on one Redis, shared by every instance: rate limits (the endpoints' and
+    /// the login guard's per-account limit), idempotency records, refresh sessions and
+    /// access-token revocations.
+    #[cfg(feature = "redis")]
+    Redis(RedisBackend),
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    for chunk in secret.chunks_mut(16) {
+        chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    secret
+}
+
+/// The refresh-token key, derived from `KEY_SECRET` (HMAC-SHA256 with a label of its own,
+/// so that the secret serves each purpose with a separate key).
+fn refresh_key(key_secret: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_secret).expect("HMAC takes any key");
+    mac.update(b"users_api/refresh-token-key/v1");
+    mac.finalize().into_bytes().into()
+}
+
+/// The demo's accounts, every one with `demo_password` (hashed with `passwords`).
+fn demo_users(passwords: &Passwords, demo_password: &str) -> Users {
     let mut users = HashMap::new();
     for (name, roles, permissions, tier) in [
         ("alice", vec!["user"], vec![], "premium"),
@@ -327,22 +528,84 @@ pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data
             },
         );
     }
-    let users: Users = Arc::new(RwLock::new(users));
+    Arc::new(RwLock::new(users))
+}
+
+/// The app from its settings and stores: the JWT verifier and issuer (revocations in
+/// `stores`), the token service (sessions in `stores`, the refresh-token key from
+/// `KEY_SECRET` when set), the [`SecureApi`] (limits and idempotency in `stores`, keys
+/// derived from `KEY_SECRET` when set), the login guard (over the app's rate-limit store,
+/// checking passwords with `passwords`) and the demo users.
+pub fn build(
+    settings: &Settings,
+    stores: &Stores,
+    passwords: Passwords,
+    demo_password: &str,
+) -> Result<(SecureApi, web::Data<AppState>), SetupError> {
+    let jwt = JwtAuth::hs256(settings.jwt_secret.clone())
+        .issuer("users_api")
+        .audience("users_api");
+    let mut builder = SecureApi::builder()
+        .trust_proxies(&settings.trusted_proxies)
+        .map_err(|e| SetupError::Invalid("TRUSTED_PROXY", e.to_string()))?;
+    if let Some(secret) = &settings.key_secret {
+        builder = builder
+            .key_secret(secret)
+            .map_err(|e| SetupError::Invalid("KEY_SECRET", e.to_string()))?;
+    }
+    // Each store to the part that uses it: revocations to the JWT verifier, limits and
+    // idempotency records to the `SecureApi`, sessions to the token service.
+    let (jwt, builder, refresh_store): (_, _, Arc<dyn RefreshStore>) = match stores {
+        Stores::Memory => (jwt, builder, Arc::new(MemoryRefreshStore::new())),
+        #[cfg(feature = "redis")]
+        Stores::Redis(redis) => (
+            jwt.revocation(Arc::new(redis.revocation_store())),
+            builder
+                .rate_limit_store(Arc::new(redis.rate_limit_store()))
+                .idempotency_store(Arc::new(redis.idempotency_store())),
+            Arc::new(redis.refresh_store()),
+        ),
+    };
+    let jwt = jwt
+        .build()
+        .map_err(|e| SetupError::Invalid("JWT_SECRET", e.to_string()))?;
+    let secure = builder
+        .jwt(jwt.clone())
+        .try_build()
+        .map_err(|e| SetupError::Invalid("KEY_SECRET", e.to_string()))?;
+    let users = demo_users(&passwords, demo_password);
     let accounts = users.clone();
-    let tokens = TokenService::new(
+    let mut tokens = TokenService::new(
         jwt,
-        Arc::new(MemoryRefreshStore::new()),
+        refresh_store,
         Arc::new(move |session: &SessionInfo| account_status(&accounts, session)),
     );
-    let secure = builder.build();
+    if let Some(secret) = &settings.key_secret {
+        tokens = tokens
+            .refresh_key(refresh_key(secret))
+            .map_err(|e| SetupError::Invalid("KEY_SECRET", e.to_string()))?;
+    }
     let state = web::Data::new(AppState {
         users,
-        // 10 failures per 15 minutes per account: `LoginGuard`'s default policy.
+        // 10 failures per 15 minutes per account: `LoginGuard`'s default policy, counted in
+        // the app's rate-limit store (on Redis, shared by every instance).
         login: LoginGuard::new(&secure, passwords.clone()),
         passwords,
         tokens,
     });
-    (secure, state)
+    Ok((secure, state))
+}
+
+/// The example in memory with a random JWT secret, for tests: [`build`] with
+/// [`Settings::in_memory`].
+pub fn setup(passwords: Passwords, demo_password: &str) -> (SecureApi, web::Data<AppState>) {
+    build(
+        &Settings::in_memory(),
+        &Stores::Memory,
+        passwords,
+        demo_password,
+    )
+    .expect("the in-memory settings are valid")
 }
 
 /// The example's routes, shared with the integration tests.
@@ -356,16 +619,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(delete_user);
 }
 
+/// Prints why the example cannot start and exits with status 2.
+fn refuse(e: impl std::fmt::Display) -> ! {
+    eprintln!("users_api: cannot start: {e}");
+    std::process::exit(2)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let settings = Settings::from_env().unwrap_or_else(|e| refuse(e));
+    // Once, before `HttpServer::new`: every worker shares the stores (and the connection).
+    let stores = settings.connect().await.unwrap_or_else(|e| refuse(e));
     let demo_password = std::env::var("DEMO_PASSWORD").unwrap_or_else(|_| {
         let generated = uuid::Uuid::new_v4().simple().to_string();
         log::warn!("DEMO_PASSWORD is not set: the demo users alice, bob and admin have the password {generated}");
+        if settings.redis_url.is_some() {
+            log::warn!("DEMO_PASSWORD is not set: the other instances have passwords of their own; set the same DEMO_PASSWORD on every instance");
+        }
         generated
     });
-    let (secure, state) = setup(Passwords::new(), &demo_password);
+    let (secure, state) =
+        build(&settings, &stores, Passwords::new(), &demo_password).unwrap_or_else(|e| refuse(e));
+    match &stores {
+        Stores::Memory => log::info!("users_api: every store in memory (one instance)"),
+        #[cfg(feature = "redis")]
+        Stores::Redis(redis) => log::info!(
+            "users_api: every store on Redis under the key prefix {:?}, timeout {:?}",
+            redis.key_prefix(),
+            redis.timeout()
+        ),
+    }
     log::info!("users_api listening on http://{bind}");
     let mut server = HttpServer::new(move || {
         App::new()

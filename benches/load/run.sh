@@ -17,7 +17,8 @@
 #   refuses a request: the test measures the allow path) and a new Idempotency-Key per
 #   request (users_api's endpoint is `idempotent`, which requires one);
 # - prints req/s per round, the server's CPU time per request (from /proc, summed over
-#   its threads), the non-2xx counts, and the ratio secure-api / bare of the medians;
+#   its threads), the non-2xx counts, and the ratio secure-api / bare of the medians
+#   (REDIS=1: redis / memory, and redis-server's CPU time per request);
 #   exits 1 if more than 1% of the responses were not 2xx (the setup is wrong).
 #
 # Every run of wrk gets a freshly started server, and only one server runs at a time.
@@ -30,8 +31,18 @@
 # BARE_HEADERS=1 makes the bare server send the same response headers as secure-api, to
 # separate the cost of those bytes from the cost of the work.
 #
-# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), ROUNDS (9), DURATION (1 s), CONNECTIONS (32),
-# THREADS (1), BARE_PORT (18080), SECURE_PORT (18081), XFF_POOL (see users.lua). With the
+# REDIS=1 compares users_api on Redis with users_api in memory instead (the same binary, with
+# and without REDIS_URL): it starts its own redis-server (from PATH, 7.0 or later) on a free
+# loopback port from REDIS_PORT (16379) up, without persistence, and runs the Redis server of
+# each round with REDIS_URL, KEY_SECRET and JWT_SECRET set (every store on Redis: limits and
+# idempotency are what the load uses). Redis is flushed before each run, as each in-memory
+# server starts empty. The checks run on both servers, and the Redis one must also replay a
+# key and have written its keys to Redis. It also prints redis-server's CPU time per request
+# (from /proc). The in-memory server listens on BARE_PORT, the Redis one on SECURE_PORT.
+#
+# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), REDIS (0), ROUNDS (9), DURATION
+# (1 s), CONNECTIONS (32), THREADS (1), BARE_PORT (18080), SECURE_PORT (18081), REDIS_PORT
+# (16379, the first port tried), XFF_POOL (see users.lua). With the
 # defaults the measurement takes about 30 s after the build; servers are killed on exit.
 # Per round it also prints the CPU used by the server, by wrk and by anything else ("other",
 # e.g. a build running meanwhile: such rounds are flagged as noisy).
@@ -51,7 +62,23 @@ LUA="$ROOT/benches/load/users.lua"
 BODY='{"username":"alice_01","email":"alice@example.com","age":30}'
 EXPECTED='{"email":"alice@example.com","user":"alice_01"}'
 
-for tool in wrk curl cargo; do
+REDIS=${REDIS:-0}
+SECURE_BIN=${SECURE_BIN:-users_api}
+TOOLS="wrk curl cargo"
+if [ "$REDIS" = 1 ]; then
+  # The reference server and the measured one: users_api in memory, then on Redis.
+  A=memory
+  B=redis
+  TOOLS="$TOOLS redis-server redis-cli"
+  if [ "$SECURE_BIN" != users_api ]; then
+    echo "run.sh: REDIS=1 measures users_api (the example that reads REDIS_URL)" >&2
+    exit 2
+  fi
+else
+  A=bare
+  B=secure
+fi
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
 done
 
@@ -60,14 +87,18 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 BIN="$TARGET_DIR/release/examples"
 
 echo "== build"
-SECURE_BIN=${SECURE_BIN:-users_api}
-cargo build --release --example "$SECURE_BIN" --example bare_users
+if [ "$REDIS" = 1 ]; then
+  cargo build --release --example users_api
+else
+  cargo build --release --example "$SECURE_BIN" --example bare_users
+fi
 
 LOG_DIR=$(mktemp -d)
 PIDS=()
+REDIS_PID=
 cleanup() {
   local pid
-  for pid in "${PIDS[@]}"; do
+  for pid in "${PIDS[@]}" $REDIS_PID; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -76,7 +107,35 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_of() { if [ "$1" = bare ]; then echo "$BARE_PORT"; else echo "$SECURE_PORT"; fi; }
+port_of() { case "$1" in bare | memory) echo "$BARE_PORT" ;; *) echo "$SECURE_PORT" ;; esac; }
+
+# The shared secrets of the Redis server (any 32 bytes or more; fixed, so runs compare).
+KEY_SECRET_VALUE=run.sh-key-derivation-secret-0123456789
+JWT_SECRET_VALUE=run.sh-jwt-signing-secret-0123456789abcdef
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+if [ "$REDIS" = 1 ]; then
+  echo "== redis-server"
+  REDIS_PORT=${REDIS_PORT:-16379}
+  # The first port from REDIS_PORT up where nothing listens.
+  while (echo >"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; do
+    REDIS_PORT=$((REDIS_PORT + 1))
+  done
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --maxmemory-policy noeviction --dir "$LOG_DIR" >"$LOG_DIR/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+  done
+  if [ "$(rcli ping 2>/dev/null)" != PONG ]; then
+    echo "run.sh: redis-server did not start on port $REDIS_PORT" >&2
+    cat "$LOG_DIR/redis.log" >&2
+    exit 2
+  fi
+  echo "$(redis-server --version | cut -d' ' -f1-3) on port $REDIS_PORT, pid $REDIS_PID"
+fi
 
 # post PORT XFF KEY: prints the status code; the body goes to $LOG_DIR/body.
 post() {
@@ -89,13 +148,25 @@ post() {
 start() {
   local port
   port=$(port_of "$1")
-  if [ "$1" = bare ]; then
-    WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" BARE_HEADERS="${BARE_HEADERS:-0}" \
-      "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
-  else
-    WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
-      "$BIN/$SECURE_BIN" >>"$LOG_DIR/secure.log" 2>&1 &
-  fi
+  case "$1" in
+    bare)
+      WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" BARE_HEADERS="${BARE_HEADERS:-0}" \
+        "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
+      ;;
+    redis)
+      # Every run starts from an empty Redis, as every in-memory server starts empty.
+      rcli flushall >/dev/null
+      WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
+        REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" KEY_SECRET="$KEY_SECRET_VALUE" \
+        JWT_SECRET="$JWT_SECRET_VALUE" DEMO_PASSWORD=run.sh-demo-password \
+        "$BIN/users_api" >>"$LOG_DIR/redis.log" 2>&1 &
+      ;;
+    *)
+      WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
+        JWT_SECRET="$JWT_SECRET_VALUE" DEMO_PASSWORD=run.sh-demo-password \
+        "$BIN/$SECURE_BIN" >>"$LOG_DIR/$1.log" 2>&1 &
+      ;;
+  esac
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   local _
@@ -137,12 +208,37 @@ if [ -x /usr/bin/time ]; then
   TIME=(/usr/bin/time -f '%U %S' -o "$LOG_DIR/wrk.cpu")
 fi
 
+# check_limit NAME: a burst of 12 from one client gets 10 x 201 then 2 x 429; another
+# client is still served. The burst is one curl process on one connection (--next), so
+# that it takes milliseconds even on a busy machine: the limit refills one request every
+# 100 ms.
+check_limit() {
+  local port codes other n201 n429 i args
+  port=$(port_of "$1")
+  args=()
+  for i in $(seq 1 12); do
+    [ "$i" = 1 ] || args+=(--next)
+    args+=(-s --max-time 5 -o /dev/null -w '%{http_code} ' -X POST
+      -H 'content-type: application/json' -H 'x-forwarded-for: 11.99.99.99'
+      -H "idempotency-key: kburst$i-$RANDOM" --data "$BODY" "http://127.0.0.1:$port/api/users")
+  done
+  codes=" $(curl "${args[@]}" || true)"
+  other=$(post "$port" 11.99.99.98 "kother$RANDOM")
+  echo "$1, 12 requests from one client:$codes; then another client: $other"
+  n201=$(echo "$codes" | tr ' ' '\n' | grep -c '^201$' || true)
+  n429=$(echo "$codes" | tr ' ' '\n' | grep -c '^429$' || true)
+  if [ "$n201" != "10" ] || [ "$n429" != "2" ] || [ "$other" != "201" ]; then
+    echo "run.sh: $1's per-client limit does not behave as expected" >&2
+    exit 1
+  fi
+}
+
 echo "== check responses"
-start bare
-BARE_PID=$SERVER_PID
-start secure
-SECURE_PID=$SERVER_PID
-for name in bare secure; do
+start "$A"
+A_PID=$SERVER_PID
+start "$B"
+B_PID=$SERVER_PID
+for name in "$A" "$B"; do
   status=$(post "$(port_of "$name")" 11.1.2.3 "kcheck$RANDOM$RANDOM")
   body=$(cat "$LOG_DIR/body")
   echo "$name: $status $body"
@@ -151,20 +247,26 @@ for name in bare secure; do
     exit 1
   fi
 done
-codes=""
-for i in $(seq 1 12); do
-  codes="$codes $(post "$SECURE_PORT" 11.99.99.99 "kburst$i-$RANDOM")"
-done
-other=$(post "$SECURE_PORT" 11.99.99.98 "kother$RANDOM")
-echo "secure, 12 requests from one client:$codes; then another client: $other"
-n201=$(echo "$codes" | tr ' ' '\n' | grep -c '^201$' || true)
-n429=$(echo "$codes" | tr ' ' '\n' | grep -c '^429$' || true)
-if [ "$n201" != "10" ] || [ "$n429" != "2" ] || [ "$other" != "201" ]; then
-  echo "run.sh: users_api's per-client limit does not behave as expected" >&2
-  exit 1
+if [ "$REDIS" = 1 ]; then
+  check_limit memory
+  check_limit redis
+  # The Redis server replays a key and keeps its state in Redis, under its key prefix.
+  key="kreplay$RANDOM$RANDOM"
+  post "$SECURE_PORT" 11.1.2.4 "$key" >/dev/null
+  replayed=$(curl -s --max-time 5 -o /dev/null -D - -X POST -H 'content-type: application/json' \
+    -H 'x-forwarded-for: 11.1.2.4' -H "idempotency-key: $key" --data "$BODY" \
+    "http://127.0.0.1:$SECURE_PORT/api/users" | tr -d '\r' | grep -ci '^idempotent-replayed: true$' || true)
+  keys=$(rcli --scan --pattern 'users_api:*' | wc -l)
+  echo "redis: a repeated key replayed: $replayed; keys in Redis under users_api: $keys"
+  if [ "$replayed" != 1 ] || [ "$keys" -lt 1 ]; then
+    echo "run.sh: the Redis server does not keep its state in Redis" >&2
+    exit 1
+  fi
+else
+  check_limit secure
 fi
-stop "$BARE_PID"
-stop "$SECURE_PID"
+stop "$A_PID"
+stop "$B_PID"
 
 # bench NAME: runs wrk against a fresh server; sets LINE to "RESULT ... cpu_us=X util=Y".
 bench() {
@@ -172,6 +274,8 @@ bench() {
   start "$1"
   port=$(port_of "$1")
   machine_before=$(machine_busy_ns)
+  redis_before=0
+  if [ -n "$REDIS_PID" ]; then redis_before=$(cpu_ns "$REDIS_PID"); fi
   before=$(cpu_ns "$SERVER_PID")
   echo "0 0" >"$LOG_DIR/wrk.cpu"
   "${TIME[@]}" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
@@ -180,19 +284,25 @@ bench() {
     exit 2
   }
   after=$(cpu_ns "$SERVER_PID")
+  redis_after=0
+  if [ -n "$REDIS_PID" ]; then redis_after=$(cpu_ns "$REDIS_PID"); fi
   machine_after=$(machine_busy_ns)
   stop "$SERVER_PID"
   line=$(grep '^RESULT' "$LOG_DIR/wrk.out") || {
     cat "$LOG_DIR/wrk.out" >&2
     exit 2
   }
+  # redis-server's CPU during the run counts for the Redis server only (the in-memory one
+  # leaves it idle); it is never "other".
   LINE=$(awk -v line="$line" -v cpu=$((after - before)) -v d="$DURATION" \
+    -v redis=$((redis_after - redis_before)) \
     -v machine=$((machine_after - machine_before)) -v wrk="$(cat "$LOG_DIR/wrk.cpu")" 'BEGIN {
     n = split(line, f, " "); for (i = 1; i <= n; i++) { split(f[i], kv, "="); v[kv[1]] = kv[2] }
     split(wrk, w, " "); wrk_ns = (w[1] + w[2]) * 1e9
-    other = wrk_ns > 0 ? sprintf("%.0f", 100 * (machine - cpu - wrk_ns) / (d * 1e9)) : "?"
-    printf "%s cpu_us=%.2f util=%.0f wrk=%.0f other=%s\n", line, cpu / 1000 / v["requests"],
-      100 * cpu / (d * 1e9), 100 * wrk_ns / (d * 1e9), other }')
+    other = wrk_ns > 0 ? sprintf("%.0f", 100 * (machine - cpu - redis - wrk_ns) / (d * 1e9)) : "?"
+    printf "%s cpu_us=%.2f util=%.0f wrk=%.0f other=%s redis_us=%.2f redis_util=%.0f\n", line,
+      cpu / 1000 / v["requests"], 100 * cpu / (d * 1e9), 100 * wrk_ns / (d * 1e9), other,
+      redis / 1000 / v["requests"], 100 * redis / (d * 1e9) }')
 }
 
 field() { # field NAME LINE
@@ -205,16 +315,17 @@ median() {
 }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, fresh servers each round"
-BARE_RPS=()
-SECURE_RPS=()
-BARE_CPU=()
-SECURE_CPU=()
+A_RPS=()
+B_RPS=()
+A_CPU=()
+B_CPU=()
+B_REDIS=()
 total=0
 bad=0
 unavailable=0
 noisy=0
 for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then order="bare secure"; else order="secure bare"; fi
+  if [ $((round % 2)) -eq 1 ]; then order="$A $B"; else order="$B $A"; fi
   for name in $order; do
     bench "$name"
     line=$LINE
@@ -223,33 +334,48 @@ for round in $(seq 1 "$ROUNDS"); do
     total=$((total + $(field responses "$line")))
     bad=$((bad + $(field non2xx "$line") + $(field socket_errors "$line")))
     unavailable=$((unavailable + $(field n503 "$line")))
-    if [ "$name" = bare ]; then
-      BARE_RPS+=("$rps")
-      BARE_CPU+=("$cpu")
+    if [ "$name" = "$A" ]; then
+      A_RPS+=("$rps")
+      A_CPU+=("$cpu")
     else
-      SECURE_RPS+=("$rps")
-      SECURE_CPU+=("$cpu")
+      B_RPS+=("$rps")
+      B_CPU+=("$cpu")
+      B_REDIS+=("$(field redis_us "$line")")
     fi
-    printf 'round %d  %-6s %9s req/s  %6s us CPU/req  CPU%%: server %3s wrk %3s other %3s  non2xx=%s (429: %s, 503: %s) socket_errors=%s  p50=%sus p99=%sus\n' \
+    redis_part=""
+    if [ "$name" = redis ]; then
+      redis_part=$(printf '  redis-server %s us CPU/req (%s%% of a core)' \
+        "$(field redis_us "$line")" "$(field redis_util "$line")")
+    fi
+    printf 'round %d  %-6s %9s req/s  %6s us CPU/req  CPU%%: server %3s wrk %3s other %3s  non2xx=%s (429: %s, 503: %s) socket_errors=%s  p50=%sus p99=%sus%s\n' \
       "$round" "$name" "$rps" "$cpu" "$(field util "$line")" "$(field wrk "$line")" \
       "$(field other "$line")" "$(field non2xx "$line")" "$(field n429 "$line")" \
       "$(field n503 "$line")" "$(field socket_errors "$line")" "$(field p50_us "$line")" \
-      "$(field p99_us "$line")"
+      "$(field p99_us "$line")" "$redis_part"
     other=$(field other "$line")
     if [ "$other" != "?" ] && [ "$other" -gt 15 ]; then noisy=$((noisy + 1)); fi
   done
 done
 
-bare_median=$(median "${BARE_RPS[@]}")
-secure_median=$(median "${SECURE_RPS[@]}")
-bare_cpu=$(median "${BARE_CPU[@]}")
-secure_cpu=$(median "${SECURE_CPU[@]}")
+a_median=$(median "${A_RPS[@]}")
+b_median=$(median "${B_RPS[@]}")
+a_cpu=$(median "${A_CPU[@]}")
+b_cpu=$(median "${B_CPU[@]}")
 echo "== summary (medians of $ROUNDS rounds)"
-echo "bare    req/s: ${BARE_RPS[*]}  median $bare_median;  CPU us/req median $bare_cpu"
-echo "secure  req/s: ${SECURE_RPS[*]}  median $secure_median;  CPU us/req median $secure_cpu"
-awk -v s="$secure_median" -v b="$bare_median" -v sc="$secure_cpu" -v bc="$bare_cpu" 'BEGIN {
-  printf "ratio secure-api / bare, req/s: %.3f (%.1f%%)\n", s / b, 100 * s / b
-  printf "ratio bare / secure-api, CPU per request: %.3f (%.1f%%)\n", bc / sc, 100 * bc / sc }'
+printf '%-7s req/s: %s  median %s;  CPU us/req median %s\n' "$A" "${A_RPS[*]}" "$a_median" "$a_cpu"
+printf '%-7s req/s: %s  median %s;  CPU us/req median %s\n' "$B" "${B_RPS[*]}" "$b_median" "$b_cpu"
+if [ "$REDIS" = 1 ]; then
+  b_redis=$(median "${B_REDIS[@]}")
+  echo "redis-server CPU us/req: ${B_REDIS[*]}  median $b_redis"
+  awk -v r="$b_median" -v m="$a_median" -v rc="$b_cpu" -v mc="$a_cpu" -v rr="$b_redis" 'BEGIN {
+    printf "ratio redis / memory, req/s: %.3f (%.1f%%)\n", r / m, 100 * r / m
+    printf "CPU per request, app + redis-server on Redis / app in memory: (%.2f + %.2f) / %.2f = %.3f\n",
+      rc, rr, mc, (rc + rr) / mc }'
+else
+  awk -v s="$b_median" -v b="$a_median" -v sc="$b_cpu" -v bc="$a_cpu" 'BEGIN {
+    printf "ratio secure-api / bare, req/s: %.3f (%.1f%%)\n", s / b, 100 * s / b
+    printf "ratio bare / secure-api, CPU per request: %.3f (%.1f%%)\n", bc / sc, 100 * bc / sc }'
+fi
 echo "non-2xx responses and socket errors: $bad of $total responses ($unavailable were 503)"
 if [ "$noisy" -gt 0 ]; then
   echo "WARNING: in $noisy runs other processes used more than 15% of a core: numbers are noisy"

@@ -127,6 +127,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id (`None` while it is killed), for reading its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
