@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 
 use actix_web::test::{self as atest};
 use actix_web::{App, web};
@@ -13,36 +12,10 @@ use secure_api_runtime::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-/// Every log line of this test binary.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        self.0.lock().unwrap().push(line);
-    }
-
-    fn flush(&self) {}
-}
-
-fn logs() -> &'static Capture {
-    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let capture: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
-        log::set_logger(capture).expect("the only logger of this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-        capture
-    })
-}
-
 /// Asserts that no log line so far contains `needle`, and that some line mentions `seen`
 /// (so that the check is not vacuous: the error was logged, without the value).
 fn assert_logged_without(needle: &str, seen: &str) {
-    let lines = logs().0.lock().unwrap();
+    let lines = common::log_capture().lines();
     for line in lines.iter() {
         assert!(!line.contains(needle), "the log quotes {needle:?}: {line}");
     }
@@ -214,7 +187,7 @@ async fn client_chosen_map_keys_are_reported_at_the_map() {
 
 #[actix_rt::test]
 async fn rejected_values_never_reach_the_log() {
-    logs();
+    common::log_capture();
     let app = app!();
     // A password sent as a number: serde's message would quote it.
     let r = send(
@@ -280,7 +253,7 @@ async fn me(principal: secure_api_runtime::auth::Principal) -> HttpResponse {
 async fn rejected_tokens_are_logged_by_kind_only() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use secure_api_runtime::auth::jwt::JwtAuth;
-    logs();
+    common::log_capture();
     let secret = b"0123456789abcdef0123456789abcdef".to_vec();
     let jwt = JwtAuth::hs256(secret.clone())
         .issuer("i")

@@ -861,38 +861,11 @@ async fn lenient_me(principal: Principal) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "sub": principal.subject }))
 }
 
-/// Every log line of this test binary, for the lines of allowed requests.
-struct Capture(std::sync::Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        self.0.lock().unwrap().push(line);
-    }
-
-    fn flush(&self) {}
-}
-
-fn logs() -> &'static Capture {
-    static CAPTURE: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let capture: &'static Capture =
-            Box::leak(Box::new(Capture(std::sync::Mutex::new(Vec::new()))));
-        log::set_logger(capture).expect("the only logger of this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-        capture
-    })
-}
-
 #[actix_rt::test]
 async fn with_allow_a_dead_redis_lets_rate_limited_requests_through_and_nothing_else() {
     let mut server =
         server!("with_allow_a_dead_redis_lets_rate_limited_requests_through_and_nothing_else");
-    let logs = logs();
+    let logs = common::log_capture();
     let redis = RedisBackend::builder()
         .key_prefix("allow")
         .timeout(Duration::from_millis(250))
@@ -972,12 +945,9 @@ async fn with_allow_a_dead_redis_lets_rate_limited_requests_through_and_nothing_
     // The allowed requests were logged at warn, once for the three (the first line of
     // this endpoint in this process), naming the endpoint and not the client.
     let lines: Vec<String> = logs
-        .0
-        .lock()
-        .unwrap()
-        .iter()
+        .lines()
+        .into_iter()
         .filter(|l| l.contains("endpoint `lenient`"))
-        .cloned()
         .collect();
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
@@ -988,9 +958,7 @@ async fn with_allow_a_dead_redis_lets_rate_limited_requests_through_and_nothing_
     assert!(lines[0].contains("on_store_error = allow"), "{}", lines[0]);
     assert!(!lines[0].contains("192.0.2.44"), "{}", lines[0]);
     assert!(
-        logs.0
-            .lock()
-            .unwrap()
+        logs.lines()
             .iter()
             .all(|l| !l.contains("endpoint `strict`: the rate-limit store failed"))
     );

@@ -302,3 +302,39 @@ macro_rules! serve {
 }
 #[allow(unused_imports)]
 pub(crate) use serve;
+
+/// Every log line of the test binary that calls [`log_capture`] first, as
+/// `"LEVEL target message"`.
+pub struct LogCapture(std::sync::Mutex<Vec<String>>);
+
+impl LogCapture {
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl log::Log for LogCapture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        self.0.lock().unwrap().push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs (once) and returns the capturing logger of this test binary.
+pub fn log_capture() -> &'static LogCapture {
+    static CAPTURE: std::sync::OnceLock<&'static LogCapture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture: &'static LogCapture =
+            Box::leak(Box::new(LogCapture(std::sync::Mutex::new(Vec::new()))));
+        log::set_logger(capture).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        capture
+    })
+}
