@@ -31,6 +31,15 @@
 # BARE_HEADERS=1 makes the bare server send the same response headers as secure-api, to
 # separate the cost of those bytes from the cost of the work.
 #
+# PEER=1 adds a third server, benches/load/peer_users: the same endpoint as users_limits built
+# the way actix-web users build it today (validator with hand normalisation, actix-governor
+# keyed by client address at the anonymous tier's 10/s, DefaultHeaders with the same security
+# headers, JSON errors), on PEER_PORT, with TRUSTED_PROXY=127.0.0.1/32 like secure-api. Each
+# round measures bare, peer and secure-api (forward order on odd rounds, reversed on even
+# ones); the checks run on all three (the peer's per-client limit too), and the summary adds
+# the ratios of CPU per request peer / secure-api and bare / secure-api (above 1.00: secure-api
+# uses less CPU per request). Use it with SECURE_BIN=users_limits: the peer is not idempotent.
+#
 # REDIS=1 compares users_api on Redis with users_api in memory instead (the same binary, with
 # and without REDIS_URL): it starts its own redis-server (from PATH, 7.0 or later) on a free
 # loopback port from REDIS_PORT (16379) up, without persistence, and runs the Redis server of
@@ -40,9 +49,9 @@
 # key and have written its keys to Redis. It also prints redis-server's CPU time per request
 # (from /proc). The in-memory server listens on BARE_PORT, the Redis one on SECURE_PORT.
 #
-# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), REDIS (0), ROUNDS (9), DURATION
-# (1 s), CONNECTIONS (32), THREADS (1), BARE_PORT (18080), SECURE_PORT (18081), REDIS_PORT
-# (16379, the first port tried), XFF_POOL (see users.lua). With the
+# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), REDIS (0), PEER (0), ROUNDS (9),
+# DURATION (1 s), CONNECTIONS (32), THREADS (1), BARE_PORT (18080), SECURE_PORT (18081),
+# PEER_PORT (18082), REDIS_PORT (16379, the first port tried), XFF_POOL (see users.lua). With the
 # defaults the measurement takes about 30 s after the build; servers are killed on exit.
 # Per round it also prints the CPU used by the server, by wrk and by anything else ("other",
 # e.g. a build running meanwhile: such rounds are flagged as noisy).
@@ -58,11 +67,13 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 BARE_PORT=${BARE_PORT:-18080}
 SECURE_PORT=${SECURE_PORT:-18081}
+PEER_PORT=${PEER_PORT:-18082}
 LUA="$ROOT/benches/load/users.lua"
 BODY='{"username":"alice_01","email":"alice@example.com","age":30}'
 EXPECTED='{"email":"alice@example.com","user":"alice_01"}'
 
 REDIS=${REDIS:-0}
+PEER=${PEER:-0}
 SECURE_BIN=${SECURE_BIN:-users_api}
 TOOLS="wrk curl cargo"
 if [ "$REDIS" = 1 ]; then
@@ -74,9 +85,18 @@ if [ "$REDIS" = 1 ]; then
     echo "run.sh: REDIS=1 measures users_api (the example that reads REDIS_URL)" >&2
     exit 2
   fi
+  if [ "$PEER" = 1 ]; then
+    echo "run.sh: PEER=1 and REDIS=1 are separate comparisons; choose one" >&2
+    exit 2
+  fi
 else
   A=bare
   B=secure
+fi
+# The servers of each round, in the order of odd rounds (even rounds reverse it).
+SERVERS=("$A" "$B")
+if [ "$PEER" = 1 ]; then
+  SERVERS=(bare peer secure)
 fi
 for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
@@ -90,7 +110,9 @@ echo "== build"
 if [ "$REDIS" = 1 ]; then
   cargo build --release --example users_api
 else
-  cargo build --release --example "$SECURE_BIN" --example bare_users
+  extra=()
+  if [ "$PEER" = 1 ]; then extra=(--example peer_users); fi
+  cargo build --release --example "$SECURE_BIN" --example bare_users "${extra[@]}"
 fi
 
 LOG_DIR=$(mktemp -d)
@@ -107,7 +129,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_of() { case "$1" in bare | memory) echo "$BARE_PORT" ;; *) echo "$SECURE_PORT" ;; esac; }
+port_of() {
+  case "$1" in
+    bare | memory) echo "$BARE_PORT" ;;
+    peer) echo "$PEER_PORT" ;;
+    *) echo "$SECURE_PORT" ;;
+  esac
+}
 
 # The shared secrets of the Redis server (any 32 bytes or more; fixed, so runs compare).
 KEY_SECRET_VALUE=run.sh-key-derivation-secret-0123456789
@@ -152,6 +180,10 @@ start() {
     bare)
       WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" BARE_HEADERS="${BARE_HEADERS:-0}" \
         "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
+      ;;
+    peer)
+      WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
+        "$BIN/peer_users" >>"$LOG_DIR/peer.log" 2>&1 &
       ;;
     redis)
       # Every run starts from an empty Redis, as every in-memory server starts empty.
@@ -234,11 +266,12 @@ check_limit() {
 }
 
 echo "== check responses"
-start "$A"
-A_PID=$SERVER_PID
-start "$B"
-B_PID=$SERVER_PID
-for name in "$A" "$B"; do
+CHECK_PIDS=()
+for name in "${SERVERS[@]}"; do
+  start "$name"
+  CHECK_PIDS+=("$SERVER_PID")
+done
+for name in "${SERVERS[@]}"; do
   status=$(post "$(port_of "$name")" 11.1.2.3 "kcheck$RANDOM$RANDOM")
   body=$(cat "$LOG_DIR/body")
   echo "$name: $status $body"
@@ -264,9 +297,9 @@ if [ "$REDIS" = 1 ]; then
   fi
 else
   check_limit secure
+  if [ "$PEER" = 1 ]; then check_limit peer; fi
 fi
-stop "$A_PID"
-stop "$B_PID"
+for pid in "${CHECK_PIDS[@]}"; do stop "$pid"; done
 
 # bench NAME: runs wrk against a fresh server; sets LINE to "RESULT ... cpu_us=X util=Y".
 bench() {
@@ -315,18 +348,22 @@ median() {
 }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, fresh servers each round"
-A_RPS=()
-B_RPS=()
-A_CPU=()
-B_CPU=()
+# Per server: the req/s and CPU us/req of each round, space-separated.
+declare -A RPS CPU
 B_REDIS=()
+OTHERS=()
 total=0
 bad=0
 unavailable=0
 noisy=0
 for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then order="$A $B"; else order="$B $A"; fi
-  for name in $order; do
+  order=()
+  if [ $((round % 2)) -eq 1 ]; then
+    order=("${SERVERS[@]}")
+  else
+    for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do order+=("${SERVERS[i]}"); done
+  fi
+  for name in "${order[@]}"; do
     bench "$name"
     line=$LINE
     rps=$(field rps "$line")
@@ -334,12 +371,9 @@ for round in $(seq 1 "$ROUNDS"); do
     total=$((total + $(field responses "$line")))
     bad=$((bad + $(field non2xx "$line") + $(field socket_errors "$line")))
     unavailable=$((unavailable + $(field n503 "$line")))
-    if [ "$name" = "$A" ]; then
-      A_RPS+=("$rps")
-      A_CPU+=("$cpu")
-    else
-      B_RPS+=("$rps")
-      B_CPU+=("$cpu")
+    RPS[$name]="${RPS[$name]:-}${RPS[$name]:+ }$rps"
+    CPU[$name]="${CPU[$name]:-}${CPU[$name]:+ }$cpu"
+    if [ "$name" = "$B" ]; then
       B_REDIS+=("$(field redis_us "$line")")
     fi
     redis_part=""
@@ -353,17 +387,30 @@ for round in $(seq 1 "$ROUNDS"); do
       "$(field n503 "$line")" "$(field socket_errors "$line")" "$(field p50_us "$line")" \
       "$(field p99_us "$line")" "$redis_part"
     other=$(field other "$line")
-    if [ "$other" != "?" ] && [ "$other" -gt 15 ]; then noisy=$((noisy + 1)); fi
+    if [ "$other" != "?" ]; then
+      OTHERS+=("$other")
+      if [ "$other" -gt 15 ]; then noisy=$((noisy + 1)); fi
+    fi
   done
 done
 
-a_median=$(median "${A_RPS[@]}")
-b_median=$(median "${B_RPS[@]}")
-a_cpu=$(median "${A_CPU[@]}")
-b_cpu=$(median "${B_CPU[@]}")
+declare -A RPS_MEDIAN CPU_MEDIAN
 echo "== summary (medians of $ROUNDS rounds)"
-printf '%-7s req/s: %s  median %s;  CPU us/req median %s\n' "$A" "${A_RPS[*]}" "$a_median" "$a_cpu"
-printf '%-7s req/s: %s  median %s;  CPU us/req median %s\n' "$B" "${B_RPS[*]}" "$b_median" "$b_cpu"
+for name in "${SERVERS[@]}"; do
+  # shellcheck disable=SC2086 # the lists are space-separated numbers
+  RPS_MEDIAN[$name]=$(median ${RPS[$name]})
+  # shellcheck disable=SC2086
+  CPU_MEDIAN[$name]=$(median ${CPU[$name]})
+  # The least disturbed run as well: on a busy machine contention only adds CPU per request.
+  # shellcheck disable=SC2086
+  cpu_min=$(printf '%s\n' ${CPU[$name]} | sort -g | head -1)
+  printf '%-7s CPU us/req: %s  median %s (min %s);  req/s: %s  median %s\n' "$name" \
+    "${CPU[$name]}" "${CPU_MEDIAN[$name]}" "$cpu_min" "${RPS[$name]}" "${RPS_MEDIAN[$name]}"
+done
+a_median=${RPS_MEDIAN[$A]}
+b_median=${RPS_MEDIAN[$B]}
+a_cpu=${CPU_MEDIAN[$A]}
+b_cpu=${CPU_MEDIAN[$B]}
 if [ "$REDIS" = 1 ]; then
   b_redis=$(median "${B_REDIS[@]}")
   echo "redis-server CPU us/req: ${B_REDIS[*]}  median $b_redis"
@@ -375,6 +422,16 @@ else
   awk -v s="$b_median" -v b="$a_median" -v sc="$b_cpu" -v bc="$a_cpu" 'BEGIN {
     printf "ratio secure-api / bare, req/s: %.3f (%.1f%%)\n", s / b, 100 * s / b
     printf "ratio bare / secure-api, CPU per request: %.3f (%.1f%%)\n", bc / sc, 100 * bc / sc }'
+  if [ "$PEER" = 1 ]; then
+    awk -v s="$b_median" -v p="${RPS_MEDIAN[peer]}" -v sc="$b_cpu" -v pc="${CPU_MEDIAN[peer]}" 'BEGIN {
+      printf "ratio secure-api / peer, req/s: %.3f (%.1f%%)\n", s / p, 100 * s / p
+      printf "ratio peer / secure-api, CPU per request: %.3f (%.1f%%)\n", pc / sc, 100 * pc / sc }'
+  fi
+fi
+if [ "${#OTHERS[@]}" -gt 0 ]; then
+  printf '%s\n' "${OTHERS[@]}" | sort -g | awk '{ a[NR] = $1 } END {
+    printf "other processes, %% of a core per run: min %d, median %d, max %d\n", a[1],
+      (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2, a[NR] }'
 fi
 echo "non-2xx responses and socket errors: $bad of $total responses ($unavailable were 503)"
 if [ "$noisy" -gt 0 ]; then
