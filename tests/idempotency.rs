@@ -43,6 +43,7 @@ async fn create_order(order: Valid<Order>) -> HttpResponse {
 
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
 static DISCONNECT_RUNS: AtomicUsize = AtomicUsize::new(0);
+static DISCONNECT_PANIC_RUNS: AtomicUsize = AtomicUsize::new(0);
 static STRICT_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[secure_endpoint(post("/slow-dc"), rate = "unlimited", idempotent)]
@@ -50,6 +51,17 @@ async fn slow_dc() -> HttpResponse {
     DISCONNECT_RUNS.fetch_add(1, Ordering::SeqCst);
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     HttpResponse::Created().json(json!({ "done": true }))
+}
+
+/// Panics in its first run, after its client has given up; later runs succeed.
+#[secure_endpoint(post("/slow-panic"), rate = "unlimited", idempotent)]
+async fn slow_panic() -> HttpResponse {
+    let run = DISCONNECT_PANIC_RUNS.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    if run == 0 {
+        panic!("boom after the client left");
+    }
+    HttpResponse::Created().json(json!({ "run": run + 1 }))
 }
 
 #[secure_endpoint(post("/strict"), rate = "unlimited", idempotent)]
@@ -184,6 +196,7 @@ fn app_with(
         .service(stream)
         .service(optional)
         .service(slow_dc)
+        .service(slow_panic)
         .service(strict)
         .service(lease)
         .service(lease_wait)
@@ -726,6 +739,29 @@ async fn the_result_is_stored_even_if_the_client_disconnects() {
     assert_eq!(r.status, 201);
     assert_eq!(r.header("idempotent-replayed"), Some("true"));
     assert_eq!(DISCONNECT_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn a_handler_that_panics_after_its_client_left_releases_the_key() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    // The client gives up after 20 ms; the handler panics at 100 ms, in the task it was
+    // moved to.
+    let gave_up = actix_web::rt::time::timeout(
+        Duration::from_millis(20),
+        send(&app, post("/slow-panic", "dc-panic")),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(DISCONNECT_PANIC_RUNS.load(Ordering::SeqCst), 1);
+    // The key was released: the retry runs the handler again, and its result is kept.
+    let r = send(&app, post("/slow-panic", "dc-panic")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json(), json!({ "run": 2 }));
+    let r = send(&app, post("/slow-panic", "dc-panic")).await;
+    assert_eq!(r.header("idempotent-replayed"), Some("true"));
+    assert_eq!(DISCONNECT_PANIC_RUNS.load(Ordering::SeqCst), 2);
 }
 
 static RACE_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -127,7 +127,13 @@ impl ForwardedHeader {
 
     /// The header's name as an actix `HeaderName` (no parsing per request).
     pub fn header_name(&self) -> actix_web::http::header::HeaderName {
-        actix_web::http::header::HeaderName::from_static(self.name())
+        use actix_web::http::header::{FORWARDED, HeaderName, X_FORWARDED_FOR};
+        const XFF: HeaderName = X_FORWARDED_FOR;
+        const FWD: HeaderName = FORWARDED;
+        match self {
+            ForwardedHeader::XForwardedFor => XFF,
+            ForwardedHeader::Forwarded => FWD,
+        }
     }
 }
 
@@ -214,33 +220,48 @@ impl ClientIpConfig {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut client = canonical(peer);
-        if self.is_trusted(client) {
-            // Header lines in order, then their hops from the right: the nearest hop first.
-            let values: Vec<I::Item> = header_values.into_iter().collect();
-            let hops = values
-                .iter()
-                .rev()
-                .flat_map(|v| v.as_ref().rsplit(|&b| b == b','));
-            for hop in hops.take(self.max_hops) {
-                if !self.is_trusted(client) {
-                    break;
-                }
-                let parsed = std::str::from_utf8(hop)
-                    .ok()
-                    .and_then(|hop| match self.header {
-                        ForwardedHeader::XForwardedFor => parse_node(hop.trim()),
-                        ForwardedHeader::Forwarded => forwarded_for(hop),
-                    });
-                match parsed {
-                    Some(ip) => client = canonical(ip),
-                    // An unknown, obfuscated or unreadable hop: stop at the last address we
-                    // know.
-                    None => break,
-                }
+        let client = canonical(peer);
+        if !self.is_trusted(client) {
+            return self.group(client);
+        }
+        // One header line (the usual case) is walked without collecting the lines.
+        let mut lines = header_values.into_iter();
+        let client = match (lines.next(), lines.next()) {
+            (None, _) => client,
+            (Some(only), None) => self.walk(client, std::slice::from_ref(&only)),
+            (Some(a), Some(b)) => {
+                let all: Vec<I::Item> = [a, b].into_iter().chain(lines).collect();
+                self.walk(client, &all)
+            }
+        };
+        self.group(client)
+    }
+
+    /// From a trusted `client`, the header lines in order, then their hops from the right
+    /// (the nearest hop first), for as long as the hop we are at is trusted.
+    fn walk<V: AsRef<[u8]>>(&self, mut client: IpAddr, lines: &[V]) -> IpAddr {
+        let hops = lines
+            .iter()
+            .rev()
+            .flat_map(|v| v.as_ref().rsplit(|&b| b == b','));
+        for hop in hops.take(self.max_hops) {
+            if !self.is_trusted(client) {
+                break;
+            }
+            let parsed = std::str::from_utf8(hop)
+                .ok()
+                .and_then(|hop| match self.header {
+                    ForwardedHeader::XForwardedFor => parse_node(hop.trim()),
+                    ForwardedHeader::Forwarded => forwarded_for(hop),
+                });
+            match parsed {
+                Some(ip) => client = canonical(ip),
+                // An unknown, obfuscated or unreadable hop: stop at the last address we
+                // know.
+                None => break,
             }
         }
-        self.group(client)
+        client
     }
 
     /// The address as rate limits, idempotency scopes and logs see it: IPv4-mapped IPv6

@@ -17,7 +17,7 @@ use std::ops::{Deref, DerefMut};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
-use actix_web::web::BytesMut;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use futures_util::future::{LocalBoxFuture, Ready, ready};
@@ -135,26 +135,45 @@ pub(crate) fn declared_length(req: &HttpRequest) -> Option<usize> {
 
 /// Reads a whole body of at most `limit` bytes: 413 as soon as the declared or received
 /// length exceeds it, 400 when the stream fails.
+///
+/// A body that arrives in one chunk (the usual case for small JSON bodies) is returned as
+/// that chunk, without a copy; only a second chunk starts a buffer.
 pub(crate) async fn read_body(
     mut payload: Payload,
     declared: Option<usize>,
     limit: usize,
-) -> Result<BytesMut, ApiError> {
+) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::new(problems::PAYLOAD_TOO_LARGE));
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
+    let chunk_of = |chunk: Result<Bytes, PayloadError>| {
+        chunk.map_err(|e| match e {
             PayloadError::Overflow => ApiError::new(problems::PAYLOAD_TOO_LARGE),
             e => ApiError::new(problems::MALFORMED_REQUEST).with_cause(e),
-        })?;
+        })
+    };
+    let first = match payload.next().await {
+        Some(chunk) => chunk_of(chunk)?,
+        None => return Ok(Bytes::new()),
+    };
+    if first.len() > limit {
+        return Err(ApiError::new(problems::PAYLOAD_TOO_LARGE));
+    }
+    let Some(second) = payload.next().await else {
+        return Ok(first);
+    };
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
+        let chunk = chunk_of(chunk)?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(problems::PAYLOAD_TOO_LARGE));
         }
         body.extend_from_slice(&chunk);
+        next = payload.next().await;
     }
-    Ok(body)
+    Ok(body.freeze())
 }
 
 impl<T: SecureInput + DeserializeOwned> FromRequest for ValidQuery<T> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_rt::time::sleep;
+use actix_web::http::header::{self, HeaderValue};
 use futures_util::future::join_all;
 use secure_api_runtime::auth::jwt::AccessGrant;
 use secure_api_runtime::auth::refresh::{Advance, RefreshStore, Session, SessionId};
@@ -210,8 +211,8 @@ pub fn response(body: &str) -> Completion {
     Completion::Response(StoredResponse {
         status: 201,
         headers: vec![
-            ("content-type".into(), b"text/plain".to_vec()),
-            ("location".into(), b"/orders/1".to_vec()),
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+            (header::LOCATION, HeaderValue::from_static("/orders/1")),
         ],
         body: body.to_owned().into(),
     })
@@ -280,8 +281,8 @@ pub async fn idempotency_lifecycle(store: &dyn IdempotencyStore) {
             assert_eq!(
                 r.headers,
                 vec![
-                    ("content-type".to_owned(), b"text/plain".to_vec()),
-                    ("location".to_owned(), b"/orders/1".to_vec()),
+                    (header::CONTENT_TYPE, HeaderValue::from_static("text/plain")),
+                    (header::LOCATION, HeaderValue::from_static("/orders/1")),
                 ]
             );
         }

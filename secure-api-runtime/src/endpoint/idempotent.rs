@@ -42,6 +42,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use super::{EndpointSpec, IdempotencySpec};
@@ -55,6 +56,84 @@ use crate::problem::{ApiError, problems};
 use crate::store::{StoreError, StoreFuture};
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The name of a client's partition: `principal:<subject>` when authenticated, else
+/// `ip:<address>`, written without `format!` and, for addresses, without allocating.
+pub(super) enum ClientName {
+    /// An address: `ip:` and at most 39 characters of an IPv6 address.
+    Address(Inline),
+    /// A principal.
+    Principal(String),
+}
+
+impl ClientName {
+    pub(super) fn new(principal: Option<&crate::auth::Principal>, ip: std::net::IpAddr) -> Self {
+        use std::fmt::Write;
+        use std::net::IpAddr;
+        if let Some(p) = principal {
+            let mut name = String::with_capacity("principal:".len() + p.subject.len());
+            name.push_str("principal:");
+            name.push_str(&p.subject);
+            return ClientName::Principal(name);
+        }
+        let mut out = Inline {
+            bytes: [0; 48],
+            len: 0,
+        };
+        out.push(b"ip:");
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b".");
+                    }
+                    let digits = [octet / 100, octet / 10 % 10, octet % 10].map(|d| b'0' + d);
+                    let skip = if octet >= 100 {
+                        0
+                    } else if octet >= 10 {
+                        1
+                    } else {
+                        2
+                    };
+                    out.push(&digits[skip..]);
+                }
+            }
+            // Never fails: an IPv6 address is at most 39 characters.
+            IpAddr::V6(v6) => drop(write!(out, "{v6}")),
+        }
+        ClientName::Address(out)
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII was written.
+            ClientName::Address(out) => std::str::from_utf8(&out.bytes[..out.len]).unwrap_or(""),
+            ClientName::Principal(name) => name,
+        }
+    }
+}
+
+/// A fixed buffer written to by [`ClientName::new`].
+pub(super) struct Inline {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Inline {
+    fn push(&mut self, part: &[u8]) {
+        if let Some(dst) = self.bytes.get_mut(self.len..self.len + part.len()) {
+            dst.copy_from_slice(part);
+            self.len += part.len();
+        }
+    }
+}
+
+impl std::fmt::Write for Inline {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
 
 /// Runs `handler` under the endpoint's idempotency rules.
 pub(super) async fn call<F, Fut>(
@@ -88,7 +167,7 @@ where
     // The body is part of the fingerprint: read it (within the endpoint's limit) first.
     let limit = limits(&req).body_limit();
     let body = match read_body(payload, declared_length(&req), limit).await {
-        Ok(body) => body.freeze(),
+        Ok(body) => body,
         Err(err) => return err.error_response(),
     };
     let content_type = req
@@ -109,7 +188,8 @@ where
     let store = shared.idempotency.clone();
     let lease_ms = shared.idempotency_lease_ms;
     let owner = next_owner();
-    let deadline = std::time::Instant::now() + Duration::from_millis(idem.wait_ms);
+    // Taken when a claim first finds the key in flight: most claims never need it.
+    let mut deadline = None;
     let mut pause = Duration::from_millis(5);
     loop {
         match store.claim(&record, &fp, owner, lease_ms).await {
@@ -121,6 +201,8 @@ where
             }
             Ok(Claim::InFlight) => {
                 let now = std::time::Instant::now();
+                let deadline =
+                    *deadline.get_or_insert_with(|| now + Duration::from_millis(idem.wait_ms));
                 if now >= deadline {
                     return ApiError::new(problems::IDEMPOTENCY_IN_FLIGHT)
                         .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
@@ -138,8 +220,9 @@ where
         }
     }
 
-    // The claim is ours. Run the handler in its own task: a disconnecting client drops this
-    // future, not the handler, and the result is stored all the same.
+    // The claim is ours. The handler runs in this request's future; should the client
+    // disconnect before it finishes, the work moves to a task of its own and its result is
+    // stored all the same (see `Detached`).
     let guard = ClaimGuard {
         store,
         record,
@@ -148,26 +231,94 @@ where
     };
     let ttl_ms = idem.ttl_ms;
     let max_stored = shared.max_stored_response;
-    let task = actix_web::rt::spawn(async move {
+    Detached::new(async move {
         let outcome = heartbeat(&guard, lease_ms, async move {
-            let res = super::call(req, Payload::from(body), handler).await;
+            let res = super::call(req, one_chunk(body), handler).await;
             prepare(res, max_stored).await
         })
         .await;
         finish(guard, outcome, ttl_ms, lease_ms, spec.name).await
-    });
-    match task.await {
-        Ok(res) => res,
-        Err(err) => {
-            // The handler panicked; the guard released the key while unwinding.
-            let cause = match err.try_into_panic() {
-                Ok(panic) => format!("handler panicked: {}", crate::layer::panic_message(&*panic)),
-                Err(err) => format!("handler task failed: {err}"),
-            };
-            ApiError::new(problems::INTERNAL_ERROR)
-                .with_cause(cause)
-                .error_response()
+    })
+    .await
+}
+
+/// The body already read, as the payload of the handler's extractors: one chunk, in one
+/// allocation (actix's `Payload::from(Bytes)` takes two).
+fn one_chunk(body: Bytes) -> Payload {
+    if body.is_empty() {
+        return Payload::None;
+    }
+    Payload::Stream {
+        payload: Box::pin(futures_util::stream::once(std::future::ready(Ok(body)))),
+    }
+}
+
+/// The work of a claimed request (the handler, then storing its result), run in the
+/// request's own future, without the cost of a task per request.
+///
+/// If the request's future is dropped while the work is unfinished (the client went away,
+/// or the server timed the connection out), the work is moved to a task of its own and
+/// finishes there: the handler is never cancelled half-way, and its result is stored. If
+/// the work panics, it is dropped, not moved: its [`ClaimGuard`] releases the key while
+/// the panic unwinds, and the layer answers 500.
+struct Detached<T: 'static> {
+    /// Boxed so that it can move to a task once it has been polled.
+    work: Option<Pin<Box<dyn Future<Output = T>>>>,
+    /// Set while `work` is being polled: a drop that finds it set is the unwinding of a
+    /// panic inside the work.
+    polling: bool,
+}
+
+impl<T: 'static> Detached<T> {
+    fn new(work: impl Future<Output = T> + 'static) -> Self {
+        Detached {
+            work: Some(Box::pin(work)),
+            polling: false,
         }
+    }
+}
+
+impl<T: 'static> Future for Detached<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<T> {
+        let this = &mut *self;
+        let Some(work) = this.work.as_mut() else {
+            // Polled again after it finished: a bug of the caller, not a reason to panic.
+            return Poll::Pending;
+        };
+        this.polling = true;
+        let poll = work.as_mut().poll(cx);
+        this.polling = false;
+        if poll.is_ready() {
+            this.work = None;
+        }
+        poll
+    }
+}
+
+impl<T: 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        if self.polling {
+            // The work panicked; dropping it releases its claim.
+            return;
+        }
+        // Without a runtime (the server is gone) nothing can finish the work: dropping it
+        // releases the key, so that a retry runs the request again.
+        if tokio::runtime::Handle::try_current().is_err() {
+            drop(work);
+            log::error!(
+                target: "secure_api::idempotency",
+                "an idempotent request was dropped unfinished with no runtime left to finish it; its key was released"
+            );
+            return;
+        }
+        actix_web::rt::spawn(async move {
+            work.await;
+        });
     }
 }
 
@@ -345,7 +496,7 @@ async fn prepare(res: HttpResponse, max_stored: usize) -> Outcome {
             .headers()
             .iter()
             .filter(|(name, _)| REPLAYED_HEADERS.contains(&name.as_str()))
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
         body: bytes.clone(),
     };
@@ -471,16 +622,42 @@ fn replay(stored: &StoredResponse) -> HttpResponse {
     let mut res = HttpResponse::with_body(status, stored.body.clone());
     let headers = res.headers_mut();
     for (name, value) in &stored.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(name, value);
-        }
+        headers.append(name.clone(), value.clone());
     }
     headers.insert(
         HeaderName::from_static(IDEMPOTENT_REPLAYED),
         HeaderValue::from_static("true"),
     );
     res.map_into_boxed_body()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientName;
+    use crate::auth::Principal;
+    use std::net::IpAddr;
+
+    #[test]
+    fn client_names_are_what_format_writes() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "192.168.1.255",
+            "255.255.255.255",
+            "100.64.0.1",
+            "::",
+            "2001:db8::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ClientName::new(None, ip).as_str(), format!("ip:{ip}"));
+        }
+        let alice = Principal::new("alice");
+        let ip = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            ClientName::new(Some(&alice), ip).as_str(),
+            "principal:alice"
+        );
+    }
 }

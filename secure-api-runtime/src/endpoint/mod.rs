@@ -139,6 +139,11 @@ pub(crate) fn client_ip(api: &SecureApi, req: &HttpRequest) -> IpAddr {
 
 /// Runs one request through the endpoint's checks and `handler` (which extracts the
 /// handler's arguments and calls it).
+///
+/// The checks run in a future of their own ([`admit`]), and the idempotent path is boxed:
+/// the future of a plain request holds only the larger of the checks and the handler, not
+/// both plus the idempotency machinery, so that what actix allocates for every request
+/// stays small.
 pub async fn run<F, Fut>(
     spec: &'static EndpointSpec,
     req: HttpRequest,
@@ -149,55 +154,27 @@ where
     F: FnOnce(HttpRequest, Payload) -> Fut + 'static,
     Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
 {
-    let api = SecureApi::of(&req);
-    let ip = client_ip(&api, &req);
-    let principal = match authenticate(&api, spec, &req).await {
-        Ok(principal) => principal,
-        Err(failure) => {
-            // Charge the failure to the client's address before answering, so that token
-            // guessing is rate limited like everything else.
-            return match check_limit(&api, spec, ip, None).await {
-                Err(err) => err.error_response(),
-                Ok(_) => failure.error_response(),
-            };
-        }
+    let admitted = match admit(spec, &req, payload).await {
+        Ok(admitted) => admitted,
+        Err(res) => return res,
     };
-    let limited = match check_limit(&api, spec, ip, principal.as_ref()).await {
-        Ok(limited) => limited,
-        Err(err) => return err.error_response(),
-    };
-    if let AuthRequirement::Required(rule) = &spec.auth {
-        // `authenticate` refused requests without a principal.
-        if !principal.as_ref().is_some_and(|p| rule.allows(p)) {
-            return forbidden().error_response();
-        }
-    }
-    if let Some(principal) = &principal {
-        req.extensions_mut().insert(principal.clone());
-    }
-    let app_limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
-    let max_body = match spec.max_body {
-        Some(max_body) => {
-            req.extensions_mut().insert(app_limits.max_body(max_body));
-            max_body
-        }
-        None => app_limits.body_limit(),
-    };
-    let payload = match limit_payload(&req, payload, max_body) {
-        Ok(payload) => payload,
-        Err(err) => return err.error_response(),
-    };
-    let idempotency = spec
-        .idempotency
-        .as_ref()
-        .filter(|_| !req.method().is_safe());
+    let Admitted {
+        payload,
+        limited,
+        idempotency,
+    } = admitted;
     let mut res = match idempotency {
-        Some(idem) => {
-            let client = match &principal {
-                Some(p) => format!("principal:{}", p.subject),
-                None => format!("ip:{ip}"),
-            };
-            idempotent::call(&api, spec, idem, &client, req, payload, handler).await
+        Some((api, idem, client)) => {
+            Box::pin(idempotent::call(
+                &api,
+                spec,
+                idem,
+                client.as_str(),
+                req,
+                payload,
+                handler,
+            ))
+            .await
         }
         None => call(req, payload, handler).await,
     };
@@ -210,17 +187,88 @@ where
     res
 }
 
+/// What a request that passed the checks goes on with.
+struct Admitted {
+    /// The body, bounded by the endpoint's limit.
+    payload: Payload,
+    /// The policy and decision of its rate limit, for the `RateLimit` fields.
+    limited: Option<(Policy, Decision)>,
+    /// On an idempotent endpoint (for methods that are not safe): the app, the endpoint's
+    /// rules and the client's partition (its principal, or its address when anonymous).
+    idempotency: Option<(SecureApi, &'static IdempotencySpec, idempotent::ClientName)>,
+}
+
+/// The checks before the handler: the client, its principal, the rate limit, the rule and
+/// the body limit. `Err` is the response that ends the request.
+async fn admit(
+    spec: &'static EndpointSpec,
+    req: &HttpRequest,
+    payload: Payload,
+) -> Result<Admitted, HttpResponse> {
+    let api = SecureApi::of(req);
+    let ip = client_ip(&api, req);
+    let principal = match authenticate(&api, spec, req).await {
+        Ok(principal) => principal,
+        Err(failure) => {
+            // Charge the failure to the client's address before answering, so that token
+            // guessing is rate limited like everything else.
+            return Err(match check_limit(&api, spec, ip, None).await {
+                Err(err) => err.error_response(),
+                Ok(_) => failure.error_response(),
+            });
+        }
+    };
+    let limited = check_limit(&api, spec, ip, principal.as_ref())
+        .await
+        .map_err(|err| err.error_response())?;
+    if let AuthRequirement::Required(rule) = &spec.auth {
+        // `authenticate` refused requests without a principal.
+        if !principal.as_ref().is_some_and(|p| rule.allows(p)) {
+            return Err(forbidden().error_response());
+        }
+    }
+    let app_limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
+    let max_body = match spec.max_body {
+        Some(max_body) => {
+            req.extensions_mut().insert(app_limits.max_body(max_body));
+            max_body
+        }
+        None => app_limits.body_limit(),
+    };
+    let idempotency = match &spec.idempotency {
+        Some(idem) if !req.method().is_safe() => {
+            let client = idempotent::ClientName::new(principal.as_ref(), ip);
+            Some((api, idem, client))
+        }
+        _ => None,
+    };
+    if let Some(principal) = principal {
+        req.extensions_mut().insert(principal);
+    }
+    let payload = limit_payload(req, payload, max_body).map_err(|err| err.error_response())?;
+    Ok(Admitted {
+        payload,
+        limited,
+        idempotency,
+    })
+}
+
 /// The request body as every extractor of the endpoint will see it: at most `max_body`
 /// bytes. A declared `Content-Length` over the limit is a 413 at once, before any extractor
 /// or the handler runs; a body without a declared length (chunked) is cut off with
 /// [`PayloadError::Overflow`] as soon as it passes the limit, which `Valid<T>`, `web::Json`,
 /// `web::Form`, `Bytes`, `String` and `web::Payload` all report as a 413.
+///
+/// An HTTP/1 body with a declared length within the limit is passed on as it is: actix's
+/// HTTP/1 decoder delivers exactly the declared length (and refuses requests that declare
+/// both a length and chunked framing), so the bound already holds.
 fn limit_payload(
     req: &HttpRequest,
     payload: Payload,
     max_body: usize,
 ) -> Result<Payload, ApiError> {
-    if crate::extract::declared_length(req).is_some_and(|n| n > max_body) {
+    let declared = crate::extract::declared_length(req);
+    if declared.is_some_and(|n| n > max_body) {
         return Err(
             ApiError::new(problems::PAYLOAD_TOO_LARGE).with_cause(format!(
                 "declared body length is over the endpoint's {max_body}-byte limit"
@@ -229,6 +277,11 @@ fn limit_payload(
     }
     Ok(match payload {
         Payload::None => Payload::None,
+        payload @ Payload::H1 { .. }
+            if declared.is_some() && req.version() <= actix_web::http::Version::HTTP_11 =>
+        {
+            payload
+        }
         payload => Payload::Stream {
             payload: Box::pin(LimitedPayload {
                 inner: payload,
@@ -379,27 +432,99 @@ async fn check_limit(
     }
 }
 
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 /// The IETF `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers):
 /// `"name";q=<count>;w=<window seconds>` and `"name";r=<remaining>;t=<seconds until full>`.
+///
+/// Written byte by byte into a buffer on the stack (no `format!` machinery: this runs on
+/// every limited response).
 fn rate_limit_fields(policy: &Policy, decision: &Decision) -> [(HeaderName, HeaderValue); 2] {
     let rate = policy.rate();
-    let name = policy.name();
-    let p = format!("\"{name}\";q={};w={}", rate.count(), rate.period_secs());
-    let r = format!(
-        "\"{name}\";r={};t={}",
-        decision.remaining(),
-        decision.reset_secs()
-    );
+    let name = policy.name().as_bytes();
+    let field = |a: &[u8], x: u64, b: &[u8], y: u64| {
+        let mut buf = FieldBuf::default();
+        buf.push(b"\"");
+        buf.push(name);
+        buf.push(a);
+        buf.number(x);
+        buf.push(b);
+        buf.number(y);
+        buf.value()
+    };
     [
         (
-            HeaderName::from_static("ratelimit-policy"),
-            HeaderValue::try_from(p).unwrap_or_else(|_| HeaderValue::from_static("\"default\"")),
+            RATELIMIT_POLICY,
+            field(
+                b"\";q=",
+                u64::from(rate.count()),
+                b";w=",
+                rate.period_secs(),
+            ),
         ),
         (
-            HeaderName::from_static("ratelimit"),
-            HeaderValue::try_from(r).unwrap_or_else(|_| HeaderValue::from_static("\"default\"")),
+            RATELIMIT,
+            field(
+                b"\";r=",
+                u64::from(decision.remaining()),
+                b";t=",
+                decision.reset_secs(),
+            ),
         ),
     ]
+}
+
+/// A structured field value under construction: policy names are short (the macros allow
+/// identifiers), so 96 bytes hold any field; a longer or invalid one becomes `"default"`.
+struct FieldBuf {
+    bytes: [u8; 96],
+    len: usize,
+    overflow: bool,
+}
+
+impl Default for FieldBuf {
+    fn default() -> Self {
+        FieldBuf {
+            bytes: [0; 96],
+            len: 0,
+            overflow: false,
+        }
+    }
+}
+
+impl FieldBuf {
+    fn push(&mut self, part: &[u8]) {
+        match self.bytes.get_mut(self.len..self.len + part.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(part);
+                self.len += part.len();
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..]);
+    }
+
+    fn value(&self) -> HeaderValue {
+        let bytes = &self.bytes[..self.len];
+        match HeaderValue::from_bytes(bytes) {
+            Ok(value) if !self.overflow => value,
+            _ => HeaderValue::from_static("\"default\""),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -421,5 +546,33 @@ mod tests {
             (rn.as_str(), r.to_str().unwrap()),
             ("ratelimit", "\"default\";r=59;t=1")
         );
+    }
+
+    #[test]
+    fn rate_limit_fields_write_every_number_in_full() {
+        let policy = Policy::new("premium_tier", Rate::per_second(u32::MAX));
+        let d = Decision::new(true, u64::from(u32::MAX), 0, u64::MAX, 0);
+        let [(_, p), (_, r)] = rate_limit_fields(&policy, &d);
+        assert_eq!(p.to_str().unwrap(), "\"premium_tier\";q=4294967295;w=1");
+        assert_eq!(
+            r.to_str().unwrap(),
+            format!(
+                "\"premium_tier\";r=4294967295;t={}",
+                u64::MAX.div_ceil(1_000_000_000)
+            )
+        );
+    }
+
+    #[test]
+    fn a_policy_name_that_cannot_be_sent_falls_back_to_default() {
+        let d = Decision::new(true, 1, 1, 1_000_000_000, 0);
+        let long: &'static str = "n".repeat(200).leak();
+        for name in [long, "bad\nname"] {
+            let [(_, p), (_, r)] = rate_limit_fields(&Policy::new(name, Rate::per_second(1)), &d);
+            assert_eq!(
+                (p.to_str().unwrap(), r.to_str().unwrap()),
+                ("\"default\"", "\"default\"")
+            );
+        }
     }
 }

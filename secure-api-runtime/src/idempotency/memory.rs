@@ -30,6 +30,24 @@ const NANOS_PER_MS: u64 = 1_000_000;
 /// for the store to fill before they go.
 const SWEEP_PER_COMPLETION: usize = 2;
 
+/// The maps' hasher. Their keys are SHA-256 digests of what clients send, so a client can
+/// grind keys whose digests share bits; a hasher seeded with secret randomness keeps it from
+/// aiming them at one bucket. foldhash's quality variant does that at a fraction of std's
+/// SipHash cost, here seeded from the OS's randomness.
+type DigestHasher = foldhash::quality::SeedableRandomState;
+
+fn digest_hasher() -> DigestHasher {
+    use foldhash::SharedSeed;
+    use std::sync::OnceLock;
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    // Without OS randomness (never on the platforms actix runs on), foldhash's own random
+    // state: address-space layout, time and allocator addresses.
+    let (Ok(shared), Ok(own)) = (getrandom::u64(), getrandom::u64()) else {
+        return DigestHasher::random();
+    };
+    DigestHasher::with_seed(own, SHARED.get_or_init(|| SharedSeed::from_u64(shared)))
+}
+
 #[derive(Debug)]
 struct Entry {
     client: Digest,
@@ -176,8 +194,8 @@ pub enum NewClaimsWhenFull {
 /// # }).unwrap();
 /// ```
 pub struct MemoryIdempotencyStore {
-    map: DashMap<Digest, Entry>,
-    clients: DashMap<Digest, ClientState>,
+    map: DashMap<Digest, Entry, DigestHasher>,
+    clients: DashMap<Digest, ClientState, DigestHasher>,
     /// Completed records by `(until, seq)`: expiry order, for sweeping and global eviction.
     expiry: Mutex<BTreeMap<(u64, u64), Digest>>,
     seq: AtomicU64,
@@ -217,8 +235,8 @@ impl MemoryIdempotencyStore {
 
     fn on(clock: StoreClock) -> Self {
         MemoryIdempotencyStore {
-            map: DashMap::new(),
-            clients: DashMap::new(),
+            map: DashMap::with_hasher(digest_hasher()),
+            clients: DashMap::with_hasher(digest_hasher()),
             expiry: Mutex::new(BTreeMap::new()),
             seq: AtomicU64::new(0),
             entries: AtomicUsize::new(0),
@@ -329,15 +347,19 @@ impl MemoryIdempotencyStore {
         self.expiry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Updates the counters and indexes for a record removed from `map`.
-    fn forget(&self, entry: &Entry) {
+    /// Updates the counters and indexes for a record removed from `map`; `in_expiry`:
+    /// whether its completion is still in the expiry index (not when it was just taken
+    /// from there).
+    fn forget(&self, entry: &Entry, in_expiry: bool) {
         self.entries.fetch_sub(1, Ordering::Relaxed);
         let done = match entry.state {
             State::Done {
                 seq, until, bytes, ..
             } => {
                 self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-                self.lock_expiry().remove(&(until, seq));
+                if in_expiry {
+                    self.lock_expiry().remove(&(until, seq));
+                }
                 Some((seq, bytes))
             }
             State::InFlight { .. } => None,
@@ -355,11 +377,12 @@ impl MemoryIdempotencyStore {
         }
     }
 
-    /// Removes the completed record `seq` of `scope`, if it is still there.
-    fn drop_completed(&self, scope: &Digest, seq: u64) -> bool {
+    /// Removes the completed record `seq` of `scope`, if it is still there (`in_expiry`: as
+    /// for [`Self::forget`]).
+    fn drop_completed(&self, scope: &Digest, seq: u64, in_expiry: bool) -> bool {
         match self.map.remove_if(scope, |_, e| e.is_done(seq)) {
             Some((_, entry)) => {
-                self.forget(&entry);
+                self.forget(&entry, in_expiry);
                 true
             }
             None => false,
@@ -384,7 +407,7 @@ impl MemoryIdempotencyStore {
         let Some(((until, seq), scope)) = next else {
             return false;
         };
-        if self.drop_completed(&scope, seq) && until > now {
+        if self.drop_completed(&scope, seq, false) && until > now {
             self.warn_shrinking(now);
         }
         true
@@ -410,7 +433,7 @@ impl MemoryIdempotencyStore {
         let Some((seq, _, scope)) = next else {
             return false;
         };
-        self.drop_completed(&scope, seq);
+        self.drop_completed(&scope, seq, true);
         true
     }
 
@@ -601,7 +624,7 @@ impl MemoryIdempotencyStore {
         drop(entry);
         // Dropped once this entry's lock is released (it may be one of them, with a TTL of 0).
         for ((_, seq), scope) in expired.into_iter().flatten() {
-            self.drop_completed(&scope, seq);
+            self.drop_completed(&scope, seq, false);
         }
         Ok(true)
     }
@@ -613,7 +636,7 @@ impl MemoryIdempotencyStore {
         );
         match removed {
             Some((_, entry)) => {
-                self.forget(&entry);
+                self.forget(&entry, true);
                 true
             }
             None => false,
@@ -666,7 +689,10 @@ mod tests {
     fn response(body: &'static str) -> Completion {
         Completion::Response(StoredResponse {
             status: 201,
-            headers: vec![("content-type".into(), b"text/plain".to_vec())],
+            headers: vec![(
+                actix_web::http::header::CONTENT_TYPE,
+                actix_web::http::header::HeaderValue::from_static("text/plain"),
+            )],
             body: body.into(),
         })
     }

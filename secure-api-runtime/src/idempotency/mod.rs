@@ -23,6 +23,8 @@ pub mod memory;
 
 use std::sync::Arc;
 
+use actix_web::http::header::{HeaderName, HeaderValue};
+
 use sha2::{Digest as _, Sha256};
 
 use crate::store::{StoreError, StoreFuture};
@@ -173,8 +175,9 @@ impl RecordKey {
 pub struct StoredResponse {
     /// The status code.
     pub status: u16,
-    /// Headers from [`REPLAYED_HEADERS`], lowercase names, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Headers from [`REPLAYED_HEADERS`], in order. Kept as the response had them, so that
+    /// storing and replaying a response copies no header.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body.
     pub body: bytes::Bytes,
 }
@@ -186,7 +189,7 @@ impl StoredResponse {
             + self
                 .headers
                 .iter()
-                .map(|(n, v)| n.len() + v.len())
+                .map(|(n, v)| n.as_str().len() + v.len())
                 .sum::<usize>()
             + 64
     }

@@ -3,6 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use ::redis::{Script, ScriptInvocation, Value};
+use actix_web::http::header::{HeaderName, HeaderValue};
 
 use super::{RedisBackend, corrupt, hex, int};
 use crate::idempotency::memory::{
@@ -273,9 +274,11 @@ fn encode(completion: &Completion) -> Vec<u8> {
             let headers = u16::try_from(response.headers.len()).unwrap_or(u16::MAX);
             out.extend_from_slice(&headers.to_be_bytes());
             for (name, value) in response.headers.iter().take(usize::from(headers)) {
-                let name = &name.as_bytes()[..name.len().min(usize::from(u16::MAX))];
+                let name = name.as_str().as_bytes();
+                let name = &name[..name.len().min(usize::from(u16::MAX))];
                 out.extend_from_slice(&(name.len() as u16).to_be_bytes());
                 out.extend_from_slice(name);
+                let value = value.as_bytes();
                 let value = &value[..value.len().min(u32::MAX as usize)];
                 out.extend_from_slice(&(value.len() as u32).to_be_bytes());
                 out.extend_from_slice(value);
@@ -307,11 +310,9 @@ fn decode(record: &[u8]) -> Result<Claim, StoreError> {
             let mut headers = Vec::with_capacity(usize::from(count));
             for _ in 0..count {
                 let len = u16::from_be_bytes(take(2)?.try_into().map_err(|_| bad())?);
-                let name = std::str::from_utf8(take(usize::from(len))?)
-                    .map_err(|_| bad())?
-                    .to_owned();
+                let name = HeaderName::from_bytes(take(usize::from(len))?).map_err(|_| bad())?;
                 let len = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?);
-                let value = take(len as usize)?.to_vec();
+                let value = HeaderValue::from_bytes(take(len as usize)?).map_err(|_| bad())?;
                 headers.push((name, value));
             }
             let body = bytes::Bytes::copy_from_slice(rest);
@@ -373,6 +374,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::{CONTENT_TYPE, ETAG, LOCATION};
 
     fn stored(completion: &Completion) -> Vec<u8> {
         let mut record = vec![b'd'];
@@ -386,8 +388,8 @@ mod tests {
         let response = StoredResponse {
             status: 201,
             headers: vec![
-                ("content-type".into(), b"application/json".to_vec()),
-                ("location".into(), b"/orders/1".to_vec()),
+                (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (LOCATION, HeaderValue::from_static("/orders/1")),
             ],
             body: bytes::Bytes::from_static(b"{\"id\":1}"),
         };
@@ -414,7 +416,7 @@ mod tests {
     fn truncated_records_are_corrupt_not_panics() {
         let full = stored(&Completion::Response(StoredResponse {
             status: 200,
-            headers: vec![("etag".into(), b"\"x\"".to_vec())],
+            headers: vec![(ETAG, HeaderValue::from_static("\"x\""))],
             body: bytes::Bytes::new(),
         }));
         for len in 0..full.len() {
