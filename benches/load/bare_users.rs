@@ -16,6 +16,7 @@
 //! response headers secure-api sends (the security headers, `Location` and constant
 //! `RateLimit` fields) with actix's `DefaultHeaders`, to measure what those bytes cost.
 
+use actix_web::dev::ServiceRequest;
 use actix_web::{App, HttpResponse, HttpServer, post, web};
 use serde::{Deserialize, Serialize};
 
@@ -41,39 +42,53 @@ async fn create_user(input: web::Json<CreateUserRequest>) -> HttpResponse {
     }))
 }
 
+/// The app; `headers`: send the same response headers as secure-api (also measured in
+/// process by `benches/stack.rs`).
+pub fn app(
+    headers: bool,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let mut defaults = actix_web::middleware::DefaultHeaders::new();
+    if headers {
+        for (name, value) in [
+            (
+                "strict-transport-security",
+                "max-age=63072000; includeSubDomains",
+            ),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+            ("cache-control", "no-store"),
+            ("referrer-policy", "no-referrer"),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("cross-origin-resource-policy", "same-origin"),
+            ("location", "/api/users/alice_01"),
+            ("ratelimit-policy", "\"anonymous\";q=10;w=1"),
+            ("ratelimit", "\"anonymous\";r=9;t=1"),
+        ] {
+            defaults = defaults.add((name, value));
+        }
+    }
+    App::new().wrap(defaults).service(create_user)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
     log::info!("bare_users listening on http://{bind}");
     let headers = std::env::var("BARE_HEADERS").is_ok_and(|v| v == "1");
-    let mut server = HttpServer::new(move || {
-        let mut defaults = actix_web::middleware::DefaultHeaders::new();
-        if headers {
-            for (name, value) in [
-                (
-                    "strict-transport-security",
-                    "max-age=63072000; includeSubDomains",
-                ),
-                ("x-content-type-options", "nosniff"),
-                ("x-frame-options", "DENY"),
-                (
-                    "content-security-policy",
-                    "default-src 'none'; frame-ancestors 'none'",
-                ),
-                ("cache-control", "no-store"),
-                ("referrer-policy", "no-referrer"),
-                ("cross-origin-opener-policy", "same-origin"),
-                ("cross-origin-resource-policy", "same-origin"),
-                ("location", "/api/users/alice_01"),
-                ("ratelimit-policy", "\"anonymous\";q=10;w=1"),
-                ("ratelimit", "\"anonymous\";r=9;t=1"),
-            ] {
-                defaults = defaults.add((name, value));
-            }
-        }
-        App::new().wrap(defaults).service(create_user)
-    });
+    let mut server = HttpServer::new(move || app(headers));
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);
     }

@@ -34,8 +34,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_governor::{
-    Governor, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
-    governor::{NotUntil, clock::QuantaInstant},
+    Governor, GovernorConfig, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
+    governor::{NotUntil, clock::QuantaInstant, middleware::NoOpMiddleware},
 };
 use actix_web::dev::ServiceRequest;
 use actix_web::error::{InternalError, JsonPayloadError};
@@ -158,13 +158,14 @@ fn json_config() -> web::JsonConfig {
 
 /// An address or a network `addr/prefix` whose `X-Forwarded-For` is believed.
 #[derive(Debug, Clone, Copy)]
-struct Trusted {
+pub struct Trusted {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Trusted {
-    fn parse(s: &str) -> Result<Self, String> {
+    /// `addr` or `addr/prefix`.
+    pub fn parse(s: &str) -> Result<Self, String> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -211,7 +212,7 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
 /// actix-governor's key: the client address, from `X-Forwarded-For` when the peer is a
 /// trusted proxy (the rightmost hop that is not trusted), else the peer; IPv6 by /64.
 #[derive(Debug, Clone)]
-struct ClientIp {
+pub struct ClientIp {
     trusted: Vec<Trusted>,
 }
 
@@ -284,6 +285,42 @@ const SECURITY_HEADERS: [(&str, &str); 8] = [
     ("cross-origin-resource-policy", "same-origin"),
 ];
 
+/// The limiter of the peer stack: users_limits' anonymous tier, 10/s per client, keyed by
+/// the client address behind `trusted` proxies.
+pub fn governor(
+    trusted: Vec<Trusted>,
+) -> std::io::Result<GovernorConfig<ClientIp, NoOpMiddleware<QuantaInstant>>> {
+    GovernorConfigBuilder::default()
+        .milliseconds_per_request(100)
+        .burst_size(10)
+        .key_extractor(ClientIp { trusted })
+        .finish()
+        .ok_or_else(|| std::io::Error::other("rate limit: zero period or burst"))
+}
+
+/// The peer stack's app (also measured in process by `benches/stack.rs`).
+pub fn app(
+    governor: GovernorConfig<ClientIp, NoOpMiddleware<QuantaInstant>>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let mut headers = actix_web::middleware::DefaultHeaders::new();
+    for header in SECURITY_HEADERS {
+        headers = headers.add(header);
+    }
+    App::new()
+        .app_data(json_config())
+        .wrap(Governor::new(&governor))
+        .wrap(headers)
+        .service(create_user)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -295,13 +332,8 @@ async fn main() -> std::io::Result<()> {
         .map(Trusted::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| std::io::Error::other(format!("TRUSTED_PROXY: {e}")))?;
-    // One limiter for all workers: users_limits' anonymous tier, 10/s per client.
-    let governor = GovernorConfigBuilder::default()
-        .milliseconds_per_request(100)
-        .burst_size(10)
-        .key_extractor(ClientIp { trusted })
-        .finish()
-        .ok_or_else(|| std::io::Error::other("rate limit: zero period or burst"))?;
+    // One limiter for all workers.
+    let governor = governor(trusted)?;
     // governor's keyed state grows with every client; drop idle keys now and then.
     let limiter = governor.limiter();
     std::thread::spawn(move || {
@@ -312,17 +344,7 @@ async fn main() -> std::io::Result<()> {
         }
     });
     log::info!("peer_users listening on http://{bind}");
-    let mut server = HttpServer::new(move || {
-        let mut headers = actix_web::middleware::DefaultHeaders::new();
-        for header in SECURITY_HEADERS {
-            headers = headers.add(header);
-        }
-        App::new()
-            .app_data(json_config())
-            .wrap(Governor::new(&governor))
-            .wrap(headers)
-            .service(create_user)
-    });
+    let mut server = HttpServer::new(move || app(governor.clone()));
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);
     }

@@ -49,7 +49,11 @@
 # key and have written its keys to Redis. It also prints redis-server's CPU time per request
 # (from /proc). The in-memory server listens on BARE_PORT, the Redis one on SECURE_PORT.
 #
-# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), REDIS (0), PEER (0), ROUNDS (9),
+# PIN=1 pins each server to CPU 1 and wrk to CPU 0 (taskset): on a 2-core machine, unpinned
+# runs flip between regimes (who shares a core with whom, how many requests each wakeup
+# finds) and CPU per request varies by up to 2x from round to round; pinned, it does not.
+#
+# Knobs (environment): SECURE_BIN (users_api), BARE_HEADERS (0), REDIS (0), PEER (0), PIN (0), ROUNDS (9),
 # DURATION (1 s), CONNECTIONS (32), THREADS (1), BARE_PORT (18080), SECURE_PORT (18081),
 # PEER_PORT (18082), REDIS_PORT (16379, the first port tried), XFF_POOL (see users.lua). With the
 # defaults the measurement takes about 30 s after the build; servers are killed on exit.
@@ -74,6 +78,14 @@ EXPECTED='{"email":"alice@example.com","user":"alice_01"}'
 
 REDIS=${REDIS:-0}
 PEER=${PEER:-0}
+PIN=${PIN:-0}
+SERVER_CPU=()
+WRK_CPU=()
+if [ "$PIN" = 1 ]; then
+  command -v taskset >/dev/null || { echo "run.sh: PIN=1 needs taskset" >&2; exit 2; }
+  SERVER_CPU=(taskset -c 1)
+  WRK_CPU=(taskset -c 0)
+fi
 SECURE_BIN=${SECURE_BIN:-users_api}
 TOOLS="wrk curl cargo"
 if [ "$REDIS" = 1 ]; then
@@ -179,11 +191,11 @@ start() {
   case "$1" in
     bare)
       WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" BARE_HEADERS="${BARE_HEADERS:-0}" \
-        "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
+        "${SERVER_CPU[@]}" "$BIN/bare_users" >>"$LOG_DIR/bare.log" 2>&1 &
       ;;
     peer)
       WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
-        "$BIN/peer_users" >>"$LOG_DIR/peer.log" 2>&1 &
+        "${SERVER_CPU[@]}" "$BIN/peer_users" >>"$LOG_DIR/peer.log" 2>&1 &
       ;;
     redis)
       # Every run starts from an empty Redis, as every in-memory server starts empty.
@@ -191,12 +203,12 @@ start() {
       WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
         REDIS_URL="redis://127.0.0.1:$REDIS_PORT/" KEY_SECRET="$KEY_SECRET_VALUE" \
         JWT_SECRET="$JWT_SECRET_VALUE" DEMO_PASSWORD=run.sh-demo-password \
-        "$BIN/users_api" >>"$LOG_DIR/redis.log" 2>&1 &
+        "${SERVER_CPU[@]}" "$BIN/users_api" >>"$LOG_DIR/redis.log" 2>&1 &
       ;;
     *)
       WORKERS=1 RUST_LOG=warn BIND="127.0.0.1:$port" TRUSTED_PROXY=127.0.0.1/32 \
         JWT_SECRET="$JWT_SECRET_VALUE" DEMO_PASSWORD=run.sh-demo-password \
-        "$BIN/$SECURE_BIN" >>"$LOG_DIR/$1.log" 2>&1 &
+        "${SERVER_CPU[@]}" "$BIN/$SECURE_BIN" >>"$LOG_DIR/$1.log" 2>&1 &
       ;;
   esac
   SERVER_PID=$!
@@ -311,7 +323,7 @@ bench() {
   if [ -n "$REDIS_PID" ]; then redis_before=$(cpu_ns "$REDIS_PID"); fi
   before=$(cpu_ns "$SERVER_PID")
   echo "0 0" >"$LOG_DIR/wrk.cpu"
-  "${TIME[@]}" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+  "${TIME[@]}" "${WRK_CPU[@]}" timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
     --timeout 5s -s "$LUA" "http://127.0.0.1:$port/api/users" >"$LOG_DIR/wrk.out" 2>&1 || {
     cat "$LOG_DIR/wrk.out" >&2
     exit 2

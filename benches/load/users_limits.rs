@@ -5,6 +5,7 @@
 //!
 //! Environment: `BIND` (default `127.0.0.1:8080`), `WORKERS`, `TRUSTED_PROXY`.
 
+use actix_web::dev::ServiceRequest;
 use actix_web::{App, HttpServer};
 use secure_api_runtime::prelude::*;
 use serde::Deserialize;
@@ -38,6 +39,21 @@ async fn create_user(input: Valid<CreateUserRequest>) -> Result<HttpResponse, Ap
         .json(serde_json::json!({ "user": user.username, "email": user.email })))
 }
 
+/// The app (also measured in process by `benches/stack.rs`).
+pub fn app(
+    secure: SecureApi,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().wrap(secure.layer()).service(create_user)
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -47,7 +63,7 @@ async fn main() -> std::io::Result<()> {
         .trust_proxies(&proxies)
         .map_err(|e| std::io::Error::other(format!("TRUSTED_PROXY: {e}")))?
         .build();
-    let mut server = HttpServer::new(move || App::new().wrap(secure.layer()).service(create_user));
+    let mut server = HttpServer::new(move || app(secure.clone()));
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);
     }

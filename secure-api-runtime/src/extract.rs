@@ -12,15 +12,19 @@
 //! | path segment of the wrong type | 404 |
 
 use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use futures_util::StreamExt;
-use futures_util::future::{LocalBoxFuture, Ready, ready};
+use futures_util::Stream;
+use futures_util::future::{Ready, ready};
 use serde::de::DeserializeOwned;
 
 use crate::input::{InputLimits, is_json_content_type, json_input, query_input};
@@ -104,7 +108,7 @@ pub(crate) fn limits(req: &HttpRequest) -> InputLimits {
 
 impl<T: SecureInput + DeserializeOwned + 'static> FromRequest for Valid<T> {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = ValidFuture<T>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limits = limits(req);
@@ -113,24 +117,65 @@ impl<T: SecureInput + DeserializeOwned + 'static> FromRequest for Valid<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_content_type);
-        if !json {
-            return Box::pin(ready(Err(ApiError::new(problems::UNSUPPORTED_MEDIA_TYPE))));
+        let read = if json {
+            Ok(read_body(
+                payload.take(),
+                declared_length(req),
+                limits.body_limit(),
+            ))
+        } else {
+            Err(Some(ApiError::new(problems::UNSUPPORTED_MEDIA_TYPE)))
+        };
+        ValidFuture {
+            read,
+            limits,
+            _input: PhantomData,
         }
-        let declared = declared_length(req);
-        let payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(payload, declared, limits.body_limit()).await?;
-            json_input(&body, &limits).map(Valid)
-        })
+    }
+}
+
+/// The future of [`Valid<T>`]'s extraction: reads the body, then deserialises and validates
+/// it. A named type rather than a boxed one, so that extracting allocates nothing of its own.
+#[doc(hidden)]
+pub struct ValidFuture<T> {
+    /// The body being read, or the error decided before reading (taken when returned).
+    read: Result<ReadBody, Option<ApiError>>,
+    limits: InputLimits,
+    _input: PhantomData<fn() -> T>,
+}
+
+impl<T: SecureInput + DeserializeOwned> Future for ValidFuture<T> {
+    type Output = Result<Valid<T>, ApiError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match &mut this.read {
+            Ok(read) => match Pin::new(read).poll(cx) {
+                Poll::Ready(body) => {
+                    Poll::Ready(body.and_then(|body| json_input(&body, &this.limits).map(Valid)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            Err(err) => Poll::Ready(Err(err
+                .take()
+                .unwrap_or_else(|| ApiError::internal("Valid<T> polled after it finished")))),
+        }
     }
 }
 
 /// The `Content-Length` if the request declares one that parses.
 pub(crate) fn declared_length(req: &HttpRequest) -> Option<usize> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+    let digits = req.headers().get(header::CONTENT_LENGTH)?.as_bytes();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 /// Reads a whole body of at most `limit` bytes: 413 as soon as the declared or received
@@ -138,42 +183,78 @@ pub(crate) fn declared_length(req: &HttpRequest) -> Option<usize> {
 ///
 /// A body that arrives in one chunk (the usual case for small JSON bodies) is returned as
 /// that chunk, without a copy; only a second chunk starts a buffer.
-pub(crate) async fn read_body(
-    mut payload: Payload,
+pub(crate) fn read_body(payload: Payload, declared: Option<usize>, limit: usize) -> ReadBody {
+    ReadBody {
+        payload,
+        declared,
+        limit,
+        first: None,
+        rest: None,
+        refused: declared.is_some_and(|n| n > limit),
+    }
+}
+
+/// The future of [`read_body`].
+#[doc(hidden)]
+pub struct ReadBody {
+    payload: Payload,
     declared: Option<usize>,
     limit: usize,
-) -> Result<Bytes, ApiError> {
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::new(problems::PAYLOAD_TOO_LARGE));
-    }
-    let chunk_of = |chunk: Result<Bytes, PayloadError>| {
-        chunk.map_err(|e| match e {
-            PayloadError::Overflow => ApiError::new(problems::PAYLOAD_TOO_LARGE),
-            e => ApiError::new(problems::MALFORMED_REQUEST).with_cause(e),
-        })
-    };
-    let first = match payload.next().await {
-        Some(chunk) => chunk_of(chunk)?,
-        None => return Ok(Bytes::new()),
-    };
-    if first.len() > limit {
-        return Err(ApiError::new(problems::PAYLOAD_TOO_LARGE));
-    }
-    let Some(second) = payload.next().await else {
-        return Ok(first);
-    };
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    body.extend_from_slice(&first);
-    let mut next = Some(second);
-    while let Some(chunk) = next {
-        let chunk = chunk_of(chunk)?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(problems::PAYLOAD_TOO_LARGE));
+    /// The first chunk, until a second one comes.
+    first: Option<Bytes>,
+    /// From the second chunk on, the body so far.
+    rest: Option<BytesMut>,
+    /// The declared length is over the limit: 413 without reading.
+    refused: bool,
+}
+
+impl Future for ReadBody {
+    type Output = Result<Bytes, ApiError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.refused {
+            return Poll::Ready(Err(ApiError::new(problems::PAYLOAD_TOO_LARGE)));
         }
-        body.extend_from_slice(&chunk);
-        next = payload.next().await;
+        loop {
+            let chunk = match Pin::new(&mut this.payload).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let body = match (this.rest.take(), this.first.take()) {
+                        (Some(rest), _) => rest.freeze(),
+                        (None, Some(first)) => first,
+                        (None, None) => Bytes::new(),
+                    };
+                    return Poll::Ready(Ok(body));
+                }
+                Poll::Ready(Some(Err(PayloadError::Overflow))) => {
+                    return Poll::Ready(Err(ApiError::new(problems::PAYLOAD_TOO_LARGE)));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(
+                        ApiError::new(problems::MALFORMED_REQUEST).with_cause(e)
+                    ));
+                }
+                Poll::Ready(Some(Ok(chunk))) => chunk,
+            };
+            let held = this.first.as_ref().map_or(0, Bytes::len)
+                + this.rest.as_ref().map_or(0, BytesMut::len);
+            if held + chunk.len() > this.limit {
+                return Poll::Ready(Err(ApiError::new(problems::PAYLOAD_TOO_LARGE)));
+            }
+            match (&mut this.rest, this.first.take()) {
+                (Some(rest), _) => rest.extend_from_slice(&chunk),
+                (None, None) => this.first = Some(chunk),
+                (None, Some(first)) => {
+                    let capacity = this.declared.unwrap_or(1024).min(this.limit);
+                    let mut rest = BytesMut::with_capacity(capacity.max(first.len() + chunk.len()));
+                    rest.extend_from_slice(&first);
+                    rest.extend_from_slice(&chunk);
+                    this.rest = Some(rest);
+                }
+            }
+        }
     }
-    Ok(body.freeze())
 }
 
 impl<T: SecureInput + DeserializeOwned> FromRequest for ValidQuery<T> {
@@ -203,5 +284,84 @@ impl<T: SecureInput + DeserializeOwned> FromRequest for ValidPath<T> {
             ))),
         };
         ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn chunks(parts: Vec<Result<&'static [u8], PayloadError>>) -> Payload {
+        let stream = futures_util::stream::iter(
+            parts
+                .into_iter()
+                .map(|p| p.map(Bytes::from_static))
+                .collect::<Vec<_>>(),
+        );
+        Payload::Stream {
+            payload: Box::pin(stream),
+        }
+    }
+
+    fn read(
+        parts: Vec<Result<&'static [u8], PayloadError>>,
+        declared: Option<usize>,
+    ) -> Result<Bytes, u16> {
+        read_body(chunks(parts), declared, 8)
+            .now_or_never()
+            .expect("a ready stream")
+            .map_err(|e| actix_web::ResponseError::status_code(&e).as_u16())
+    }
+
+    #[test]
+    fn bodies_are_read_whole_within_the_limit() {
+        assert_eq!(read(vec![], None), Ok(Bytes::new()));
+        assert_eq!(
+            read(vec![Ok(b"12345678")], Some(8)),
+            Ok(Bytes::from_static(b"12345678"))
+        );
+        assert_eq!(
+            read(vec![Ok(b"123"), Ok(b""), Ok(b"45"), Ok(b"678")], None),
+            Ok(Bytes::from_static(b"12345678"))
+        );
+    }
+
+    #[test]
+    fn over_the_limit_is_413_and_a_broken_stream_is_400() {
+        assert_eq!(read(vec![Ok(b"123456789")], None), Err(413));
+        assert_eq!(read(vec![Ok(b"1234"), Ok(b"56789")], None), Err(413));
+        assert_eq!(
+            read(vec![Ok(b"12"), Ok(b"3456"), Ok(b"789")], None),
+            Err(413)
+        );
+        assert_eq!(read(vec![Ok(b"1")], Some(9)), Err(413));
+        assert_eq!(
+            read(vec![Ok(b"1"), Err(PayloadError::Overflow)], None),
+            Err(413)
+        );
+        assert_eq!(
+            read(vec![Ok(b"1"), Err(PayloadError::Incomplete(None))], None),
+            Err(400)
+        );
+    }
+
+    #[test]
+    fn declared_lengths_are_plain_decimal_numbers() {
+        let of = |v: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::CONTENT_LENGTH, v))
+                .to_http_request();
+            declared_length(&req)
+        };
+        assert_eq!(of("0"), Some(0));
+        assert_eq!(of("16384"), Some(16384));
+        for bad in ["", "+5", "-1", "1 2", "0x10", "99999999999999999999999"] {
+            assert_eq!(of(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            declared_length(&actix_web::test::TestRequest::default().to_http_request()),
+            None
+        );
     }
 }

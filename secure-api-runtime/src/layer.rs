@@ -108,7 +108,10 @@ impl SecurityHeaders {
     /// Applies the preset to a response's headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {
-            headers.remove(name);
+            // A lookup first: removing moves the (absent) entry out either way.
+            if headers.contains_key(name) {
+                headers.remove(name);
+            }
         }
         for (name, value) in &self.set {
             headers.insert(name.clone(), value.clone());

@@ -86,7 +86,9 @@ pub mod __private {
 
     pub use crate::auth::Permission;
     pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
-    pub use crate::endpoint::{EndpointSpec, IdempotencySpec, KeyKind, Limit, TierPolicy, run};
+    pub use crate::endpoint::{
+        EndpointSpec, IdempotencySpec, KeyKind, Limit, TierPolicy, run, run_idempotent,
+    };
     /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
     /// fuzzing and property tests.
     pub use crate::shared::units;

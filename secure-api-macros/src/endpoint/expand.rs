@@ -176,11 +176,18 @@ fn wrapper(e: &Endpoint<'_>, p: &TokenStream, vis: &syn::Visibility) -> TokenStr
             };
         }
     });
+    // Idempotent endpoints have a runner of their own, so that the idempotency machinery is
+    // not part of every endpoint's future.
+    let run = if e.idempotency.is_some() {
+        quote!(run_idempotent)
+    } else {
+        quote!(run)
+    };
     let body = quote! {
         #[allow(clippy::too_many_arguments)]
         #func
         #spec
-        #p::run(&__SECURE_ENDPOINT, __req, __payload.into_inner(), |__req, mut __payload| async move {
+        #p::#run(&__SECURE_ENDPOINT, __req, __payload.into_inner(), |__req, mut __payload| async move {
             #(#extract)*
             let __out = #name(#(#args),*).await;
             ::core::result::Result::Ok(#aw::Responder::respond_to(__out, &__req).map_into_boxed_body())

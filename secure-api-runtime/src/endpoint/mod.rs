@@ -140,11 +140,36 @@ pub(crate) fn client_ip(api: &SecureApi, req: &HttpRequest) -> IpAddr {
 /// Runs one request through the endpoint's checks and `handler` (which extracts the
 /// handler's arguments and calls it).
 ///
-/// The checks run in a future of their own ([`admit`]), and the idempotent path is boxed:
-/// the future of a plain request holds only the larger of the checks and the handler, not
-/// both plus the idempotency machinery, so that what actix allocates for every request
-/// stays small.
+/// The checks run in a future of their own ([`admit`]), so that the future of a request
+/// holds only the larger of the checks and the handler, not both: what actix allocates for
+/// every request stays small. Idempotent endpoints go through [`run_idempotent`] (the macro
+/// calls it for them), so that the idempotency machinery is not part of every endpoint's
+/// future either.
 pub async fn run<F, Fut>(
+    spec: &'static EndpointSpec,
+    req: HttpRequest,
+    payload: Payload,
+    handler: F,
+) -> HttpResponse
+where
+    F: FnOnce(HttpRequest, Payload) -> Fut + 'static,
+    Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
+{
+    if spec.idempotency.is_some() {
+        // Not what the macro generates; correct all the same.
+        return Box::pin(run_idempotent(spec, req, payload, handler)).await;
+    }
+    let admitted = match admit(spec, &req, payload).await {
+        Ok(admitted) => admitted,
+        Err(res) => return res,
+    };
+    let res = call(req, admitted.payload, handler).await;
+    with_rate_limit_fields(res, admitted.limited)
+}
+
+/// [`run`] for an endpoint with `idempotent`: the same checks, then the idempotency rules
+/// for methods that are not safe.
+pub async fn run_idempotent<F, Fut>(
     spec: &'static EndpointSpec,
     req: HttpRequest,
     payload: Payload,
@@ -163,21 +188,20 @@ where
         limited,
         idempotency,
     } = admitted;
-    let mut res = match idempotency {
+    let res = match idempotency {
         Some((api, idem, client)) => {
-            Box::pin(idempotent::call(
-                &api,
-                spec,
-                idem,
-                client.as_str(),
-                req,
-                payload,
-                handler,
-            ))
-            .await
+            idempotent::call(&api, spec, idem, client.as_str(), req, payload, handler).await
         }
         None => call(req, payload, handler).await,
     };
+    with_rate_limit_fields(res, limited)
+}
+
+/// Adds the `RateLimit` / `RateLimit-Policy` fields of a limited request to its response.
+fn with_rate_limit_fields(
+    mut res: HttpResponse,
+    limited: Option<(Policy, Decision)>,
+) -> HttpResponse {
     if let Some((policy, decision)) = limited {
         let headers = res.headers_mut();
         for (name, value) in rate_limit_fields(&policy, &decision) {
