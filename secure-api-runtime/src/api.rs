@@ -168,8 +168,8 @@ impl SecureApi {
 
     /// The state installed for this request, else the process-wide default.
     pub fn of(req: &HttpRequest) -> SecureApi {
-        match req.extensions().get::<SecureApi>() {
-            Some(api) => api.clone(),
+        match req.extensions().get::<RequestContext>() {
+            Some(ctx) => ctx.api.clone(),
             None => SecureApi::global().clone(),
         }
     }
@@ -182,6 +182,14 @@ impl SecureApi {
     pub fn client_ip(&self) -> &ClientIpConfig {
         &self.inner.client_ip
     }
+}
+
+/// What the layer leaves in a request's extensions for the endpoint: the app's state, and
+/// room for the endpoint's input limits, so that one extension (one allocation) carries both.
+pub(crate) struct RequestContext {
+    pub(crate) api: SecureApi,
+    /// Set by an endpoint with `max_body`, read by its extractors.
+    pub(crate) limits: std::cell::Cell<Option<crate::input::InputLimits>>,
 }
 
 /// Configures a [`SecureApi`].

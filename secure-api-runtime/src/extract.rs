@@ -100,8 +100,14 @@ wrapper! {
 /// The endpoint's limits (set by `#[secure_endpoint(max_body = ...)]`), else those of the
 /// resource or app (`app_data`), else the defaults.
 pub(crate) fn limits(req: &HttpRequest) -> InputLimits {
-    if let Some(limits) = req.extensions().get::<InputLimits>() {
-        return *limits;
+    let extensions = req.extensions();
+    let set = extensions
+        .get::<crate::api::RequestContext>()
+        .and_then(|ctx| ctx.limits.get())
+        .or_else(|| extensions.get::<InputLimits>().copied());
+    drop(extensions);
+    if let Some(limits) = set {
+        return limits;
     }
     req.app_data::<InputLimits>().copied().unwrap_or_default()
 }

@@ -211,7 +211,10 @@ where
         // No clone of the request may be held here: routing needs it uniquely owned. Errors
         // and panics therefore leave this layer as an `Err` holding the finished response.
         if let Some(api) = &self.api {
-            req.extensions_mut().insert(api.clone());
+            req.extensions_mut().insert(crate::api::RequestContext {
+                api: api.clone(),
+                limits: std::cell::Cell::new(None),
+            });
         }
         let headers = self.headers.clone();
         let service = self.service.clone();

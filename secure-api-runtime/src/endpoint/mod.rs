@@ -254,7 +254,16 @@ async fn admit(
     let app_limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
     let max_body = match spec.max_body {
         Some(max_body) => {
-            req.extensions_mut().insert(app_limits.max_body(max_body));
+            let limits = app_limits.max_body(max_body);
+            // Into the layer's context when there is one: no extension of its own.
+            let set = req
+                .extensions()
+                .get::<crate::api::RequestContext>()
+                .map(|ctx| ctx.limits.set(Some(limits)))
+                .is_some();
+            if !set {
+                req.extensions_mut().insert(limits);
+            }
             max_body
         }
         None => app_limits.body_limit(),
