@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
                     std::hint::black_box(test::read_body(res).await);
                     status
                 })
-            }) as Box<dyn Fn(actix_http::Request) -> actix_web::http::StatusCode + '_>
+            }) as Caller<'_>
         };
     }
     let stacks = [
@@ -98,17 +98,14 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// One app's whole stack on one request, to its status.
+type Caller<'a> = Box<dyn Fn(actix_http::Request) -> actix_web::http::StatusCode + 'a>;
+
 /// The three stacks measured in turns (15 rounds of 20,000 requests each, the order
 /// rotating), so that a machine whose speed drifts (a shared VM) slows them alike; prints
 /// each one's median and fastest round, and the ratios of the medians. Criterion's figures
 /// after it measure one stack at a time.
-fn interleaved(
-    stacks: &[(
-        &str,
-        Box<dyn Fn(actix_http::Request) -> actix_web::http::StatusCode + '_>,
-    )],
-    next: &dyn Fn() -> actix_http::Request,
-) {
+fn interleaved(stacks: &[(&str, Caller<'_>)], next: &dyn Fn() -> actix_http::Request) {
     const ROUNDS: usize = 15;
     const BATCH: u32 = 20_000;
     let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); stacks.len()];
