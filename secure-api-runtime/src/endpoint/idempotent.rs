@@ -11,8 +11,9 @@
 //! | completed, response not kept | 422 `idempotency-response-not-replayable` with `original_status` |
 //! | store full (or the client's quota full of running requests) or down | 503 (the handler does not run unprotected) |
 //!
-//! The handler runs in its own task, so a client that disconnects does not cancel it and its
-//! result is still stored. While it runs, a heartbeat renews the claim's lease every third
+//! A client that disconnects does not cancel the handler, and its result is still stored:
+//! the handler runs in the request's own future, and if that future is dropped unfinished
+//! the work moves to a task of its own and finishes there. While it runs, a heartbeat renews the claim's lease every third
 //! of the lease (`SecureApiBuilder::idempotency_lease`), so a slow handler keeps its key and
 //! a retry gets 409; the key is taken over only when nobody renewed it for a whole lease
 //! (the process crashed or stalled). A handler that finishes at its first poll starts no
