@@ -200,7 +200,7 @@ pub(crate) fn read_body(payload: Payload, declared: Option<usize>, limit: usize)
     }
 }
 
-/// The future of [`read_body`].
+/// The future of `read_body`.
 #[doc(hidden)]
 pub struct ReadBody {
     payload: Payload,

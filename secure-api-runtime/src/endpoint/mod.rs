@@ -140,7 +140,7 @@ pub(crate) fn client_ip(api: &SecureApi, req: &HttpRequest) -> IpAddr {
 /// Runs one request through the endpoint's checks and `handler` (which extracts the
 /// handler's arguments and calls it).
 ///
-/// The checks run in a future of their own ([`admit`]), so that the future of a request
+/// The checks run in a future of their own (`admit`), so that the future of a request
 /// holds only the larger of the checks and the handler, not both: what actix allocates for
 /// every request stays small. Idempotent endpoints go through [`run_idempotent`] (the macro
 /// calls it for them), so that the idempotency machinery is not part of every endpoint's
