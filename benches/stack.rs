@@ -32,6 +32,9 @@ mod peer;
 #[path = "load/users_limits.rs"]
 mod secure;
 
+#[global_allocator]
+static GLOBAL: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
+
 const BODY: &str = r#"{"username":"alice_01","email":"alice@example.com","age":30}"#;
 
 /// The `n`-th client address: 11.0.0.0 and up, public, none repeated within 2^20 requests.
@@ -88,6 +91,14 @@ fn bench(c: &mut Criterion) {
     ];
     for (name, call) in &stacks {
         assert_eq!(call(next()), 201, "{name}");
+        // Heap allocations per request (building it excluded), the mean of 1,000.
+        let requests: Vec<_> = (0..1_000).map(|_| next()).collect();
+        let (n, ()) = counting_alloc::allocations(|| {
+            for req in requests {
+                call(req);
+            }
+        });
+        println!("allocations per request: {name} {:.1}", n as f64 / 1_000.0);
     }
     interleaved(&stacks, &next);
 

@@ -10,12 +10,14 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
 
 use crate::api::SecureApi;
 use crate::problem::{PROBLEM_JSON, problem_for_status, problem_response, problems};
@@ -194,8 +196,6 @@ pub struct SecureLayerService<S> {
     api: Option<SecureApi>,
 }
 
-type LayerFuture<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
-
 impl<S, B> Service<ServiceRequest> for SecureLayerService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
@@ -203,7 +203,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LayerFuture<B>;
+    type Future = LayerFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -216,35 +216,92 @@ where
                 limits: std::cell::Cell::new(None),
             });
         }
-        let headers = self.headers.clone();
-        let service = self.service.clone();
-        let call = std::panic::catch_unwind(AssertUnwindSafe(move || service.call(req)));
-        Box::pin(async move {
-            let outcome = match call {
-                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
-                Err(panic) => Err(panic),
-            };
-            let mut res = match outcome {
-                Ok(Ok(res)) => to_problem(res),
-                Ok(Err(err)) => {
-                    let res = err.error_response();
-                    let res = if is_problem(res.headers()) {
-                        res
-                    } else {
-                        converted(&res, Some(&err))
-                    };
-                    return Err(Finished::new(res, &headers).into());
-                }
-                Err(panic) => {
-                    let cause = format!("handler panicked: {}", panic_message(&*panic));
-                    let res = problem_response(problems::INTERNAL_ERROR, Some(&cause));
-                    return Err(Finished::new(res, &headers).into());
-                }
-            };
-            headers.apply(res.headers_mut());
-            Ok(res)
-        })
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| self.service.call(req)));
+        LayerFuture {
+            state: match call {
+                Ok(fut) => LayerState::Running {
+                    fut: AssertUnwindSafe(fut).catch_unwind(),
+                },
+                Err(panic) => LayerState::Panicked { panic: Some(panic) },
+            },
+            headers: self.headers.clone(),
+        }
     }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`SecureLayerService`]: the inner service's, with its panics caught,
+    /// then the response finished (a named type, so that the layer allocates nothing per
+    /// request).
+    #[doc(hidden)]
+    pub struct LayerFuture<F> {
+        #[pin]
+        state: LayerState<F>,
+        headers: Arc<SecurityHeaders>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = LayerStateProj]
+    enum LayerState<F> {
+        Running {
+            #[pin]
+            fut: CatchUnwind<AssertUnwindSafe<F>>,
+        },
+        // The inner service's `call` itself panicked.
+        Panicked {
+            panic: Option<Box<dyn Any + Send>>,
+        },
+    }
+}
+
+impl<F, B> Future for LayerFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = match this.state.project() {
+            LayerStateProj::Running { fut } => match fut.poll(cx) {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => return Poll::Pending,
+            },
+            LayerStateProj::Panicked { panic } => Err(panic
+                .take()
+                .unwrap_or_else(|| Box::new("the layer's future was polled after it finished"))),
+        };
+        Poll::Ready(finish(outcome, this.headers))
+    }
+}
+
+/// The layer's answer for what the inner service gave: its response made a problem where
+/// needed and given the security headers, or the finished problem for an error or a panic.
+fn finish<B>(
+    outcome: Result<Result<ServiceResponse<B>, Error>, Box<dyn Any + Send>>,
+    headers: &SecurityHeaders,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let mut res = match outcome {
+        Ok(Ok(res)) => to_problem(res),
+        Ok(Err(err)) => {
+            let res = err.error_response();
+            let res = if is_problem(res.headers()) {
+                res
+            } else {
+                converted(&res, Some(&err))
+            };
+            return Err(Finished::new(res, headers).into());
+        }
+        Err(panic) => {
+            let cause = format!("handler panicked: {}", panic_message(&*panic));
+            let res = problem_response(problems::INTERNAL_ERROR, Some(&cause));
+            return Err(Finished::new(res, headers).into());
+        }
+    };
+    headers.apply(res.headers_mut());
+    Ok(res)
 }
 
 /// A response finished by the layer (problem body, security headers) that has to travel as

@@ -30,6 +30,9 @@ const NANOS_PER_MS: u64 = 1_000_000;
 /// for the store to fill before they go.
 const SWEEP_PER_COMPLETION: usize = 2;
 
+/// Expired completions taken out of the expiry index by one completion.
+type Expired = [Option<((u64, u64), Digest)>; SWEEP_PER_COMPLETION];
+
 /// The maps' hasher. Their keys are SHA-256 digests of what clients send, so a client can
 /// grind keys whose digests share bits; a hasher seeded with secret randomness keeps it from
 /// aiming them at one bucket. foldhash's quality variant does that at a fraction of std's
@@ -501,6 +504,35 @@ impl MemoryIdempotencyStore {
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let until = now.saturating_add(lease_ms.saturating_mul(NANOS_PER_MS));
+        // The common case first: a new key, with neither the store nor its client at a
+        // bound, takes one map entry and one client entry and evicts nothing.
+        if self.len() < self.max_entries {
+            match self.map.entry(key.scope) {
+                MapEntry::Occupied(o) if o.get().until() > now => {
+                    return Ok(o.get().answer(fingerprint));
+                }
+                // An expired record: the general path below takes it over.
+                MapEntry::Occupied(_) => {}
+                MapEntry::Vacant(v) => {
+                    let (quota, _) = self.client_quota();
+                    let mut client = self.clients.entry(key.client).or_default();
+                    if client.entries < quota {
+                        client.entries += 1;
+                        drop(client);
+                        // Counted while the entry is still locked, so nothing can remove
+                        // it first.
+                        let _entry = v.insert(Entry {
+                            client: key.client,
+                            fingerprint: *fingerprint,
+                            state: State::InFlight { owner, until },
+                        });
+                        self.entries.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Claim::Acquired);
+                    }
+                    // The client is at its quota: the general path makes room.
+                }
+            }
+        }
         let held = match self.map.get(&key.scope) {
             Some(entry) if entry.until() > now => return Ok(entry.answer(fingerprint)),
             Some(_) => true,
@@ -570,15 +602,33 @@ impl MemoryIdempotencyStore {
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let owns = |e: &Entry| matches!(e.state, State::InFlight { owner: o, .. } if o == owner);
-        if !self.map.get(&key.scope).is_some_and(|e| owns(&e)) {
-            return Ok(false);
-        }
         let size = completion.size();
-        if size > 0 {
+        let mut completion = Some(completion);
+        // The common case first: the owner's entry, locked once, and room for the response
+        // in the store's and its client's byte budgets without evicting anything.
+        {
+            let Some(mut entry) = self.map.get_mut(&key.scope) else {
+                return Ok(false);
+            };
+            if !owns(&entry) {
+                return Ok(false);
+            }
             if size > self.max_bytes {
                 return Err(StoreError::Full);
             }
-            // Made without holding this entry's lock: eviction locks other entries.
+            if self.stored_bytes() + size <= self.max_bytes {
+                let (_, quota) = self.client_quota();
+                if let Some(expired) =
+                    self.record(&mut entry, key, &mut completion, ttl_ms, now, Some(quota))
+                {
+                    drop(entry);
+                    self.drop_expired(expired);
+                    return Ok(true);
+                }
+            }
+        }
+        // Room is made without holding this entry's lock: eviction locks other entries.
+        if size > 0 {
             self.room_for_bytes(&key.client, size, now)?;
         }
         let Some(mut entry) = self.map.get_mut(&key.scope) else {
@@ -587,9 +637,34 @@ impl MemoryIdempotencyStore {
         if !owns(&entry) {
             return Ok(false);
         }
+        let expired = self.record(&mut entry, key, &mut completion, ttl_ms, now, None);
+        drop(entry);
+        if let Some(expired) = expired {
+            self.drop_expired(expired);
+        }
+        Ok(true)
+    }
+
+    /// Completes the locked, owned `entry` with `completion` (taken from the option) and
+    /// indexes it under its client and in expiry order, taking up to two expired records
+    /// out of the expiry index, to be dropped once the entry's lock is released. `None`,
+    /// with nothing changed, when the client's bytes would pass `quota`.
+    fn record(
+        &self,
+        entry: &mut Entry,
+        key: &RecordKey,
+        completion: &mut Option<Completion>,
+        ttl_ms: u64,
+        now: u64,
+        quota: Option<usize>,
+    ) -> Option<Expired> {
+        let size = completion.as_ref().map_or(0, Completion::size);
         let until = now.saturating_add(ttl_ms.saturating_mul(NANOS_PER_MS));
         let seq = {
             let mut c = self.clients.entry(entry.client).or_default();
+            if quota.is_some_and(|quota| c.bytes + size > quota) {
+                return None;
+            }
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             c.bytes += size;
             if c.completed.capacity() == 0 {
@@ -613,20 +688,24 @@ impl MemoryIdempotencyStore {
             }
         }
         entry.state = State::Done {
-            outcome: match completion {
-                Completion::Response(response) => Outcome::Response(Arc::new(response)),
-                Completion::NotReplayable { status } => Outcome::NotReplayable(status),
+            outcome: match completion.take() {
+                Some(Completion::Response(response)) => Outcome::Response(Arc::new(response)),
+                Some(Completion::NotReplayable { status }) => Outcome::NotReplayable(status),
+                None => Outcome::NotReplayable(500),
             },
             until,
             seq,
             bytes: size,
         };
-        drop(entry);
-        // Dropped once this entry's lock is released (it may be one of them, with a TTL of 0).
+        Some(expired)
+    }
+
+    /// Drops the expired records `record` took out of the expiry index (one of them may be
+    /// the record just completed, with a TTL of 0: hence after its lock is released).
+    fn drop_expired(&self, expired: Expired) {
         for ((_, seq), scope) in expired.into_iter().flatten() {
             self.drop_completed(&scope, seq, false);
         }
-        Ok(true)
     }
 
     fn release_now(&self, key: &RecordKey, owner: u128) -> bool {
