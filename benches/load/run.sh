@@ -17,8 +17,10 @@
 #   refuses a request: the test measures the allow path) and a new Idempotency-Key per
 #   request (users_api's endpoint is `idempotent`, which requires one);
 # - prints req/s per round, the server's CPU time per request (from /proc, summed over
-#   its threads), the non-2xx counts, and the ratio secure-api / bare of the medians
-#   (REDIS=1: redis / memory, and redis-server's CPU time per request);
+#   its threads), the non-2xx counts, the ratio secure-api / bare of the medians, and the
+#   median of the per-round ratios (each round's runs are seconds apart, so a machine whose
+#   speed drifts between rounds disturbs these least); with REDIS=1, redis / memory and
+#   redis-server's CPU time per request;
 #   exits 1 if more than 1% of the responses were not 2xx (the setup is wrong).
 #
 # Every run of wrk gets a freshly started server, and only one server runs at a time.
@@ -439,6 +441,18 @@ else
       printf "ratio secure-api / peer, req/s: %.3f (%.1f%%)\n", s / p, 100 * s / p
       printf "ratio peer / secure-api, CPU per request: %.3f (%.1f%%)\n", pc / sc, 100 * pc / sc }'
   fi
+  # The ratios of each round's own runs (seconds apart), then their median: robust to a
+  # machine whose speed drifts between rounds, as a shared VM's does.
+  paired() { # paired NAME: the median over rounds of CPU[NAME] / CPU[secure]
+    awk -v a="${CPU[$1]}" -v b="${CPU[$B]}" 'BEGIN {
+      n = split(a, x, " "); split(b, y, " ")
+      for (i = 1; i <= n; i++) r[i] = x[i] / y[i]
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+      printf "%.3f", (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2 }'
+  }
+  line="paired (median of per-round ratios), CPU per request: bare / secure-api $(paired "$A")"
+  if [ "$PEER" = 1 ]; then line="$line, peer / secure-api $(paired peer)"; fi
+  echo "$line"
 fi
 if [ "${#OTHERS[@]}" -gt 0 ]; then
   printf '%s\n' "${OTHERS[@]}" | sort -g | awk '{ a[NR] = $1 } END {
