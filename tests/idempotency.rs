@@ -115,6 +115,23 @@ async fn stream() -> HttpResponse {
     HttpResponse::Ok().streaming(chunks)
 }
 
+static SIZED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A body of a declared size that is not in memory: `?broken` fails it half-way.
+#[secure_endpoint(post("/sized"), rate = "unlimited", idempotent)]
+async fn sized(req: actix_web::HttpRequest) -> HttpResponse {
+    SIZED_RUNS.fetch_add(1, Ordering::SeqCst);
+    let second = if req.query_string() == "broken" {
+        Err(std::io::Error::other("the database went away"))
+    } else {
+        Ok(web::Bytes::from_static(b"-two"))
+    };
+    let chunks = futures_util::stream::iter(vec![Ok(web::Bytes::from_static(b"one")), second]);
+    HttpResponse::Created()
+        .insert_header((header::CONTENT_TYPE, "text/plain"))
+        .body(actix_web::body::SizedStream::new(7, chunks))
+}
+
 static LEASE_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs for 500 ms: longer than the 200 ms lease of the lease tests.
@@ -197,6 +214,7 @@ fn app_with(
         .service(optional)
         .service(slow_dc)
         .service(slow_panic)
+        .service(sized)
         .service(strict)
         .service(lease)
         .service(lease_wait)
@@ -412,6 +430,33 @@ async fn a_streaming_response_runs_once_and_retries_get_the_not_replayable_probl
         assert_not_replayable(&r, 200);
     }
     assert_eq!(STREAM_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn a_sized_body_that_is_not_in_memory_is_read_stored_and_replayed() {
+    let api = SecureApi::builder().build();
+    let app = test::init_service(app_with(api.clone())).await;
+    let first = send(&app, post("/sized", "sized-1")).await;
+    assert_eq!(
+        (first.status.as_u16(), &first.body[..]),
+        (201, &b"one-two"[..])
+    );
+    let replay = send(&app, post("/sized", "sized-1")).await;
+    assert_eq!(
+        (replay.status.as_u16(), &replay.body[..]),
+        (201, &b"one-two"[..])
+    );
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.header("content-type"), Some("text/plain"));
+    assert_eq!(SIZED_RUNS.load(Ordering::SeqCst), 1);
+
+    // A body that fails while it is read: the client gets a 500 that leaks nothing, and
+    // the key is completed (the handler ran), so a retry is told, not run again.
+    let broken = send(&app, post("/sized?broken", "sized-2")).await;
+    broken.assert_problem(500, "internal-error");
+    broken.assert_leaks_none(&["database"]);
+    assert_not_replayable(&send(&app, post("/sized?broken", "sized-2")).await, 201);
+    assert_eq!(SIZED_RUNS.load(Ordering::SeqCst), 2);
 }
 
 #[actix_rt::test]

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use actix_web::body::{BodySize, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
@@ -224,7 +224,7 @@ where
     // The claim is ours. The handler runs in this request's future; should the client
     // disconnect before it finishes, the work moves to a task of its own and its result is
     // stored all the same (see `Detached`).
-    let guard = ClaimGuard {
+    let mut guard = ClaimGuard {
         store,
         record,
         owner,
@@ -235,10 +235,14 @@ where
     Detached::new(async move {
         let outcome = heartbeat(&guard, lease_ms, async move {
             let res = super::call(req, one_chunk(body), handler).await;
-            prepare(res, max_stored).await
+            match prepare(res, max_stored) {
+                Prepared::Done(outcome) => outcome,
+                // Boxed: most responses never need the room.
+                Prepared::Read(res, body) => Box::pin(read_then_store(res, body, max_stored)).await,
+            }
         })
         .await;
-        finish(guard, outcome, ttl_ms, lease_ms, spec.name).await
+        finish(&mut guard, outcome, ttl_ms, lease_ms, spec.name).await
     })
     .await
 }
@@ -343,7 +347,7 @@ struct ClaimGuard {
 }
 
 impl ClaimGuard {
-    async fn release(mut self) {
+    async fn release(&mut self) {
         self.armed = false;
         if let Err(err) = self.store.release(&self.record, self.owner).await {
             log::error!(target: "secure_api::idempotency", "releasing an idempotency key failed: {err}");
@@ -382,7 +386,8 @@ async fn heartbeat<T>(guard: &ClaimGuard, lease_ms: u64, work: impl Future<Outpu
 
     let period = Duration::from_millis((lease_ms / 3).max(1));
     let mut work = pin!(work);
-    let mut timer = pin!(None::<Sleep>);
+    // Boxed when first needed: most handlers finish at their first poll.
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
     let mut renewal: Option<StoreFuture<'_, Result<bool, StoreError>>> = None;
     let mut lost = false;
     poll_fn(|cx| {
@@ -411,12 +416,7 @@ async fn heartbeat<T>(guard: &ClaimGuard, lease_ms: u64, work: impl Future<Outpu
                     ),
                 }
             }
-            if timer.is_none() {
-                timer.set(Some(sleep(period)));
-            }
-            let Some(mut beat) = timer.as_mut().as_pin_mut() else {
-                break;
-            };
+            let beat = timer.get_or_insert_with(|| Box::pin(sleep(period)));
             if beat.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -449,50 +449,70 @@ enum Outcome {
     Broken { status: StatusCode, why: String },
 }
 
-/// Sorts the handler's response, buffering its body when it is to be stored.
-async fn prepare(res: HttpResponse, max_stored: usize) -> Outcome {
+/// The handler's response, sorted by [`prepare`].
+enum Prepared {
+    /// Sorted.
+    Done(Outcome),
+    /// To be stored, but its body (a sized stream) is not in memory yet: for
+    /// [`read_then_store`].
+    Read(HttpResponse<()>, BoxBody),
+}
+
+/// Sorts the handler's response.
+fn prepare(res: HttpResponse, max_stored: usize) -> Prepared {
     let status = res.status();
     if !storable(status) {
-        return Outcome::Release(res);
+        return Prepared::Done(Outcome::Release(res));
     }
     match res.body().size() {
         BodySize::Stream => {
-            return Outcome::Unstorable {
+            return Prepared::Done(Outcome::Unstorable {
                 res,
                 why: "it has a streaming body; return a sized body to make it replayable"
                     .to_owned(),
-            };
+            });
         }
         BodySize::Sized(n) if n > max_stored as u64 => {
-            return Outcome::Unstorable {
+            return Prepared::Done(Outcome::Unstorable {
                 res,
                 why: format!(
                     "its body of {n} bytes is over max_stored_response ({max_stored} bytes)"
                 ),
-            };
+            });
         }
         _ => {}
     }
     let (res, body) = res.into_parts();
-    let bytes = match actix_web::body::to_bytes_limited(body, max_stored).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(err)) => {
-            return Outcome::Broken {
-                status,
-                why: format!("the response body of an idempotent endpoint failed: {err}"),
-            };
-        }
-        Err(_) => {
-            return Outcome::Broken {
-                status,
-                why: format!(
-                    "the response body of an idempotent endpoint was larger than its stated size and over max_stored_response ({max_stored} bytes)"
-                ),
-            };
-        }
-    };
+    // A body held in memory (what `HttpResponse::json` and most responses have) is taken
+    // as it is, without a copy.
+    match body.try_into_bytes() {
+        Ok(bytes) => Prepared::Done(stored(res, bytes)),
+        Err(body) => Prepared::Read(res, body),
+    }
+}
+
+/// Reads a sized body that is not in memory, then sorts the response as [`prepare`] does.
+async fn read_then_store(res: HttpResponse<()>, body: BoxBody, max_stored: usize) -> Outcome {
+    let status = res.status();
+    match actix_web::body::to_bytes_limited(body, max_stored).await {
+        Ok(Ok(bytes)) => stored(res, bytes),
+        Ok(Err(err)) => Outcome::Broken {
+            status,
+            why: format!("the response body of an idempotent endpoint failed: {err}"),
+        },
+        Err(_) => Outcome::Broken {
+            status,
+            why: format!(
+                "the response body of an idempotent endpoint was larger than its stated size and over max_stored_response ({max_stored} bytes)"
+            ),
+        },
+    }
+}
+
+/// The response to send and what is stored of it.
+fn stored(res: HttpResponse<()>, bytes: Bytes) -> Outcome {
     let stored = StoredResponse {
-        status: status.as_u16(),
+        status: res.status().as_u16(),
         headers: res
             .headers()
             .iter()
@@ -508,7 +528,7 @@ async fn prepare(res: HttpResponse, max_stored: usize) -> Outcome {
 /// with a result worth keeping, the key is never released: what cannot be stored is marked
 /// as completed without a replayable response.
 async fn finish(
-    mut guard: ClaimGuard,
+    guard: &mut ClaimGuard,
     outcome: Outcome,
     ttl_ms: u64,
     lease_ms: u64,
@@ -541,7 +561,7 @@ async fn finish(
                         target: "secure_api::idempotency",
                         "storing the response of idempotent endpoint `{endpoint}` failed ({err}); its key is kept as completed without a replayable response"
                     );
-                    mark(guard, status, ttl_ms, lease_ms).await;
+                    Box::pin(mark(guard, status, ttl_ms, lease_ms)).await;
                 }
             }
             res
@@ -551,11 +571,11 @@ async fn finish(
                 target: "secure_api::idempotency",
                 "the response of idempotent endpoint `{endpoint}` cannot be stored for replay: {why}; retries with its key get the idempotency-response-not-replayable problem"
             );
-            mark(guard, res.status().as_u16(), ttl_ms, lease_ms).await;
+            Box::pin(mark(guard, res.status().as_u16(), ttl_ms, lease_ms)).await;
             res
         }
         Outcome::Broken { status, why } => {
-            mark(guard, status.as_u16(), ttl_ms, lease_ms).await;
+            Box::pin(mark(guard, status.as_u16(), ttl_ms, lease_ms)).await;
             ApiError::new(problems::INTERNAL_ERROR)
                 .with_cause(why)
                 .error_response()
@@ -573,7 +593,7 @@ fn lost_claim() {
 /// Completes the claim with a not-replayable marker for `status`. If the store fails, the
 /// marker is retried in the background (backing off, for as long as the lease would hold
 /// the claim); the key is not released either way.
-async fn mark(mut guard: ClaimGuard, status: u16, ttl_ms: u64, lease_ms: u64) {
+async fn mark(guard: &mut ClaimGuard, status: u16, ttl_ms: u64, lease_ms: u64) {
     guard.armed = false;
     let marker = Completion::NotReplayable { status };
     match guard
