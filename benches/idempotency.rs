@@ -79,6 +79,26 @@ fn bench(c: &mut Criterion) {
     assert_eq!(call(request("/plain", None)), 201);
     assert_eq!(call(request("/idem", Some("warm"))), 201);
 
+    // IDEM_ONLY=<plain|first|replay>:<n> sends n such requests and stops, for counting
+    // instructions with callgrind (two runs with different n; see benches/stack.rs).
+    if let Some((only, n)) = std::env::var("IDEM_ONLY").ok().and_then(|v| {
+        let (name, n) = v.split_once(':')?;
+        Some((name.to_owned(), n.parse::<u64>().ok()?))
+    }) {
+        for i in 0..n {
+            let req = match only.as_str() {
+                "plain" => request("/plain", None),
+                "first" => {
+                    clock.advance(Duration::from_millis(1));
+                    request("/idem", Some(&format!("only-{i}")))
+                }
+                _ => request("/idem", Some("warm")),
+            };
+            assert_eq!(call(req), 201);
+        }
+        return;
+    }
+
     // Heap allocations per request (building the request excluded), the mean of 1,000.
     let per_request = |path: &str, key: &dyn Fn(u64) -> Option<String>, advance: bool| {
         let requests: Vec<_> = (0..1_000u64)

@@ -89,6 +89,23 @@ fn bench(c: &mut Criterion) {
         ("peer", caller!(peer)),
         ("secure", caller!(secure)),
     ];
+    // STACK_ONLY=<name>:<n> sends n requests through that stack alone and stops, for counting
+    // instructions: `valgrind --tool=callgrind` of two runs with different n gives the
+    // instructions per request (their difference over the difference of n), which do not
+    // drift with the machine as times do.
+    if let Some((only, n)) = std::env::var("STACK_ONLY").ok().and_then(|v| {
+        let (name, n) = v.split_once(':')?;
+        Some((name.to_owned(), n.parse::<u32>().ok()?))
+    }) {
+        let (_, call) = stacks
+            .iter()
+            .find(|(name, _)| *name == only)
+            .expect("STACK_ONLY names bare, peer or secure");
+        for _ in 0..n {
+            assert_eq!(call(next()), 201);
+        }
+        return;
+    }
     for (name, call) in &stacks {
         assert_eq!(call(next()), 201, "{name}");
         // Heap allocations per request (building it excluded), the mean of 1,000.
@@ -117,18 +134,25 @@ type Caller<'a> = Box<dyn Fn(actix_http::Request) -> actix_web::http::StatusCode
 /// each one's median and fastest round, and the ratios of the medians. Criterion's figures
 /// after it measure one stack at a time.
 fn interleaved(stacks: &[(&str, Caller<'_>)], next: &dyn Fn() -> actix_http::Request) {
-    const ROUNDS: usize = 15;
-    const BATCH: u32 = 20_000;
+    // STACK_ROUNDS and STACK_BATCH change the size of the measurement.
+    let knob = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let rounds_wanted = knob("STACK_ROUNDS", 15);
+    let batch = knob("STACK_BATCH", 20_000).max(1);
     let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); stacks.len()];
-    for round in 0..ROUNDS {
+    for round in 0..rounds_wanted.max(1) {
         for k in 0..stacks.len() {
             let i = (k + round) % stacks.len();
-            let requests: Vec<_> = (0..BATCH).map(|_| next()).collect();
+            let requests: Vec<_> = (0..batch).map(|_| next()).collect();
             let start = std::time::Instant::now();
             for req in requests {
                 std::hint::black_box(stacks[i].1(req));
             }
-            rounds[i].push(start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH));
+            rounds[i].push(start.elapsed().as_secs_f64() * 1e6 / batch as f64);
         }
     }
     let median = |v: &mut Vec<f64>| {
@@ -138,7 +162,8 @@ fn interleaved(stacks: &[(&str, Caller<'_>)], next: &dyn Fn() -> actix_http::Req
     let stats: Vec<(f64, f64)> = rounds.iter_mut().map(median).collect();
     for ((name, _), (med, min)) in stacks.iter().zip(&stats) {
         println!(
-            "interleaved {name:<6} {med:.3} us/request median of {ROUNDS} rounds (fastest {min:.3})"
+            "interleaved {name:<6} {med:.3} us/request median of {} rounds (fastest {min:.3})",
+            rounds_wanted.max(1)
         );
     }
     let secure = stats[2].0;

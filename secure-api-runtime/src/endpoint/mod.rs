@@ -211,6 +211,20 @@ fn with_rate_limit_fields(
     res
 }
 
+/// The answer to a request whose credentials were refused, charged to the client's address
+/// first so that token guessing is rate limited like everything else.
+async fn unauthenticated(
+    api: &SecureApi,
+    spec: &'static EndpointSpec,
+    ip: IpAddr,
+    failure: ApiError,
+) -> HttpResponse {
+    match check_limit(api, spec, ip, None).await {
+        Err(err) => err.error_response(),
+        Ok(_) => failure.error_response(),
+    }
+}
+
 /// What a request that passed the checks goes on with.
 struct Admitted {
     /// The body, bounded by the endpoint's limit.
@@ -233,14 +247,9 @@ async fn admit(
     let ip = client_ip(&api, req);
     let principal = match authenticate(&api, spec, req).await {
         Ok(principal) => principal,
-        Err(failure) => {
-            // Charge the failure to the client's address before answering, so that token
-            // guessing is rate limited like everything else.
-            return Err(match check_limit(&api, spec, ip, None).await {
-                Err(err) => err.error_response(),
-                Ok(_) => failure.error_response(),
-            });
-        }
+        // Boxed, as every path that ends a request early: the code and the future of the
+        // path every request takes stay small.
+        Err(failure) => return Err(Box::pin(unauthenticated(&api, spec, ip, failure)).await),
     };
     let limited = check_limit(&api, spec, ip, principal.as_ref())
         .await
@@ -302,11 +311,7 @@ fn limit_payload(
 ) -> Result<Payload, ApiError> {
     let declared = crate::extract::declared_length(req);
     if declared.is_some_and(|n| n > max_body) {
-        return Err(
-            ApiError::new(problems::PAYLOAD_TOO_LARGE).with_cause(format!(
-                "declared body length is over the endpoint's {max_body}-byte limit"
-            )),
-        );
+        return Err(too_large(max_body));
     }
     Ok(match payload {
         Payload::None => Payload::None,
@@ -323,6 +328,15 @@ fn limit_payload(
             }),
         },
     })
+}
+
+/// The 413 of a declared length over the limit.
+#[cold]
+#[inline(never)]
+fn too_large(max_body: usize) -> ApiError {
+    ApiError::new(problems::PAYLOAD_TOO_LARGE).with_cause(format!(
+        "declared body length is over the endpoint's {max_body}-byte limit"
+    ))
 }
 
 /// A body stream that fails with [`PayloadError::Overflow`] once more than `remaining` bytes
@@ -387,7 +401,12 @@ async fn authenticate(
         Err(failure) => return Err(unauthorized(failure)),
     };
     match &api.shared().jwt {
-        Some(jwt) => jwt.verify(token).await.map(Some).map_err(unauthorized),
+        // Boxed: requests without a token (and the code of every endpoint) do not carry
+        // the verifier's future.
+        Some(jwt) => Box::pin(jwt.verify(token))
+            .await
+            .map(Some)
+            .map_err(unauthorized),
         None if required => Err(ApiError::internal(format!(
             "endpoint `{}` requires auth but the SecureApi has no JwtAuth; add `.jwt(...)` to its builder",
             spec.name
@@ -439,6 +458,23 @@ async fn check_limit(
     let key = shared.keys.key(policy_id, &identity);
     match shared.limiter.acquire(key, &policy, spec.cost).await {
         Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
+        result => refused(spec, shared.on_limiter_error, policy, result),
+    }
+}
+
+/// What a request the limiter did not allow gets: a 429, or on a store failure a 503 or,
+/// when the policy allows it, the request let through (`Ok(None)`). Out of line: the path
+/// every allowed request takes stays small.
+#[cold]
+#[inline(never)]
+fn refused(
+    spec: &'static EndpointSpec,
+    app_policy: OnStoreError,
+    policy: Policy,
+    result: Result<Decision, StoreError>,
+) -> Result<Option<(Policy, Decision)>, ApiError> {
+    match result {
+        Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
         Ok(decision) => {
             let mut err = ApiError::new(problems::RATE_LIMITED)
                 .with_header(RETRY_AFTER, HeaderValue::from(decision.retry_after_secs()));
@@ -450,12 +486,7 @@ async fn check_limit(
         Err(StoreError::Full) => Err(ApiError::new(problems::SERVICE_UNAVAILABLE)
             .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
             .with_cause("rate-limit store full: raise max_tracked_clients or shed load")),
-        Err(e)
-            if spec
-                .on_store_error
-                .unwrap_or(shared.on_limiter_error)
-                .allows(&e) =>
-        {
+        Err(e) if spec.on_store_error.unwrap_or(app_policy).allows(&e) => {
             allowed_on_error::record(spec, &e);
             Ok(None)
         }
