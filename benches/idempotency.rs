@@ -121,6 +121,42 @@ fn bench(c: &mut Criterion) {
         per_request("/idem", &|_| Some("warm".to_owned()), false),
     );
 
+    // The three in turns (15 rounds of 5,000 requests, the order rotating), so that a
+    // machine whose speed drifts slows them alike: the medians, and first - plain.
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut key = 0u64;
+    for round in 0..15 {
+        for k in 0..3 {
+            let case = (k + round) % 3;
+            let requests: Vec<_> = (0..5_000)
+                .map(|_| match case {
+                    0 => request("/plain", None),
+                    1 => {
+                        key += 1;
+                        request("/idem", Some(&format!("turn-{key}")))
+                    }
+                    _ => request("/idem", Some("warm")),
+                })
+                .collect();
+            let start = std::time::Instant::now();
+            for req in requests {
+                if case == 1 {
+                    clock.advance(Duration::from_millis(1));
+                }
+                black_box(call(req));
+            }
+            times[case].push(start.elapsed().as_secs_f64() * 1e6 / 5_000.0);
+        }
+    }
+    let [t_plain, t_first, t_replay] = times.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    });
+    println!(
+        "interleaved: plain {t_plain:.3}, first {t_first:.3}, replay {t_replay:.3} us/request (medians of 15 rounds); first - plain {:+.3} us",
+        t_first - t_plain
+    );
+
     // Requests are built outside the measured part (`iter_batched`): what is timed is the
     // app's work on a request, not the test harness's making of one.
     let mut group = c.benchmark_group("idempotency");
