@@ -116,8 +116,18 @@ impl SecurityHeaders {
             }
         }
         for (name, value) in &self.set {
-            headers.insert(name.clone(), value.clone());
+            set_header(headers, name.clone(), value.clone());
         }
+    }
+}
+
+/// Sets `name` to `value`, replacing any values it had. A header the response does not have
+/// (the usual case) is appended: `insert` would also move the absent previous values out.
+pub(crate) fn set_header(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
+    if headers.contains_key(&name) {
+        headers.insert(name, value);
+    } else {
+        headers.append(name, value);
     }
 }
 

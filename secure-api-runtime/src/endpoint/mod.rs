@@ -205,7 +205,7 @@ fn with_rate_limit_fields(
     if let Some((policy, decision)) = limited {
         let headers = res.headers_mut();
         for (name, value) in rate_limit_fields(&policy, &decision) {
-            headers.insert(name, value);
+            crate::layer::set_header(headers, name, value);
         }
     }
     res
