@@ -62,7 +62,7 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// `ip:<address>`, written without `format!` and, for addresses, without allocating.
 pub(super) enum ClientName {
     /// An address: `ip:` and at most 39 characters of an IPv6 address.
-    Address(Inline),
+    Address(super::StackBuf<48>),
     /// A principal.
     Principal(String),
 }
@@ -77,10 +77,7 @@ impl ClientName {
             name.push_str(&p.subject);
             return ClientName::Principal(name);
         }
-        let mut out = Inline {
-            bytes: [0; 48],
-            len: 0,
-        };
+        let mut out = super::StackBuf::new();
         out.push(b"ip:");
         match ip {
             IpAddr::V4(v4) => {
@@ -88,15 +85,7 @@ impl ClientName {
                     if i > 0 {
                         out.push(b".");
                     }
-                    let digits = [octet / 100, octet / 10 % 10, octet % 10].map(|d| b'0' + d);
-                    let skip = if octet >= 100 {
-                        0
-                    } else if octet >= 10 {
-                        1
-                    } else {
-                        2
-                    };
-                    out.push(&digits[skip..]);
+                    out.number(u64::from(octet));
                 }
             }
             // Never fails: an IPv6 address is at most 39 characters.
@@ -107,32 +96,13 @@ impl ClientName {
 
     pub(super) fn as_str(&self) -> &str {
         match self {
-            // Only ASCII was written.
-            ClientName::Address(out) => std::str::from_utf8(&out.bytes[..out.len]).unwrap_or(""),
+            // Only ASCII was written, and it fits.
+            ClientName::Address(out) => out
+                .written()
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .unwrap_or(""),
             ClientName::Principal(name) => name,
         }
-    }
-}
-
-/// A fixed buffer written to by [`ClientName::new`].
-pub(super) struct Inline {
-    bytes: [u8; 48],
-    len: usize,
-}
-
-impl Inline {
-    fn push(&mut self, part: &[u8]) {
-        if let Some(dst) = self.bytes.get_mut(self.len..self.len + part.len()) {
-            dst.copy_from_slice(part);
-            self.len += part.len();
-        }
-    }
-}
-
-impl std::fmt::Write for Inline {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.push(s.as_bytes());
-        Ok(())
     }
 }
 

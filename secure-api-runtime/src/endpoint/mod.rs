@@ -507,15 +507,19 @@ const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 fn rate_limit_fields(policy: &Policy, decision: &Decision) -> [(HeaderName, HeaderValue); 2] {
     let rate = policy.rate();
     let name = policy.name().as_bytes();
+    // Policy names are short (the macros allow identifiers), so 96 bytes hold any field; a
+    // longer or invalid one becomes `"default"`.
     let field = |a: &[u8], x: u64, b: &[u8], y: u64| {
-        let mut buf = FieldBuf::default();
+        let mut buf = StackBuf::<96>::new();
         buf.push(b"\"");
         buf.push(name);
         buf.push(a);
         buf.number(x);
         buf.push(b);
         buf.number(y);
-        buf.value()
+        buf.written()
+            .and_then(|bytes| HeaderValue::from_bytes(bytes).ok())
+            .unwrap_or_else(|| HeaderValue::from_static("\"default\""))
     };
     [
         (
@@ -539,25 +543,24 @@ fn rate_limit_fields(policy: &Policy, decision: &Decision) -> [(HeaderName, Head
     ]
 }
 
-/// A structured field value under construction: policy names are short (the macros allow
-/// identifiers), so 96 bytes hold any field; a longer or invalid one becomes `"default"`.
-struct FieldBuf {
-    bytes: [u8; 96],
+/// Text written byte by byte into a buffer on the stack, for the values of every request
+/// (the `RateLimit` fields, the idempotency client name) without `format!` or an
+/// allocation. What does not fit is dropped and remembered.
+struct StackBuf<const N: usize> {
+    bytes: [u8; N],
     len: usize,
     overflow: bool,
 }
 
-impl Default for FieldBuf {
-    fn default() -> Self {
-        FieldBuf {
-            bytes: [0; 96],
+impl<const N: usize> StackBuf<N> {
+    fn new() -> Self {
+        StackBuf {
+            bytes: [0; N],
             len: 0,
             overflow: false,
         }
     }
-}
 
-impl FieldBuf {
     fn push(&mut self, part: &[u8]) {
         match self.bytes.get_mut(self.len..self.len + part.len()) {
             Some(dst) => {
@@ -568,6 +571,7 @@ impl FieldBuf {
         }
     }
 
+    /// `n` in decimal.
     fn number(&mut self, mut n: u64) {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
@@ -582,12 +586,16 @@ impl FieldBuf {
         self.push(&digits[i..]);
     }
 
-    fn value(&self) -> HeaderValue {
-        let bytes = &self.bytes[..self.len];
-        match HeaderValue::from_bytes(bytes) {
-            Ok(value) if !self.overflow => value,
-            _ => HeaderValue::from_static("\"default\""),
-        }
+    /// What was written, if all of it fitted.
+    fn written(&self) -> Option<&[u8]> {
+        (!self.overflow).then_some(&self.bytes[..self.len])
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
     }
 }
 
