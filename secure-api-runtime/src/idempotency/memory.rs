@@ -603,7 +603,7 @@ impl MemoryIdempotencyStore {
         let now = self.clock.now();
         let owns = |e: &Entry| matches!(e.state, State::InFlight { owner: o, .. } if o == owner);
         let size = completion.size();
-        let mut completion = Some(completion);
+        let mut completion = completion;
         // The common case first: the owner's entry, locked once, and room for the response
         // in the store's and its client's byte budgets without evicting anything.
         {
@@ -618,12 +618,13 @@ impl MemoryIdempotencyStore {
             }
             if self.stored_bytes() + size <= self.max_bytes {
                 let (_, quota) = self.client_quota();
-                if let Some(expired) =
-                    self.record(&mut entry, key, &mut completion, ttl_ms, now, Some(quota))
-                {
-                    drop(entry);
-                    self.drop_expired(expired);
-                    return Ok(true);
+                match self.record(&mut entry, key, completion, ttl_ms, now, Some(quota)) {
+                    Ok(expired) => {
+                        drop(entry);
+                        self.drop_expired(expired);
+                        return Ok(true);
+                    }
+                    Err(refused) => completion = refused,
                 }
             }
         }
@@ -637,33 +638,34 @@ impl MemoryIdempotencyStore {
         if !owns(&entry) {
             return Ok(false);
         }
-        let expired = self.record(&mut entry, key, &mut completion, ttl_ms, now, None);
+        // Without a quota to check, `record` always records.
+        let Ok(expired) = self.record(&mut entry, key, completion, ttl_ms, now, None) else {
+            return Ok(false);
+        };
         drop(entry);
-        if let Some(expired) = expired {
-            self.drop_expired(expired);
-        }
+        self.drop_expired(expired);
         Ok(true)
     }
 
-    /// Completes the locked, owned `entry` with `completion` (taken from the option) and
-    /// indexes it under its client and in expiry order, taking up to two expired records
-    /// out of the expiry index, to be dropped once the entry's lock is released. `None`,
-    /// with nothing changed, when the client's bytes would pass `quota`.
+    /// Completes the locked, owned `entry` with `completion` and indexes it under its client
+    /// and in expiry order, taking up to two expired records out of the expiry index, to be
+    /// dropped once the entry's lock is released. When the client's bytes would pass
+    /// `quota`, nothing changes and the completion comes back as `Err`.
     fn record(
         &self,
         entry: &mut Entry,
         key: &RecordKey,
-        completion: &mut Option<Completion>,
+        completion: Completion,
         ttl_ms: u64,
         now: u64,
         quota: Option<usize>,
-    ) -> Option<Expired> {
-        let size = completion.as_ref().map_or(0, Completion::size);
+    ) -> Result<Expired, Completion> {
+        let size = completion.size();
         let until = now.saturating_add(ttl_ms.saturating_mul(NANOS_PER_MS));
         let seq = {
             let mut c = self.clients.entry(entry.client).or_default();
             if quota.is_some_and(|quota| c.bytes + size > quota) {
-                return None;
+                return Err(completion);
             }
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             c.bytes += size;
@@ -688,16 +690,15 @@ impl MemoryIdempotencyStore {
             }
         }
         entry.state = State::Done {
-            outcome: match completion.take() {
-                Some(Completion::Response(response)) => Outcome::Response(Arc::new(response)),
-                Some(Completion::NotReplayable { status }) => Outcome::NotReplayable(status),
-                None => Outcome::NotReplayable(500),
+            outcome: match completion {
+                Completion::Response(response) => Outcome::Response(Arc::new(response)),
+                Completion::NotReplayable { status } => Outcome::NotReplayable(status),
             },
             until,
             seq,
             bytes: size,
         };
-        Some(expired)
+        Ok(expired)
     }
 
     /// Drops the expired records `record` took out of the expiry index (one of them may be
