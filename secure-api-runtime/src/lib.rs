@@ -103,6 +103,13 @@ pub mod __private {
     pub use crate::client_key::{Identity, KeyDeriver};
     pub use crate::throttle::memory::pass_through::PassThrough;
 
+    /// The key of an `Idempotency-Key` header value (a structured-field string or a bare
+    /// token, 1 to 255 bytes), or `None` when the value is refused: the parser the runners
+    /// use, for fuzzing.
+    pub fn idempotency_key(value: &[u8]) -> Option<Vec<u8>> {
+        crate::idempotency::parse_key(value).ok()
+    }
+
     /// The string view of a string-like field.
     #[inline]
     pub fn as_str<T: AsStr + ?Sized>(value: &T) -> &str {

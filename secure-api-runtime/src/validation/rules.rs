@@ -598,8 +598,25 @@ pub fn is_url(value: &str) -> bool {
     }
     match host {
         None => true,
-        Some(host) => host.parse::<std::net::Ipv4Addr>().is_ok() || is_domain(host, false),
+        Some(host) => {
+            host.parse::<std::net::Ipv4Addr>().is_ok()
+                || (is_domain(host, false) && maps_to_ascii(host))
+        }
     }
+}
+
+/// Whether IDNA (UTS #46, as WHATWG URL parsers apply it: browsers, and the `url` crate
+/// that reqwest uses) maps a host name to ASCII. Only names with non-ASCII letters or
+/// `xn--` labels can fail, and only those are checked: a name that no HTTP client could
+/// resolve is not a URL (found by the `normalise` fuzz target).
+fn maps_to_ascii(host: &str) -> bool {
+    let punycode = |label: &str| {
+        label
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+    };
+    (host.is_ascii() && !host.split('.').any(punycode)) || url::Host::parse(host).is_ok()
 }
 
 /// Whether `value` passes [`is_url`] and names a public internet host: the `url(public)`
@@ -962,6 +979,8 @@ mod tests {
             "https://[::1]",
             "https://localhost/",
             "https://example.com?q=1#frag",
+            "https://b\u{fc}cher.example/",
+            "https://xn--bcher-kva.example/",
         ] {
             assert!(is_url(good), "{good:?} rejected");
         }
@@ -976,6 +995,9 @@ mod tests {
             "//example.com",
             "https://[zz]/",
             "data:text/html,<script>",
+            // Hosts that IDNA refuses: no HTTP client could resolve them (from fuzzing).
+            "https://4444444444ht000000000\u{7d6}1l/4pl",
+            "https://xn--a.com/",
         ] {
             assert!(!is_url(bad), "{bad:?} accepted");
         }
