@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(key) = idempotency_key(data) else {
         return;
     };
-    assert!(!key.is_empty() && key.len() <= MAX_KEY_LEN, "{} bytes", key.len());
+    assert!(
+        !key.is_empty() && key.len() <= MAX_KEY_LEN,
+        "{} bytes",
+        key.len()
+    );
     assert!(key.iter().all(|b| (0x20..=0x7e).contains(b)));
     let trimmed = data.trim_ascii();
     if !trimmed.starts_with(b"\"") {

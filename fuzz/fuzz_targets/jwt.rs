@@ -91,7 +91,10 @@ fn assert_acceptable(header: &[u8], claims: &[u8], subject: &str) {
     assert_eq!(claims.sub, subject);
     assert!(!subject.is_empty(), "accepted an empty subject");
     assert!(NOW <= claims.exp + LEEWAY, "accepted an expired token");
-    assert!(claims.iat <= NOW + LEEWAY, "accepted a token from the future");
+    assert!(
+        claims.iat <= NOW + LEEWAY,
+        "accepted a token from the future"
+    );
     assert!(
         claims.exp.saturating_sub(claims.iat) <= 15 * 60,
         "accepted a long-lived token"

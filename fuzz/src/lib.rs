@@ -1,8 +1,8 @@
 //! What the fuzz targets share: the request types they feed, and the checks every accepted
 //! input must pass.
 
-use serde::{Deserialize, Serialize};
 use secure_api_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// The example server, compiled here for its request types (`CreateUserRequest`,
 /// `LoginRequest`, `RefreshRequest`, `UserId`): the fuzz targets validate exactly what the
