@@ -432,10 +432,10 @@ impl Conn {
                     }
                     return Ok(reply);
                 }
-                Err((e, nothing_read)) => {
+                Err((e, closed_before_answering)) => {
                     self.fresh();
                     let reused = self.pending.as_ref().is_some_and(|p| p.1);
-                    if !(nothing_read && reused) {
+                    if !(closed_before_answering && reused) {
                         self.pending = None;
                         return Err(e);
                     }
@@ -454,7 +454,8 @@ impl Conn {
         self.read()
     }
 
-    /// Reads one sized response. `Err((why, nothing_read))`.
+    /// Reads one sized response. `Err((why, closed_before_answering))`: the connection was
+    /// closed or reset before any byte of an answer.
     fn read_reply(&mut self) -> Result<(Reply, bool), (String, bool)> {
         let stream = self
             .stream
@@ -473,7 +474,13 @@ impl Conn {
                     ));
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => return Err((format!("read: {e}"), self.buf.is_empty())),
+                // A reset is a close; a timeout is not, and is never resent.
+                Err(e) => {
+                    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+                    let closed =
+                        matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+                    return Err((format!("read: {e}"), closed && self.buf.is_empty()));
+                }
             }
         };
         let head = String::from_utf8(self.buf[..head_end].to_vec())
@@ -675,7 +682,7 @@ fn check(want: &Want, reply: &Reply) -> Result<&'static str, String> {
             let retry = reply
                 .header("retry-after")
                 .and_then(|r| r.parse::<u64>().ok());
-            if !retry.is_some_and(|r| r >= 1) {
+            if retry.is_none_or(|r| r < 1) {
                 return Err(format!("429 Retry-After {:?}", reply.header("retry-after")));
             }
             rate_limit_fields(reply)?;
@@ -719,7 +726,6 @@ fn problem_outcome(status: u16, slug: &str) -> &'static str {
         (415, "unsupported-media-type") => "415 unsupported-media-type",
         (422, "idempotency-key-reused") => "422 idempotency-key-reused",
         (422, "validation-failed") => "422 validation-failed",
-        (503, "service-unavailable") => "503 service-unavailable (probe)",
         _ => "other problem",
     }
 }
@@ -1024,40 +1030,16 @@ fn task_round(c: &mut Client, conns: &mut TaskConns, setup: &Setup, t: usize, r:
     let w2 = second.write(&req);
     let r1 = w1.and_then(|()| conns.main.read());
     let r2 = w2.and_then(|()| second.read());
-    match (&r1, &r2) {
-        (Ok(x), Ok(y)) => {
-            let (first, other) = if x.status == 201 && !x.replayed() {
-                (x.clone(), r2)
-            } else {
-                (y.clone(), r1)
-            };
-            let first_ok = c.judge(&req, Ok(first), dup.created());
-            let in_progress = other
-                .as_ref()
-                .is_ok_and(|o| o.status == 409 && slug_of(o).is_some());
-            match (first_ok, in_progress) {
-                (Some(_), true) => {
-                    c.judge(
-                        &req,
-                        other,
-                        Want::Problem(409, "idempotency-request-in-progress"),
-                    );
-                }
-                (Some(first), false) => {
-                    c.judge(&req, other, Want::Replay { first });
-                }
-                (None, _) => c.tally.requests += 1,
-            }
-        }
-        _ => {
-            c.judge(&req, r1, dup.created());
-            c.judge(
-                &req,
-                r2,
-                Want::Problem(409, "idempotency-request-in-progress"),
-            );
-        }
-    }
+    let (first, other) = match &r1 {
+        Ok(x) if x.status == 201 && !x.replayed() => (r1, r2),
+        _ => (r2, r1),
+    };
+    let first = c.judge(&req, first, dup.created());
+    let want = match (&other, first) {
+        (Ok(o), Some(first)) if o.status != 409 => Want::Replay { first },
+        _ => Want::Problem(409, "idempotency-request-in-progress"),
+    };
+    c.judge(&req, other, want);
 
     // The same key held in flight (its completion waits at a gate): another connection is
     // told it is in progress, a different body is refused as a reuse, and once the first
@@ -1253,11 +1235,14 @@ fn session_round(c: &mut Client, s: &mut Sessions, conn: &mut Conn, server: Sock
             &Req::get("/api/me").bearer(&s.alice),
             Want::Problem(401, "invalid-credentials"),
         );
-        let spent = s.alice_refresh.last().cloned().unwrap_or_default();
+        let logged_out = s.alice_refresh.last().cloned().unwrap_or_default();
         let mut again = Conn::new(addr(100 + (r % 10) as u8), server);
         c.expect(
             &mut again,
-            &Req::post("/api/token/refresh", &json!({ "refresh_token": spent })),
+            &Req::post(
+                "/api/token/refresh",
+                &json!({ "refresh_token": logged_out }),
+            ),
             Want::Problem(401, "invalid-credentials"),
         );
         c.tally.retries += again.retries;
@@ -1305,12 +1290,8 @@ fn session_round(c: &mut Client, s: &mut Sessions, conn: &mut Conn, server: Sock
     for i in 0..10 {
         let u = NewUser::new(format!("b{r:02}k{i:02}"), r);
         let token = Some(s.bob.as_str());
-        let first = c.expect(conn, &u.req(token), u.created());
-        match first {
-            Some(first) => {
-                c.expect(conn, &u.req(token), Want::Replay { first });
-            }
-            None => c.tally.requests += 1,
+        if let Some(first) = c.expect(conn, &u.req(token), u.created()) {
+            c.expect(conn, &u.req(token), Want::Replay { first });
         }
         c.expect(
             conn,
