@@ -64,9 +64,12 @@ use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::refresh::{
     AccountStatus, MemoryRefreshStore, RefreshStore, SessionInfo, TokenService,
 };
+use secure_api_runtime::auth::revocation::Revocation;
+use secure_api_runtime::idempotency::IdempotencyStore;
 use secure_api_runtime::prelude::*;
 #[cfg(feature = "redis")]
 use secure_api_runtime::redis::RedisBackend;
+use secure_api_runtime::throttle::RateLimitStore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -488,6 +491,40 @@ pub enum Stores {
     /// access-token revocations.
     #[cfg(feature = "redis")]
     Redis(RedisBackend),
+    /// Stores built by the caller, each in its place ([`CustomStores`]): how the soak test
+    /// bounds the in-memory stores tightly, runs them on a fake clock and reads their sizes.
+    Custom(CustomStores),
+}
+
+/// One store for each part of the app, built by the caller (see [`Stores::Custom`]).
+///
+/// ```text
+/// let limits = Arc::new(MemoryStore::new().max_keys(1_000));
+/// let stores = Stores::Custom(CustomStores {
+///     limits: limits.clone(),
+///     idempotency: Arc::new(MemoryIdempotencyStore::new().max_entries(10_000)),
+///     sessions: Arc::new(MemoryRefreshStore::new().max_sessions(1_000)),
+///     revocations: Arc::new(RevokedTokens::new().max_entries(1_000)),
+/// });
+/// let (secure, state) = build(&Settings::in_memory(), &stores, Passwords::new(), "pw")?;
+/// assert!(limits.len() <= limits.bound());
+/// ```
+#[derive(Clone)]
+pub struct CustomStores {
+    /// Rate limits: the endpoints' and the login guard's per-account limit.
+    pub limits: Arc<dyn RateLimitStore>,
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Refresh sessions.
+    pub sessions: Arc<dyn RefreshStore>,
+    /// Access-token revocations (logout, deleted users).
+    pub revocations: Arc<dyn Revocation>,
+}
+
+impl std::fmt::Debug for CustomStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomStores").finish_non_exhaustive()
+    }
 }
 
 fn random_secret() -> Vec<u8> {
@@ -564,6 +601,13 @@ pub fn build(
                 .rate_limit_store(Arc::new(redis.rate_limit_store()))
                 .idempotency_store(Arc::new(redis.idempotency_store())),
             Arc::new(redis.refresh_store()),
+        ),
+        Stores::Custom(custom) => (
+            jwt.revocation(custom.revocations.clone()),
+            builder
+                .rate_limit_store(custom.limits.clone())
+                .idempotency_store(custom.idempotency.clone()),
+            custom.sessions.clone(),
         ),
     };
     let jwt = jwt
@@ -650,6 +694,7 @@ async fn main() -> std::io::Result<()> {
             redis.key_prefix(),
             redis.timeout()
         ),
+        Stores::Custom(_) => log::info!("users_api: stores given by the caller"),
     }
     log::info!("users_api listening on http://{bind}");
     let mut server = HttpServer::new(move || {

@@ -266,6 +266,26 @@ impl MemoryRefreshStore {
         self.lock().sessions.len()
     }
 
+    /// The sessions of `subject` held, never more than the per-subject bound.
+    pub fn subject_len(&self, subject: &str) -> usize {
+        self.lock().by_subject.get(subject).map_or(0, Vec::len)
+    }
+
+    /// The bounds in effect: sessions in total, and sessions of one subject. [`len`](Self::len)
+    /// and [`subject_len`](Self::subject_len) never pass them.
+    ///
+    /// ```
+    /// use secure_api_runtime::auth::refresh::MemoryRefreshStore;
+    /// let store = MemoryRefreshStore::new()
+    ///     .max_sessions(10_000)
+    ///     .max_sessions_per_subject(5);
+    /// assert_eq!(store.bounds(), (10_000, 5));
+    /// assert_eq!(store.subject_len("alice"), 0);
+    /// ```
+    pub fn bounds(&self) -> (usize, usize) {
+        (self.max_sessions, self.max_per_subject)
+    }
+
     /// Whether no session is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -169,6 +169,17 @@ impl RevokedTokens {
         self.len() == 0
     }
 
+    /// The most entries held (see [`max_entries`](Self::max_entries)): [`len`](Self::len)
+    /// never passes it; a revocation that would is refused.
+    ///
+    /// ```
+    /// use secure_api_runtime::auth::revocation::RevokedTokens;
+    /// assert_eq!(RevokedTokens::new().max_entries(500).bound(), 500);
+    /// ```
+    pub fn bound(&self) -> usize {
+        self.max_entries
+    }
+
     fn count(&self, kind: Kind) -> &AtomicUsize {
         &self.counts[kind as usize]
     }

@@ -108,6 +108,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         self
     }
 
+    /// The most keys the store tracks (see [`max_keys`](Self::max_keys)).
+    /// [`len`](Self::len) never passes it, not even while new clients race for the last
+    /// room.
+    ///
+    /// ```
+    /// use secure_api_runtime::throttle::memory::MemoryStore;
+    /// let store: MemoryStore = MemoryStore::new().max_keys(10_000);
+    /// assert_eq!(store.bound(), 10_000);
+    /// ```
+    pub fn bound(&self) -> usize {
+        self.max_keys
+    }
+
     /// The number of tracked keys.
     pub fn len(&self) -> usize {
         self.keys.load(Ordering::Relaxed)
@@ -281,19 +294,27 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
     /// Reserves room for one more key: `Ok(true)` when there is room, `Ok(false)` to let the
     /// request through untracked, `Err(Full)` to reject it.
     fn reserve(&self, now: u64) -> Result<bool, StoreError> {
-        if self.keys.fetch_add(1, Ordering::Relaxed) < self.max_keys {
+        if self.take_room() {
             return Ok(true);
         }
-        self.keys.fetch_sub(1, Ordering::Relaxed);
         self.sweep(now);
-        if self.keys.fetch_add(1, Ordering::Relaxed) < self.max_keys {
+        if self.take_room() {
             return Ok(true);
         }
-        self.keys.fetch_sub(1, Ordering::Relaxed);
         match self.when_full {
             UntrackedClients::Reject => Err(StoreError::Full),
             UntrackedClients::Allow => Ok(false),
         }
+    }
+
+    /// Counts one more key if there is room: a compare-and-set, so that the count never
+    /// passes `max_keys`, not even for a moment while new clients race for the last room.
+    fn take_room(&self) -> bool {
+        self.keys
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_keys).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Drops every key whose state no longer affects any decision. Runs at most once per
@@ -410,6 +431,48 @@ mod tests {
         assert_eq!(allowed.remaining(), 0);
         MemoryStore::refund(&store, &key, &policy, 5);
         assert_eq!(store.check(&key, &policy, 1).unwrap().remaining(), 1);
+    }
+
+    #[test]
+    fn the_key_count_never_passes_the_bound_while_new_clients_race() {
+        use std::sync::atomic::AtomicBool;
+        let clock = FakeClock::new();
+        // Full of keys that are not stale (the clock does not move): every new client is
+        // refused, and none may be counted, not even for a moment.
+        let store = Arc::new(store(&clock).max_keys(8));
+        let policy = Policy::new("p", Rate::per_minute(3));
+        for k in 0..8 {
+            assert!(store.check(&LimitKey([k, 0]), &policy, 1).unwrap().allowed);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut most = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    most = most.max(store.len());
+                }
+                most
+            })
+        };
+        let clients: Vec<_> = (0..3u64)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for n in 0..20_000 {
+                        let refused = store.check(&LimitKey([100 + t, n]), &policy, 1);
+                        assert!(matches!(refused, Err(StoreError::Full)));
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(sampler.join().unwrap(), 8, "len() never passed max_keys");
+        assert_eq!(store.len(), 8);
+        assert_eq!(store.bound(), 8);
     }
 
     #[actix_rt::test]
