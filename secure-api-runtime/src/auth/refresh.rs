@@ -841,17 +841,25 @@ impl TokenService {
             }
             return Ok(());
         };
-        if let Ok(id) = sid.parse::<SessionId>()
-            && let Some(session) = self.store.get(id, now).await.map_err(unavailable)?
+        let session = match sid.parse::<SessionId>() {
+            Ok(id) => self.store.get(id, now).await.map_err(unavailable)?.map(|s| (id, s)),
+            Err(_) => None,
+        };
+        if let Some((id, session)) = &session
+            && session.grant.subject != principal.subject
         {
-            if session.grant.subject != principal.subject {
-                log::warn!(target: "secure_api::auth", "logout refused: session {id} is not the principal's");
-                return Ok(());
-            }
-            self.store.remove(id).await.map_err(unavailable)?;
+            log::warn!(target: "secure_api::auth", "logout refused: session {id} is not the principal's");
+            return Ok(());
         }
+        // The access tokens first: when a store refuses (503), either nothing has changed
+        // or the session's access tokens are already refused, and a retry finishes the
+        // job. Never the other way round, which would leave live access tokens behind a
+        // spent refresh token.
         if self.jwt.has_revocation() {
             self.jwt.revoke_session(sid).await.map_err(unavailable)?;
+        }
+        if let Some((id, _)) = session {
+            self.store.remove(id).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -904,9 +912,13 @@ mod tests {
     }
 
     fn fixture(store: MemoryRefreshStore) -> Fixture {
+        fixture_with(store, RevokedTokens::new())
+    }
+
+    fn fixture_with(store: MemoryRefreshStore, revoked: RevokedTokens) -> Fixture {
         let clock = FakeClock::new();
         clock.set(START * 1_000_000_000);
-        let revoked = Arc::new(RevokedTokens::new());
+        let revoked = Arc::new(revoked);
         let jwt = JwtAuth::hs256(vec![7u8; 32])
             .issuer("i")
             .audience("a")
@@ -1103,6 +1115,28 @@ mod tests {
         let plain = f.jwt.issue(&AccessGrant::new("carol")).unwrap();
         run(tokens.logout(&run(f.jwt.verify(&plain)).unwrap())).unwrap();
         assert!(!f.verifies(&plain));
+    }
+
+    #[test]
+    fn a_logout_the_revocation_store_refuses_changes_nothing_and_can_be_retried() {
+        let f = fixture_with(MemoryRefreshStore::new(), RevokedTokens::new().max_entries(1));
+        let tokens = f.service(everyone);
+        let first = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        let second = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+        run(tokens.logout(&run(f.jwt.verify(&first.access_token)).unwrap())).unwrap();
+        // The revocation store is full: the second logout is a 503, and the session is
+        // exactly as it was (not a spent refresh token beside a live access token).
+        let principal = run(f.jwt.verify(&second.access_token)).unwrap();
+        assert_eq!(status(&run(tokens.logout(&principal)).unwrap_err()), 503);
+        assert!(f.verifies(&second.access_token));
+        // Once the first revocation has expired there is room: the retry, with a fresh
+        // access token of the same session, ends it.
+        f.clock.advance(Duration::from_secs(20 * 60));
+        let second = run(tokens.refresh(&second.refresh_token)).unwrap();
+        let principal = run(f.jwt.verify(&second.access_token)).unwrap();
+        run(tokens.logout(&principal)).unwrap();
+        assert!(!f.verifies(&second.access_token));
+        assert!(run(tokens.refresh(&second.refresh_token)).is_err());
     }
 
     #[test]
