@@ -591,13 +591,13 @@ fn nesting_and_numbers() -> Vec<Case> {
     let mut cases = vec![
         Case::new(
             class,
-            "33 arrays in a field (limit 32)",
+            "32 arrays in a field: 33 levels with the object (limit 32)",
             create(user_with("username", nested(32, "[", "]", &marker))),
             TOO_DEEP,
         ),
         Case::new(
             class,
-            "31 arrays in a field: within the limit, the wrong type",
+            "31 arrays in a field: 32 levels, within the limit, the wrong type",
             create(user_with("username", nested(31, "[", "]", &marker))),
             invalid(json!([err("/username", "type")])),
         ),
@@ -1187,7 +1187,7 @@ fn control_and_lookalikes() -> Vec<Case> {
             pattern(),
         ),
         // Trimmed at either end (it is white space); inside, refused.
-        username("NEL", &format!("\"zq9\u{85}hostile\""), pattern()),
+        username("NEL", "\"zq9\u{85}hostile\"", pattern()),
         Case::new(
             class,
             "an escaped NUL in the e-mail",
@@ -1415,7 +1415,7 @@ fn idempotency_keys() -> Vec<Case> {
         with_key("a double quote inside", b"zq9host\"ile", KEY_INVALID),
         with_key(
             "256 bytes",
-            MARKER.repeat(26)[..256].as_bytes(),
+            &MARKER.repeat(26).as_bytes()[..256],
             KEY_INVALID,
         ),
         with_key("obs-text bytes", b"zq9hostile\xff\xfe", KEY_INVALID),
@@ -2293,13 +2293,13 @@ fn check(case: &Case, reply: &RawReply) -> Vec<String> {
             }
         }
         Some(slug) => {
-            if let Some(length) = reply.header("content-length") {
-                if length.parse::<usize>().ok() != Some(reply.body.len()) {
-                    fail(format!(
-                        "Content-Length {length} but {} bytes followed",
-                        reply.body.len()
-                    ));
-                }
+            if let Some(length) = reply.header("content-length")
+                && length.parse::<usize>().ok() != Some(reply.body.len())
+            {
+                fail(format!(
+                    "Content-Length {length} but {} bytes followed",
+                    reply.body.len()
+                ));
             }
             if reply.header("content-type") != Some("application/problem+json") {
                 fail(format!(
@@ -2338,7 +2338,7 @@ fn check(case: &Case, reply: &RawReply) -> Vec<String> {
                     if body["status"] != reply.status {
                         fail(format!("status member {}", body["status"]));
                     }
-                    if !body["title"].as_str().is_some_and(|t| !t.is_empty()) {
+                    if body["title"].as_str().is_none_or(str::is_empty) {
                         fail("no title".to_owned());
                     }
                     if !body["detail"].as_str().is_some_and(|t| t.ends_with('.')) {
@@ -2348,10 +2348,10 @@ fn check(case: &Case, reply: &RawReply) -> Vec<String> {
                     if !instance.starts_with("urn:uuid:") || instance.len() != 45 {
                         fail(format!("instance {instance:?}"));
                     }
-                    if let Expect::Invalid(errors) = &case.expect {
-                        if &body["errors"] != errors {
-                            fail(format!("errors {} instead of {errors}", body["errors"]));
-                        }
+                    if let Expect::Invalid(errors) = &case.expect
+                        && &body["errors"] != errors
+                    {
+                        fail(format!("errors {} instead of {errors}", body["errors"]));
                     }
                 }
             }
