@@ -768,6 +768,79 @@ fn duplicate_keys() -> Vec<Case> {
     ]
 }
 
+fn malformed_json_and_mass_assignment() -> Vec<Case> {
+    let class = "malformed JSON and mass assignment";
+    let body = |name: &str, body: &str, expect: Expect| {
+        Case::new(class, name.to_owned(), create(body), expect)
+    };
+    let valid = String::from_utf8(user_with("age", "30")).unwrap();
+    let with_member = |member: &str| format!("{},{member}}}", &valid[..valid.len() - 1]);
+    let unknown = || invalid(json!([err("", "unknown_field")]));
+    vec![
+        body("an empty body", "", MALFORMED),
+        body("only white space", " \r\n\t ", MALFORMED),
+        body(
+            "trailing data after the object",
+            &format!("{valid}{{\"{MARKER}\":1}}"),
+            MALFORMED,
+        ),
+        body("an unclosed object", &valid[..valid.len() - 1], MALFORMED),
+        body("single quotes", &valid.replace('"', "'"), MALFORMED),
+        body("a comment", &format!("/* {MARKER} */{valid}"), MALFORMED),
+        body(
+            "a trailing comma",
+            &with_member("").replace(",}", ",}"),
+            MALFORMED,
+        ),
+        body(
+            "an array at the top",
+            &format!("[{valid}]"),
+            invalid(json!([err("", "type")])),
+        ),
+        body(
+            "the fields as an array",
+            &format!("[\"{MARKER}\",\"{MARKER}@example.com\",30]"),
+            invalid(json!([err("", "type")])),
+        ),
+        body(
+            "a string at the top",
+            &format!("\"{MARKER}\""),
+            invalid(json!([err("", "type")])),
+        ),
+        body("null at the top", "null", invalid(json!([err("", "type")]))),
+        body(
+            "a role granted in the body",
+            &with_member(&format!("\"roles\":[\"admin\",\"{MARKER}\"]")),
+            unknown(),
+        ),
+        body(
+            "is_admin in the body",
+            &with_member(&format!("\"is_admin\":true,\"{MARKER}\":1")),
+            unknown(),
+        ),
+        body(
+            "__proto__ in the body",
+            &with_member(&format!("\"__proto__\":{{\"admin\":\"{MARKER}\"}}")),
+            unknown(),
+        ),
+        body(
+            "500 unknown members",
+            &with_member(
+                &(0..500)
+                    .map(|i| format!("\"{MARKER}{i}\":{i}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            unknown(),
+        ),
+        body(
+            "a member whose name is 10 KB",
+            &with_member(&format!("\"{}\":1", MARKER.repeat(1000))),
+            unknown(),
+        ),
+    ]
+}
+
 fn invalid_text() -> Vec<Case> {
     let class = "invalid UTF-8 and surrogates";
     let in_username = |name: &str, raw: &[u8]| {
@@ -928,7 +1001,7 @@ fn content_types() -> Vec<Case> {
         typed(
             "application/json-patch+json is JSON: a patch document is the wrong type",
             Some(b"application/json-patch+json"),
-            invalid(json!([err("/0", "type")])),
+            invalid(json!([err("", "type")])),
         )
         .tap_body(format!(
             "[{{\"op\":\"replace\",\"path\":\"/roles\",\"value\":\"{MARKER}\"}}]"
@@ -1046,6 +1119,12 @@ fn headers() -> Vec<Case> {
                 .header("X-Forwarded-For", &big)
                 .json(format!("{{\"username\":\"{MARKER}\",\"password\":\"\"}}")),
             invalid(json!([password_length()])),
+        ),
+        Case::new(
+            class,
+            "a 60 KiB header name",
+            Req::get("/api/me").header(format!("X-{}", &big[..60 * 1024]), "1"),
+            UNAUTHORIZED,
         ),
         Case::new(
             class,
@@ -1737,6 +1816,29 @@ fn tokens() -> Vec<Case> {
         ),
         auth("a token with a quote", format!("Bearer \"{good}\""), &good),
     ]);
+    let refresh = |name: &str, value: &str| {
+        Case::new(
+            class,
+            name.to_owned(),
+            Req::post("/api/token/refresh").json(json!({ "refresh_token": value }).to_string()),
+            UNAUTHORIZED,
+        )
+        .needle(value)
+    };
+    cases.extend([
+        refresh(
+            "a made-up refresh token",
+            &format!("{MARKER}.{}", b64(MARKER)),
+        ),
+        Case::new(
+            class,
+            "an access token as a refresh token: too long to be one",
+            Req::post("/api/token/refresh").json(json!({ "refresh_token": good }).to_string()),
+            invalid(json!([bounded("/refresh_token", "length", 1, 256)])),
+        )
+        .needle(&good),
+        refresh("a 256-character refresh token", &MARKER.repeat(26)[..256]),
+    ]);
     let none = none_sig("none");
     let tampered = format!("{}.{}.{}", parts[0], b64(admin().to_string()), parts[2]);
     cases.extend([
@@ -1869,6 +1971,18 @@ fn paths() -> Vec<Case> {
             NOT_FOUND,
         ),
         user(
+            "an invalid percent-encoding",
+            format!("/api/users/%zz{MARKER}"),
+            &alice,
+            bad_id(),
+        ),
+        user(
+            "a lone percent sign",
+            format!("/api/users/{MARKER}%"),
+            &alice,
+            bad_id(),
+        ),
+        user(
             "a matrix parameter",
             format!("/api/users/alice;{MARKER}=.."),
             &alice,
@@ -1978,6 +2092,9 @@ impl Case {
     }
 }
 
+/// Each endpoint is a resource guarded by its method (as with actix-web's own route
+/// macros): a method that no endpoint of the path takes falls through to the default
+/// service, whose 404 the layer makes a `not-found` problem.
 fn methods() -> Vec<Case> {
     let class = "methods not allowed";
     let on = |method: &str, path: &str| {
@@ -2001,6 +2118,24 @@ fn methods() -> Vec<Case> {
         on("post", "/api/users"),
         on("PROPFIND", "/api/users"),
         on("ZQ9HOSTILE", "/api/users"),
+        Case::raw(
+            class,
+            "OPTIONS *",
+            format!(
+                "OPTIONS * HTTP/1.1\r\nHost: hostile.test\r\nConnection: close\r\nX-Note: {MARKER}\r\n\r\n"
+            )
+            .into_bytes(),
+            NOT_FOUND,
+        ),
+        Case::raw(
+            class,
+            "CONNECT to another host",
+            format!(
+                "CONNECT {MARKER}.example:443 HTTP/1.1\r\nHost: {MARKER}.example:443\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+            NOT_FOUND,
+        ),
     ]
 }
 
@@ -2454,6 +2589,7 @@ fn all_cases() -> Vec<Case> {
     [
         oversized_bodies(),
         nesting_and_numbers(),
+        malformed_json_and_mass_assignment(),
         duplicate_keys(),
         invalid_text(),
         content_types(),
