@@ -2773,3 +2773,33 @@ async fn actix_http_still_runs_a_request_pipelined_after_connection_close() {
         "the request after the close ran"
     );
 }
+
+/// A known defect of actix-http 3.20 (its HTTP/1 decoder, before any service runs): a header
+/// name longer than 65,535 bytes passes `httparse` (the head may be 128 KiB) and then makes
+/// `HeaderName::from_bytes(..).unwrap()` in `h1/decoder.rs` panic, which takes down the
+/// worker's thread and every connection it was serving; the server starts a new worker.
+/// No response is sent. secure-api cannot see the request; the defence is a proxy in
+/// front that limits header sizes (nginx refuses lines over 8 KiB by default), as
+/// SECURITY.md says. The table has the largest name that is read (60 KiB, a 401).
+///
+/// This test pins what actix-http does today. When it fails, the decoder refuses such a
+/// name: make it a codec row of the table.
+#[actix_rt::test]
+async fn actix_http_drops_the_connection_on_a_header_name_over_64_kib() {
+    let (api, state) = users_api::setup(Passwords::with_params(1024, 1, 1).unwrap(), PASSWORD);
+    let (addr, handle) = common::serve!("127.0.0.1", 1, move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(api.layer())
+            .configure(users_api::routes)
+    });
+    let name = format!("X-{}", MARKER.repeat(6554));
+    assert!(name.len() > 65_535);
+    let request = Req::get("/api/me").header(&name, "1").bytes();
+    let reply = common::raw_exchange_from(loopback(5, 1), addr, request, READ_TIMEOUT).await;
+    let err = reply.expect_err("no response to a request whose decoding panicked");
+    assert_eq!(err.to_string(), "no end of head");
+    // A new worker serves the next client.
+    still_serves(addr, loopback(5, 2), 0).await.unwrap();
+    handle.stop(true).await;
+}
