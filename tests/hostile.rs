@@ -369,7 +369,8 @@ struct Case {
     /// The row hides a complete second request (`smuggled_request`) that must never run.
     smuggles: bool,
     /// The server may keep the connection open after its answer (to drain a body the
-    /// client declared but has not sent): the answer is read without waiting for the end.
+    /// client declared but has not sent): the answer is read up to its end, not to the
+    /// connection's.
     holds_open: bool,
 }
 
@@ -787,11 +788,7 @@ fn malformed_json_and_mass_assignment() -> Vec<Case> {
         body("an unclosed object", &valid[..valid.len() - 1], MALFORMED),
         body("single quotes", &valid.replace('"', "'"), MALFORMED),
         body("a comment", &format!("/* {MARKER} */{valid}"), MALFORMED),
-        body(
-            "a trailing comma",
-            &with_member("").replace(",}", ",}"),
-            MALFORMED,
-        ),
+        body("a trailing comma", &with_member(""), MALFORMED),
         body(
             "an array at the top",
             &format!("[{valid}]"),
@@ -2553,6 +2550,7 @@ impl Addresses {
     }
 }
 
+/// Sends `request` from `source` and reads until the server closes the connection.
 async fn exchange(
     source: IpAddr,
     addr: SocketAddr,
@@ -2688,13 +2686,15 @@ async fn hostile_requests_get_problems_and_the_server_keeps_serving() {
                 Err(e) => row_failures.push(format!("a request before it: {e}")),
             }
         }
-        // A row whose connection may stay open is read for a moment, not to its end.
-        let timeout = if case.holds_open {
-            Duration::from_secs(1)
+        // A row whose connection may stay open is read to the end of its response.
+        let reply = if case.holds_open {
+            common::raw_response_from(source, addr, case.request.clone(), READ_TIMEOUT)
+                .await
+                .map_err(|e| format!("no complete response: {e}"))
         } else {
-            READ_TIMEOUT
+            exchange(source, addr, case.request.clone(), READ_TIMEOUT).await
         };
-        match exchange(source, addr, case.request.clone(), timeout).await {
+        match reply {
             Ok(reply) => row_failures.extend(check(case, &reply)),
             Err(e) => row_failures.push(e),
         }

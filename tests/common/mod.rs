@@ -239,6 +239,25 @@ pub async fn raw_exchange_from(
     .map_err(std::io::Error::other)?
 }
 
+/// [`raw_exchange_from`] that returns as soon as the first response is complete, for a
+/// server that may keep the connection open after it (`closed` is then `false`).
+pub async fn raw_response_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    timeout: std::time::Duration,
+) -> std::io::Result<RawReply> {
+    let mut stream = connect_from(source, addr).await?;
+    actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Write;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(&request)?;
+        read_reply_until(stream, true)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// A blocking connection to `addr` from `source` (port 0), connected on the runtime.
 async fn connect_from(
     source: std::net::IpAddr,
@@ -288,21 +307,51 @@ pub fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> std::io::Resu
     read_reply(stream)
 }
 
-/// Reads until the server closes the connection. A read that times out after a complete
+/// Reads until the server closes the connection, or with `first_only` until the first
+/// response is complete (by its `Content-Length`). A read that times out after a complete
 /// head ends the reply (`closed: false`); before one, it is an error.
-fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
+fn read_reply(stream: std::net::TcpStream) -> std::io::Result<RawReply> {
+    read_reply_until(stream, false)
+}
+
+fn read_reply_until(
+    mut stream: std::net::TcpStream,
+    first_only: bool,
+) -> std::io::Result<RawReply> {
     use std::io::{ErrorKind, Read};
-    let mut raw = Vec::new();
     let end_of_head = |raw: &[u8]| raw.windows(4).position(|w| w == b"\r\n\r\n");
-    let closed = match stream.read_to_end(&mut raw) {
-        Ok(_) => true,
-        Err(e)
-            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-                && end_of_head(&raw).is_some() =>
-        {
-            false
+    // The length of the first response, once its head is in and gives one.
+    let first_len = |raw: &[u8]| {
+        let end = end_of_head(raw)?;
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let length = head
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("content-length:"))?
+            .trim()
+            .parse::<usize>()
+            .ok()?;
+        Some(end + 4 + length)
+    };
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if first_only && first_len(&raw).is_some_and(|len| raw.len() >= len) {
+                    break false;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                    && end_of_head(&raw).is_some() =>
+            {
+                break false;
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let split = end_of_head(&raw).ok_or_else(|| std::io::Error::other("no end of head"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
