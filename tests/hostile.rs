@@ -2450,6 +2450,28 @@ fn check(case: &Case, reply: &RawReply) -> Vec<String> {
                     fail(format!("{name}: {got:?}"));
                 }
             }
+            // The headers that tell a client what to do next.
+            if reply.status == 401
+                && !reply
+                    .header("www-authenticate")
+                    .is_some_and(|c| c.starts_with("Bearer realm="))
+            {
+                fail(format!(
+                    "a 401 without a Bearer challenge: {:?}",
+                    reply.header("www-authenticate")
+                ));
+            }
+            if reply.status == 429
+                && !reply
+                    .header("retry-after")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|s| s >= 1)
+            {
+                fail(format!(
+                    "a 429 without Retry-After: {:?}",
+                    reply.header("retry-after")
+                ));
+            }
             for name in ["server", "x-powered-by"] {
                 if reply.header(name).is_some() {
                     fail(format!("a {name} header"));
