@@ -2462,10 +2462,10 @@ fn check(case: &Case, reply: &RawReply) -> Vec<String> {
                 ));
             }
             if reply.status == 429
-                && !reply
+                && reply
                     .header("retry-after")
                     .and_then(|s| s.parse::<u64>().ok())
-                    .is_some_and(|s| s >= 1)
+                    .is_none_or(|s| s == 0)
             {
                 fail(format!(
                     "a 429 without Retry-After: {:?}",
