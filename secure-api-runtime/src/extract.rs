@@ -5,7 +5,7 @@
 //!
 //! | failure | status |
 //! | --- | --- |
-//! | body not `application/json` (or `application/*+json`) | 415 |
+//! | body not `application/json` (or `application/*+json`), or more than one `Content-Type` field | 415 |
 //! | body over the limit (default 64 KiB, [`InputLimits`]) | 413 |
 //! | JSON nested deeper than the limit (default 32), malformed JSON | 400 |
 //! | wrong type, missing or unknown field, failed rule | 422 with `errors` |
@@ -118,11 +118,13 @@ impl<T: SecureInput + DeserializeOwned + 'static> FromRequest for Valid<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limits = limits(req);
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json_content_type);
+        // Exactly one `Content-Type` field: with two, a proxy in front and this app could
+        // each read another one, so the body's type is not known.
+        let mut types = req.headers().get_all(header::CONTENT_TYPE);
+        let json = match (types.next(), types.next()) {
+            (Some(value), None) => value.to_str().is_ok_and(is_json_content_type),
+            _ => false,
+        };
         let read = if json {
             Ok(read_body(
                 payload.take(),

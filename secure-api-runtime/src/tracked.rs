@@ -282,6 +282,13 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, '_, V> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        if self.fields.is_some() {
+            // A struct's fields by position (`["alice", 30]`): serde's derive takes them,
+            // but an object's fields come by name, as the type's schema says. Read by
+            // position, the input would pass whatever checks the names (a gateway's schema,
+            // the unknown-field rule) and land in fields it did not name.
+            return Err(de::Error::invalid_type(de::Unexpected::Seq, &self));
+        }
         self.visitor.visit_seq(Seq {
             seq,
             chain: self.chain,
@@ -631,6 +638,25 @@ mod tests {
         // Inside a map value the struct's own pointer would hold the client's key, so the
         // report stops at the map.
         assert_eq!(track.take_unknown(), ["", "/list/0", "/map"]);
+    }
+
+    #[test]
+    fn structs_are_objects_never_sequences() {
+        // serde's derive would fill `Inner` from `[7]` and `Outer` from `[null, ...]`.
+        let at = error_at(r#"{"list": [[7]]}"#);
+        assert_eq!(at.pointer, "/list/0");
+        let (result, _) = run(r#"[null, null, null, null]"#);
+        let err = result.unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid type: sequence"),
+            "{err}"
+        );
+        assert_eq!(error_at("[null, null, null, null]").pointer, "");
+        // Struct variants are structs too.
+        assert_eq!(error_at(r#"{"shape": {"Circle": [1]}}"#).pointer, "/shape");
+        // Sequences themselves are still read.
+        let (result, _) = run(r#"{"list": [{"n": 1}, {"n": 2}]}"#);
+        assert_eq!(result.unwrap().list.unwrap().len(), 2);
     }
 
     #[test]

@@ -172,6 +172,12 @@ pub struct RawReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Every byte the server sent: the first response's head and body, and anything after
+    /// it (such as the response to a second request).
+    pub raw: Vec<u8>,
+    /// Whether the server closed the connection (else the read timed out after a complete
+    /// head).
+    pub closed: bool,
 }
 
 impl RawReply {
@@ -207,6 +213,56 @@ pub async fn raw_request_from(
     headers: &'static [(&'static str, &'static str)],
     body: &'static [u8],
 ) -> std::io::Result<RawReply> {
+    let stream = connect_from(source, addr).await?;
+    actix_web::rt::task::spawn_blocking(move || exchange(stream, addr, method, path, headers, body))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// [`raw_exchange`] from a chosen local source address (see [`raw_request_from`]): sends
+/// `request` as it is and reads until the server closes the connection, failing with
+/// `TimedOut` / `WouldBlock` if it has not closed it within `timeout`.
+pub async fn raw_exchange_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    timeout: std::time::Duration,
+) -> std::io::Result<RawReply> {
+    let mut stream = connect_from(source, addr).await?;
+    actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Write;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(&request)?;
+        read_reply(stream)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// [`raw_exchange_from`] that returns as soon as the first response is complete, for a
+/// server that may keep the connection open after it (`closed` is then `false`).
+pub async fn raw_response_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    timeout: std::time::Duration,
+) -> std::io::Result<RawReply> {
+    let mut stream = connect_from(source, addr).await?;
+    actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Write;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(&request)?;
+        read_reply_until(stream, true)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// A blocking connection to `addr` from `source` (port 0), connected on the runtime.
+async fn connect_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
     let socket = if source.is_ipv4() {
         actix_rt::net::TcpSocket::new_v4()?
     } else {
@@ -215,9 +271,7 @@ pub async fn raw_request_from(
     socket.bind(std::net::SocketAddr::new(source, 0))?;
     let stream = socket.connect(addr).await?.into_std()?;
     stream.set_nonblocking(false)?;
-    actix_web::rt::task::spawn_blocking(move || exchange(stream, addr, method, path, headers, body))
-        .await
-        .map_err(std::io::Error::other)?
+    Ok(stream)
 }
 
 fn exchange(
@@ -253,14 +307,53 @@ pub fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> std::io::Resu
     read_reply(stream)
 }
 
-fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
-    use std::io::Read;
+/// Reads until the server closes the connection, or with `first_only` until the first
+/// response is complete (by its `Content-Length`). A read that times out after a complete
+/// head ends the reply (`closed: false`); before one, it is an error.
+fn read_reply(stream: std::net::TcpStream) -> std::io::Result<RawReply> {
+    read_reply_until(stream, false)
+}
+
+fn read_reply_until(
+    mut stream: std::net::TcpStream,
+    first_only: bool,
+) -> std::io::Result<RawReply> {
+    use std::io::{ErrorKind, Read};
+    let end_of_head = |raw: &[u8]| raw.windows(4).position(|w| w == b"\r\n\r\n");
+    // The length of the first response, once its head is in and gives one.
+    let first_len = |raw: &[u8]| {
+        let end = end_of_head(raw)?;
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let length = head
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("content-length:"))?
+            .trim()
+            .parse::<usize>()
+            .ok()?;
+        Some(end + 4 + length)
+    };
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of head"))?;
+    let mut buf = [0u8; 16 * 1024];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if first_only && first_len(&raw).is_some_and(|len| raw.len() >= len) {
+                    break false;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                    && end_of_head(&raw).is_some() =>
+            {
+                break false;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let split = end_of_head(&raw).ok_or_else(|| std::io::Error::other("no end of head"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines
@@ -276,6 +369,8 @@ fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
         status,
         headers,
         body: raw[split + 4..].to_vec(),
+        raw,
+        closed,
     })
 }
 
@@ -283,14 +378,18 @@ fn read_reply(mut stream: std::net::TcpStream) -> std::io::Result<RawReply> {
 /// `$workers` workers on port 0 of `$host`, spawned on the test's runtime, and evaluates to
 /// its bound address and the handle that stops it: `(SocketAddr, ServerHandle)`.
 ///
+/// Settings of the `HttpServer` may follow a `;`, as method calls:
+/// `serve!("127.0.0.1", 1, app; keep_alive(Duration::from_secs(60)))`.
+///
 /// A macro rather than a function: the bounds a function would need name
 /// `IntoServiceFactory`, which actix-web does not re-export.
 #[allow(unused_macros)]
 macro_rules! serve {
-    ($host:expr, $workers:expr, $app:expr $(,)?) => {{
+    ($host:expr, $workers:expr, $app:expr $(; $($setting:ident($($arg:expr),* $(,)?)),+)? $(,)?) => {{
         let host: &str = $host;
         let server = actix_web::HttpServer::new($app)
             .workers($workers)
+            $($(.$setting($($arg),*))+)?
             .bind((host, 0))
             .unwrap_or_else(|e| panic!("binding {host} port 0: {e}"));
         let addr = server.addrs()[0];
