@@ -842,7 +842,12 @@ impl TokenService {
             return Ok(());
         };
         let session = match sid.parse::<SessionId>() {
-            Ok(id) => self.store.get(id, now).await.map_err(unavailable)?.map(|s| (id, s)),
+            Ok(id) => self
+                .store
+                .get(id, now)
+                .await
+                .map_err(unavailable)?
+                .map(|s| (id, s)),
             Err(_) => None,
         };
         if let Some((id, session)) = &session
@@ -1119,7 +1124,10 @@ mod tests {
 
     #[test]
     fn a_logout_the_revocation_store_refuses_changes_nothing_and_can_be_retried() {
-        let f = fixture_with(MemoryRefreshStore::new(), RevokedTokens::new().max_entries(1));
+        let f = fixture_with(
+            MemoryRefreshStore::new(),
+            RevokedTokens::new().max_entries(1),
+        );
         let tokens = f.service(everyone);
         let first = run(tokens.login(AccessGrant::new("alice"))).unwrap();
         let second = run(tokens.login(AccessGrant::new("alice"))).unwrap();

@@ -2,8 +2,8 @@
 //! bounded in keys.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
@@ -67,7 +67,9 @@ pub struct MemoryStore<K = LimitKey, S = PassThrough> {
     max_keys: usize,
     when_full: UntrackedClients,
     clock: StoreClock,
-    sweeping: AtomicBool,
+    /// Held while sweeping: one sweep at a time, and a full store's new client waits for
+    /// the sweep in progress instead of being refused while it frees room.
+    sweeping: Mutex<()>,
     last_sweep: AtomicU64,
 }
 
@@ -90,7 +92,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
             max_keys: DEFAULT_MAX_KEYS,
             when_full: UntrackedClients::default(),
             clock,
-            sweeping: AtomicBool::new(false),
+            sweeping: Mutex::new(()),
             last_sweep: AtomicU64::new(0),
         }
     }
@@ -297,7 +299,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         if self.take_room() {
             return Ok(true);
         }
-        self.sweep(now);
+        self.sweep_or_wait(now, true);
         if self.take_room() {
             return Ok(true);
         }
@@ -318,13 +320,32 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
     }
 
     /// Drops every key whose state no longer affects any decision. Runs at most once per
-    /// 100 ms and never concurrently with itself.
+    /// 100 ms and never concurrently with itself (a call during another sweep returns at
+    /// once).
     pub fn sweep(&self, now: u64) {
-        let last = self.last_sweep.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < SWEEP_EVERY_NS {
+        self.sweep_or_wait(now, false);
+    }
+
+    /// [`sweep`](Self::sweep); with `wait`, a call during another sweep waits for it to
+    /// finish (the room a full store's new client needs may be what that sweep frees).
+    fn sweep_or_wait(&self, now: u64, wait: bool) {
+        let due = || {
+            let last = self.last_sweep.load(Ordering::Relaxed);
+            last == 0 || now.saturating_sub(last) >= SWEEP_EVERY_NS
+        };
+        if !due() {
             return;
         }
-        if self.sweeping.swap(true, Ordering::Acquire) {
+        let _sweeping = match self.sweeping.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) if !wait => return,
+            Err(TryLockError::WouldBlock) => {
+                drop(self.sweeping.lock().unwrap_or_else(PoisonError::into_inner));
+                return;
+            }
+        };
+        if !due() {
             return;
         }
         let mut removed = 0usize;
@@ -343,7 +364,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone + Default> MemoryStore<K, S> {
         });
         self.keys.fetch_sub(removed, Ordering::Relaxed);
         self.last_sweep.store(now.max(1), Ordering::Relaxed);
-        self.sweeping.store(false, Ordering::Release);
     }
 }
 
@@ -473,6 +493,47 @@ mod tests {
         assert_eq!(sampler.join().unwrap(), 8, "len() never passed max_keys");
         assert_eq!(store.len(), 8);
         assert_eq!(store.bound(), 8);
+    }
+
+    #[test]
+    fn new_clients_of_a_full_store_wait_for_the_sweep_that_makes_room() {
+        use std::sync::Barrier;
+        const STALE: u64 = 100_000;
+        const CLIENTS: u64 = 4;
+        let clock = FakeClock::new();
+        let store = Arc::new(store(&clock).max_keys(STALE as usize));
+        let policy = Policy::new("p", Rate::per_second(1));
+        for round in 0..3 {
+            // Full of keys that are stale a second later; sweeping them takes a while.
+            // Keys as the deriver makes them: uniformly spread (the map's hasher passes them
+            // through).
+            for k in 0..STALE {
+                let key = LimitKey([(k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15), round]);
+                assert!(store.check(&key, &policy, 1).unwrap().allowed);
+            }
+            clock.advance(Duration::from_secs(2));
+            // New clients arrive together: one sweeps, the others must wait for the room it
+            // frees rather than be refused while it works.
+            let barrier = Arc::new(Barrier::new(CLIENTS as usize));
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|c| {
+                    let (store, barrier) = (store.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let key = LimitKey([(c + 1).wrapping_mul(0xc2b2_ae3d_27d4_eb4f), round]);
+                        store.check(&key, &policy, 1)
+                    })
+                })
+                .collect();
+            for client in clients {
+                let decision = client.join().unwrap();
+                assert!(decision.is_ok_and(|d| d.allowed), "round {round}: refused");
+            }
+            assert_eq!(store.len(), CLIENTS as usize);
+            // The clients' own keys go stale too, before the next round fills the store.
+            clock.advance(Duration::from_secs(2));
+            store.sweep(clock.now());
+        }
     }
 
     #[actix_rt::test]
