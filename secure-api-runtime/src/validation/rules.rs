@@ -600,23 +600,28 @@ pub fn is_url(value: &str) -> bool {
         None => true,
         Some(host) => {
             host.parse::<std::net::Ipv4Addr>().is_ok()
-                || (is_domain(host, false) && maps_to_ascii(host))
+                || (is_domain(host, false) && whatwg_host(host))
         }
     }
 }
 
-/// Whether IDNA (UTS #46, as WHATWG URL parsers apply it: browsers, and the `url` crate
-/// that reqwest uses) maps a host name to ASCII. Only names with non-ASCII letters or
-/// `xn--` labels can fail, and only those are checked: a name that no HTTP client could
-/// resolve is not a URL (found by the `normalise` fuzz target).
-fn maps_to_ascii(host: &str) -> bool {
-    let punycode = |label: &str| {
+/// Whether a WHATWG URL parser (browsers, and the `url` crate that reqwest uses) accepts a
+/// host name that [`is_domain`] accepted: a name no HTTP client can resolve is not a URL.
+/// Two kinds can fail, and only those are parsed again (both found by the `normalise` fuzz
+/// target): names that IDNA (UTS #46) cannot map to ASCII (non-ASCII letters, `xn--`
+/// labels), and names whose last label is a hexadecimal number (`a.0x`, `a.0x7f`), which
+/// WHATWG reads as an IPv4 address.
+fn whatwg_host(host: &str) -> bool {
+    let starts = |label: &str, prefix: &[u8]| {
         label
             .as_bytes()
-            .get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"xn--"))
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
     };
-    (host.is_ascii() && !host.split('.').any(punycode)) || url::Host::parse(host).is_ok()
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let plain =
+        host.is_ascii() && !host.split('.').any(|l| starts(l, b"xn--")) && !starts(last, b"0x");
+    plain || url::Host::parse(host).is_ok()
 }
 
 /// Whether `value` passes [`is_url`] and names a public internet host: the `url(public)`
@@ -981,6 +986,8 @@ mod tests {
             "https://example.com?q=1#frag",
             "https://b\u{fc}cher.example/",
             "https://xn--bcher-kva.example/",
+            // WHATWG reads it as the IPv4 address 1.0.0.127, as `url(public)` then does.
+            "http://1.0x7f/",
         ] {
             assert!(is_url(good), "{good:?} rejected");
         }
@@ -998,6 +1005,8 @@ mod tests {
             // Hosts that IDNA refuses: no HTTP client could resolve them (from fuzzing).
             "https://4444444444ht000000000\u{7d6}1l/4pl",
             "https://xn--a.com/",
+            "http://n7c.0x",
+            "http://a.0x7f/",
         ] {
             assert!(!is_url(bad), "{bad:?} accepted");
         }
