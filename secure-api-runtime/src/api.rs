@@ -525,6 +525,25 @@ impl SecureApiBuilder {
     /// let BuildError::UnreviewedEndpoints(findings) = err else { panic!() };
     /// assert!(findings.iter().any(|f| f.handler == "not_idempotent"));
     /// ```
+    ///
+    /// A program whose every endpoint says who may call it, and makes its state-changing
+    /// requests idempotent, starts:
+    ///
+    /// ```standalone_crate
+    /// use secure_api_runtime::prelude::*;
+    ///
+    /// #[secure_endpoint(post("/doc/reviewed"), auth(roles("editor")), idempotent)]
+    /// async fn reviewed() -> HttpResponse {
+    ///     HttpResponse::Created().finish()
+    /// }
+    ///
+    /// #[secure_endpoint(get("/doc/reviewed"), public)]
+    /// async fn read() -> HttpResponse {
+    ///     HttpResponse::Ok().finish()
+    /// }
+    ///
+    /// assert!(SecureApi::builder().strict_inventory(true).try_build().is_ok());
+    /// ```
     pub fn strict_inventory(mut self, strict: bool) -> Self {
         self.strict_inventory = strict;
         self

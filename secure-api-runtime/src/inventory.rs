@@ -524,6 +524,20 @@ impl Inventory {
         self
     }
 
+    /// Only the endpoints for which `keep` is true: e.g. those of one module, when a
+    /// program links several apps' endpoints and each reviews its own.
+    ///
+    /// ```
+    /// # let api = secure_api_runtime::SecureApi::builder().build();
+    /// let mine = api.inventory().retain(|e| e.module.starts_with("my_app::"));
+    /// assert!(mine.findings().is_empty());
+    /// ```
+    pub fn retain(mut self, keep: impl FnMut(&EndpointInfo) -> bool) -> Inventory {
+        let mut keep = keep;
+        self.endpoints.retain(|e| keep(e));
+        self
+    }
+
     /// The endpoints, sorted by path then method (endpoints without a route last).
     pub fn endpoints(&self) -> &[EndpointInfo] {
         &self.endpoints
