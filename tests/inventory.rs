@@ -108,7 +108,13 @@ fn example() -> Inventory {
 
 fn routes(list: &[&EndpointInfo]) -> Vec<String> {
     list.iter()
-        .map(|e| format!("{} {}", e.method.unwrap_or("*"), e.path.unwrap_or(e.handler)))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e.method.unwrap_or("*"),
+                e.path.unwrap_or(e.handler)
+            )
+        })
         .collect()
 }
 
@@ -290,8 +296,14 @@ fn the_apps_defaults_and_input_limits_fill_in_what_endpoints_leave_out() {
             .clone()
     };
     let put = serde_json::to_value(get("put_it")).unwrap();
-    assert_eq!(put["body_limit"], json!({"value": 2048, "origin": "app_default"}));
-    assert_eq!(put["rate"], json!({"value": "50/s", "origin": "app_default"}));
+    assert_eq!(
+        put["body_limit"],
+        json!({"value": 2048, "origin": "app_default"})
+    );
+    assert_eq!(
+        put["rate"],
+        json!({"value": "50/s", "origin": "app_default"})
+    );
     assert_eq!(
         put["idempotency"],
         json!({"ttl_ms": 3_600_000, "required": false, "wait_ms": 0})
@@ -300,7 +312,10 @@ fn the_apps_defaults_and_input_limits_fill_in_what_endpoints_leave_out() {
         put["auth"],
         json!({"kind": "required", "rule": {"all": [{"roles": ["a"]}, {"permissions": ["p:w"]}]}})
     );
-    assert_eq!(get("put_it").auth.to_string(), r#"auth(roles("a"), permissions("p:w"))"#);
+    assert_eq!(
+        get("put_it").auth.to_string(),
+        r#"auth(roles("a"), permissions("p:w"))"#
+    );
     assert_eq!(
         put["inputs"],
         json!([

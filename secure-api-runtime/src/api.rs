@@ -214,8 +214,8 @@ impl SecureApi {
     /// }
     ///
     /// let inventory = SecureApi::builder().build().inventory();
-    /// let health = inventory.endpoints().iter().find(|e| e.handler == "health").unwrap();
-    /// assert_eq!(health.rate.value, "unlimited");
+    /// let entry = inventory.endpoints().iter().find(|e| e.handler == "health").unwrap();
+    /// assert_eq!(entry.rate.value, "unlimited");
     /// println!("{inventory}"); // the table
     /// ```
     pub fn inventory(&self) -> Inventory {

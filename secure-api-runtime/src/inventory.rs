@@ -512,8 +512,8 @@ impl Inventory {
     ///     .build()
     ///     .inventory()
     ///     .with_input_limits(InputLimits::default().max_body(1024));
-    /// let upload = inventory.endpoints().iter().find(|e| e.handler == "upload").unwrap();
-    /// assert_eq!(upload.body_limit.value, 1024);
+    /// let entry = inventory.endpoints().iter().find(|e| e.handler == "upload").unwrap();
+    /// assert_eq!(entry.body_limit.value, 1024);
     /// ```
     pub fn with_input_limits(mut self, limits: InputLimits) -> Inventory {
         for e in &mut self.endpoints {
