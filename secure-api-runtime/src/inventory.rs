@@ -623,7 +623,7 @@ impl<'a> IntoIterator for &'a Inventory {
 /// `1500ms`.
 fn duration(ms: u64) -> String {
     for (unit, size) in [("h", 3_600_000), ("min", 60_000), ("s", 1000)] {
-        if ms >= size && ms % size == 0 {
+        if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -633,7 +633,7 @@ fn duration(ms: u64) -> String {
 /// A size in bytes in the largest whole unit: `16 KiB`, `1 MiB`, `100 B`.
 fn size(bytes: usize) -> String {
     for (unit, size) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
