@@ -22,6 +22,11 @@
 //! curl -i -X POST localhost:8080/api/logout -H "Authorization: Bearer <access_token>"
 //! ```
 //!
+//! At start-up it logs its endpoint inventory: every endpoint with its auth rule, rate,
+//! tiers, key, idempotency and body limit, then the review's findings (its login, refresh,
+//! logout and delete are deliberately not idempotent, so it leaves strict mode off); the
+//! `SecureApi` build does it, once per process.
+//!
 //! Environment: `BIND` (default `127.0.0.1:8080`), `WORKERS` (default: one per core),
 //! `TRUSTED_PROXY` (networks whose `X-Forwarded-For` is believed), `JWT_SECRET` (at least
 //! 32 bytes; a random one is generated, with a warning, when unset), `KEY_SECRET` (at least

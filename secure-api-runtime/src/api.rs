@@ -13,6 +13,7 @@ use crate::client_key::KeyDeriver;
 use crate::clock::Clock;
 use crate::idempotency::IdempotencyStore;
 use crate::idempotency::memory::MemoryIdempotencyStore;
+use crate::inventory::{EndpointInfo, Finding, Inventory};
 use crate::layer::{SecureLayer, SecurityHeaders};
 use crate::store::OnStoreError;
 use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, UntrackedClients};
@@ -116,6 +117,10 @@ pub enum BuildError {
     /// [key secret](SecureApiBuilder::key_secret) was configured: each process would
     /// derive its own keys, and the instances would not share their limits.
     SharedStoreWithoutKeySecret,
+    /// [`strict_inventory`](SecureApiBuilder::strict_inventory) is on, and these endpoints
+    /// fail the inventory's review: each with why (an endpoint flagged for two reasons is
+    /// listed twice). The list judges every endpoint linked into the program.
+    UnreviewedEndpoints(Vec<Finding>),
 }
 
 impl std::fmt::Display for BuildError {
@@ -126,6 +131,17 @@ impl std::fmt::Display for BuildError {
                  configured: set the same `SecureApiBuilder::key_secret` (at least 32 random \
                  bytes) on every instance",
             ),
+            BuildError::UnreviewedEndpoints(findings) => {
+                write!(
+                    f,
+                    "strict_inventory: {} finding(s) in the endpoint inventory:",
+                    findings.len()
+                )?;
+                for finding in findings {
+                    write!(f, "\n  - {finding}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -163,7 +179,8 @@ impl SecureApi {
     /// The process-wide default state, used by apps without a `SecureApi` layer.
     pub fn global() -> &'static SecureApi {
         static GLOBAL: OnceLock<SecureApi> = OnceLock::new();
-        GLOBAL.get_or_init(|| SecureApi::builder().build())
+        // Built at an app's first request: no inventory in the log then.
+        GLOBAL.get_or_init(|| SecureApi::builder().log_inventory(false).build())
     }
 
     /// The state installed for this request, else the process-wide default.
@@ -182,7 +199,60 @@ impl SecureApi {
     pub fn client_ip(&self) -> &ClientIpConfig {
         &self.inner.client_ip
     }
+
+    /// The endpoint inventory: every `#[secure_endpoint]` linked into the program, with its
+    /// policies and this app's defaults (its default rate and store-failure policy; body
+    /// limits from the default [`InputLimits`](crate::input::InputLimits), see
+    /// [`Inventory::with_input_limits`]). See [`crate::inventory`].
+    ///
+    /// ```
+    /// use secure_api_runtime::prelude::*;
+    ///
+    /// #[secure_endpoint(get("/doc/health"), public, rate = "unlimited")]
+    /// async fn health() -> HttpResponse {
+    ///     HttpResponse::Ok().finish()
+    /// }
+    ///
+    /// let inventory = SecureApi::builder().build().inventory();
+    /// let entry = inventory.endpoints().iter().find(|e| e.handler == "health").unwrap();
+    /// assert_eq!(entry.rate.value, "unlimited");
+    /// println!("{inventory}"); // the table
+    /// ```
+    pub fn inventory(&self) -> Inventory {
+        Inventory::of(self)
+    }
+
+    /// [`inventory`](Self::inventory)'s endpoints, sorted by path then method.
+    pub fn endpoints(&self) -> Vec<EndpointInfo> {
+        self.inventory().into_endpoints()
+    }
+
+    /// Logs the inventory's table at info level (target `secure_api::inventory`), with
+    /// the review's findings at warn level. [`SecureApiBuilder::build`] does it once per
+    /// process on its own (see [`SecureApiBuilder::log_inventory`]); call this to log it
+    /// again, e.g. after a change of the log's configuration.
+    pub fn log_inventory(&self) {
+        let inventory = self.inventory();
+        log::info!(
+            target: "secure_api::inventory",
+            "{} endpoint(s):\n{inventory}",
+            inventory.len()
+        );
+        let findings = inventory.findings();
+        if !findings.is_empty() {
+            let lines: Vec<String> = findings.iter().map(|f| format!("  - {f}")).collect();
+            log::warn!(
+                target: "secure_api::inventory",
+                "{} finding(s) in the endpoint inventory:\n{}",
+                findings.len(),
+                lines.join("\n")
+            );
+        }
+    }
 }
+
+/// Whether an app's inventory was logged in this process.
+static INVENTORY_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What the layer leaves in a request's extensions for the endpoint: the app's state, and
 /// room for the endpoint's input limits, so that one extension (one allocation) carries both.
@@ -208,6 +278,8 @@ pub struct SecureApiBuilder {
     jwt: Option<JwtAuth>,
     keys: Option<KeyDeriver>,
     on_limiter_error: OnStoreError,
+    strict_inventory: bool,
+    log_inventory: bool,
 }
 
 impl std::fmt::Debug for SecureApiBuilder {
@@ -218,6 +290,7 @@ impl std::fmt::Debug for SecureApiBuilder {
             .field("default_rate", &self.default_rate)
             .field("key_secret", &self.keys.is_some())
             .field("on_limiter_error", &self.on_limiter_error)
+            .field("strict_inventory", &self.strict_inventory)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +312,8 @@ impl Default for SecureApiBuilder {
             jwt: None,
             keys: None,
             on_limiter_error: OnStoreError::FailClosed,
+            strict_inventory: false,
+            log_inventory: true,
         }
     }
 }
@@ -427,12 +502,70 @@ impl SecureApiBuilder {
         self
     }
 
+    /// Refuses to build (a [`BuildError::UnreviewedEndpoints`] from
+    /// [`try_build`](Self::try_build), a panic from [`build`](Self::build)) while the
+    /// endpoint inventory has findings ([`Inventory::findings`]): endpoints with neither
+    /// `auth` nor `public`, and endpoints that may change state (POST, PUT, PATCH, DELETE,
+    /// or without a route in the attribute) without `idempotent`. Off by default.
+    ///
+    /// The inventory is the program's, not the app's: every `#[secure_endpoint]` linked
+    /// into the binary is judged, whether or not this app mounts it.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    /// use secure_api_runtime::api::BuildError;
+    /// use secure_api_runtime::prelude::*;
+    ///
+    /// #[secure_endpoint(post("/doc/strict"), auth)]
+    /// async fn not_idempotent() -> HttpResponse {
+    ///     HttpResponse::Ok().finish()
+    /// }
+    ///
+    /// let err = SecureApi::builder().strict_inventory(true).try_build().unwrap_err();
+    /// let BuildError::UnreviewedEndpoints(findings) = err else { panic!() };
+    /// assert!(findings.iter().any(|f| f.handler == "not_idempotent"));
+    /// ```
+    ///
+    /// A program whose every endpoint says who may call it, and makes its state-changing
+    /// requests idempotent, starts:
+    ///
+    /// ```standalone_crate
+    /// use secure_api_runtime::prelude::*;
+    ///
+    /// #[secure_endpoint(post("/doc/reviewed"), auth(roles("editor")), idempotent)]
+    /// async fn reviewed() -> HttpResponse {
+    ///     HttpResponse::Created().finish()
+    /// }
+    ///
+    /// #[secure_endpoint(get("/doc/reviewed"), public)]
+    /// async fn read() -> HttpResponse {
+    ///     HttpResponse::Ok().finish()
+    /// }
+    ///
+    /// assert!(SecureApi::builder().strict_inventory(true).try_build().is_ok());
+    /// ```
+    pub fn strict_inventory(mut self, strict: bool) -> Self {
+        self.strict_inventory = strict;
+        self
+    }
+
+    /// Whether [`build`](Self::build) logs the endpoint inventory (on by default): the
+    /// table at info level, and the review's findings at warn level, target
+    /// `secure_api::inventory`, by the first app built in the process that logs it (apps
+    /// are built once, outside `HttpServer::new`; a second app does not log it again). See
+    /// [`SecureApi::log_inventory`].
+    pub fn log_inventory(mut self, log: bool) -> Self {
+        self.log_inventory = log;
+        self
+    }
+
     /// Builds the state.
     ///
     /// # Panics
     ///
     /// When the configuration must not start (see [`try_build`](Self::try_build)): a
-    /// shared rate-limit store without a [key secret](Self::key_secret).
+    /// shared rate-limit store without a [key secret](Self::key_secret), or endpoint
+    /// inventory findings under [`strict_inventory`](Self::strict_inventory).
     pub fn build(self) -> SecureApi {
         match self.try_build() {
             Ok(api) => api,
@@ -462,7 +595,7 @@ impl SecureApiBuilder {
             };
             Arc::new(store.max_keys(self.max_keys).when_full(self.when_full))
         });
-        Ok(SecureApi {
+        let api = SecureApi {
             inner: Arc::new(Shared {
                 limiter,
                 keys,
@@ -484,6 +617,17 @@ impl SecureApiBuilder {
                 jwt: self.jwt,
                 on_limiter_error: self.on_limiter_error,
             }),
-        })
+        };
+        if self.strict_inventory {
+            let findings = api.inventory().findings();
+            if !findings.is_empty() {
+                return Err(BuildError::UnreviewedEndpoints(findings));
+            }
+        }
+        if self.log_inventory && !INVENTORY_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            api.log_inventory();
+        }
+        Ok(api)
     }
 }

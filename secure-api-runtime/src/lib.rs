@@ -41,6 +41,7 @@ mod endpoint;
 pub mod extract;
 pub mod idempotency;
 pub mod input;
+pub mod inventory;
 pub mod layer;
 pub mod problem;
 #[cfg(feature = "redis")]
@@ -87,13 +88,17 @@ pub mod __private {
     pub use crate::auth::Permission;
     pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
     pub use crate::endpoint::{
-        EndpointSpec, IdempotencySpec, KeyKind, Limit, TierPolicy, run, run_idempotent,
+        EndpointSpec, IdempotencySpec, InputSource, InputSpec, KeyKind, Limit, Registration,
+        RouteSpec, TierPolicy, run, run_idempotent,
     };
     /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
     /// fuzzing and property tests.
     pub use crate::shared::units;
     pub use crate::store::OnStoreError;
     pub use crate::throttle::{Algorithm, Policy, Rate};
+    /// The distributed registry that `#[secure_endpoint]` submits every endpoint to
+    /// (`inventory::submit!`), read by [`crate::inventory`].
+    pub use ::inventory;
     pub use actix_web;
 
     /// The stable identifier of a rate-limit policy, computed in a `const` by the

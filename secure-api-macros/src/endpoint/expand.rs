@@ -115,7 +115,9 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             quote!(#p::AuthRequirement::Required(#rule))
         }
     };
+    let registration = registration(e, p);
     quote! {
+        #registration
         static __SECURE_ENDPOINT: #p::EndpointSpec = #p::EndpointSpec {
             name: #name,
             auth: #auth,
@@ -129,6 +131,63 @@ fn spec(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             max_body: #max_body,
             on_store_error: #on_store_error,
         };
+    }
+}
+
+/// The endpoint's entry in the distributed registry (the inventory): the spec, the route,
+/// the handler's module and its validated inputs.
+fn registration(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
+    let route = match &e.route {
+        Some((method, path)) => {
+            let method = method.to_uppercase();
+            quote!(::core::option::Option::Some(#p::RouteSpec { method: #method, path: #path }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let inputs = e.arg_types.iter().filter_map(|ty| {
+        let (source, inner) = validated_input(ty)?;
+        let source = format_ident!("{}", source);
+        Some(quote! {
+            #p::InputSpec {
+                source: #p::InputSource::#source,
+                type_name: || ::core::any::type_name::<#inner>(),
+            }
+        })
+    });
+    quote! {
+        #p::inventory::submit! {
+            #p::Registration {
+                spec: &__SECURE_ENDPOINT,
+                route: #route,
+                module: ::core::module_path!(),
+                inputs: &[#(#inputs),*],
+            }
+        }
+    }
+}
+
+/// `Valid<T>`, `ValidQuery<T>` or `ValidPath<T>` (by the last segment of the path, as
+/// written): the input's source and `T`.
+fn validated_input(ty: &syn::Type) -> Option<(&'static str, &syn::Type)> {
+    let syn::Type::Path(p) = ty else {
+        return None;
+    };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    let source = match last.ident.to_string().as_str() {
+        "Valid" => "Body",
+        "ValidQuery" => "Query",
+        "ValidPath" => "Path",
+        _ => return None,
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(inner)] => Some((source, inner)),
+        _ => None,
     }
 }
 

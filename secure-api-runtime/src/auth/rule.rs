@@ -14,7 +14,7 @@ pub enum PermissionRef {
 }
 
 impl PermissionRef {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             PermissionRef::Name(n) => n,
             PermissionRef::Typed(f) => f(),

@@ -122,6 +122,54 @@ pub struct IdempotencySpec {
     pub wait_ms: u64,
 }
 
+/// One endpoint as the distributed registry holds it: `#[secure_endpoint]` submits one per
+/// handler (`inventory::submit!`, through `__private`), pointing at the endpoint's
+/// [`EndpointSpec`] (the one the runner uses: no second copy of the policy), with what the
+/// spec does not carry. Read through [`crate::inventory`].
+#[derive(Debug)]
+pub struct Registration {
+    /// The runner's description of the endpoint.
+    pub spec: &'static EndpointSpec,
+    /// The method and path of the attribute's route; `None` for an endpoint without one
+    /// (mounted by hand, under a method the attribute does not know).
+    pub route: Option<RouteSpec>,
+    /// The handler's `module_path!()`.
+    pub module: &'static str,
+    /// The validated inputs among the handler's arguments, in order.
+    pub inputs: &'static [InputSpec],
+}
+
+/// The route of `post("/api/users")`: the method in upper case and the path pattern.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    /// `"POST"`.
+    pub method: &'static str,
+    /// `"/api/users"`.
+    pub path: &'static str,
+}
+
+/// A validated input of a handler: `Valid<T>`, `ValidQuery<T>` or `ValidPath<T>`.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec {
+    /// Where the input is read from.
+    pub source: InputSource,
+    /// `core::any::type_name` of `T`.
+    pub type_name: fn() -> &'static str,
+}
+
+/// Where a validated input is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSource {
+    /// `Valid<T>`: the JSON body.
+    Body,
+    /// `ValidQuery<T>`: the query string.
+    Query,
+    /// `ValidPath<T>`: the path parameters.
+    Path,
+}
+
+::inventory::collect!(Registration);
+
 /// The client's address as rate limits, idempotency scopes and logs see it, behind trusted
 /// proxies: IPv4-mapped IPv6 peers (a dual-stack socket's view of IPv4 clients) as IPv4,
 /// IPv6 grouped by prefix. `0.0.0.0` when the connection has no peer address.
