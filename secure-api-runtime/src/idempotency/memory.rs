@@ -708,7 +708,7 @@ impl MemoryIdempotencyStore {
         // The common case first: the owner's entry, locked once, and room for the response
         // in the store's and its client's byte budgets without evicting anything.
         {
-            let Some(mut entry) = self.map.get_mut(&key.scope) else {
+            let Some(entry) = self.map.get_mut(&key.scope) else {
                 return Ok(false);
             };
             if !owns(&entry) {
@@ -718,17 +718,9 @@ impl MemoryIdempotencyStore {
                 return Err(StoreError::Full);
             }
             if self.take_bytes(size) {
-                let (_, quota) = self.client_quota();
-                match self.record(&mut entry, key, completion, ttl_ms, now, quota) {
-                    Ok(expired) => {
-                        drop(entry);
-                        self.drop_expired(expired);
-                        return Ok(true);
-                    }
-                    Err(refused) => {
-                        self.bytes.fetch_sub(size, Ordering::Relaxed);
-                        completion = refused;
-                    }
+                match self.record_taken(entry, key, completion, ttl_ms, now, size) {
+                    Ok(()) => return Ok(true),
+                    Err(refused) => completion = refused,
                 }
             }
         }
@@ -736,7 +728,7 @@ impl MemoryIdempotencyStore {
         loop {
             self.room_for_bytes(&key.client, size, now)?;
             let give_back = || self.bytes.fetch_sub(size, Ordering::Relaxed);
-            let Some(mut entry) = self.map.get_mut(&key.scope) else {
+            let Some(entry) = self.map.get_mut(&key.scope) else {
                 give_back();
                 return Ok(false);
             };
@@ -745,20 +737,39 @@ impl MemoryIdempotencyStore {
                 give_back();
                 return Ok(false);
             }
-            let (_, quota) = self.client_quota();
-            match self.record(&mut entry, key, completion, ttl_ms, now, quota) {
-                Ok(expired) => {
-                    drop(entry);
-                    self.drop_expired(expired);
-                    return Ok(true);
-                }
+            match self.record_taken(entry, key, completion, ttl_ms, now, size) {
+                Ok(()) => return Ok(true),
                 // A racing completion of the same client took the room made in its quota:
                 // make room again (each pass evicts, or ends with `Full`).
-                Err(refused) => {
-                    drop(entry);
-                    give_back();
-                    completion = refused;
-                }
+                Err(refused) => completion = refused,
+            }
+        }
+    }
+
+    /// [`Self::record`] in the owned `entry`, whose `size` bytes the caller has taken
+    /// ([`Self::take_bytes`]), then the entry's lock released and the expired records it
+    /// displaced dropped. When the client's quota refuses it, the bytes are given back and
+    /// the completion comes back as `Err`.
+    fn record_taken(
+        &self,
+        mut entry: dashmap::mapref::one::RefMut<'_, Digest, Entry>,
+        key: &RecordKey,
+        completion: Completion,
+        ttl_ms: u64,
+        now: u64,
+        size: usize,
+    ) -> Result<(), Completion> {
+        let (_, quota) = self.client_quota();
+        let recorded = self.record(&mut entry, key, completion, ttl_ms, now, quota);
+        drop(entry);
+        match recorded {
+            Ok(expired) => {
+                self.drop_expired(expired);
+                Ok(())
+            }
+            Err(refused) => {
+                self.bytes.fetch_sub(size, Ordering::Relaxed);
+                Err(refused)
             }
         }
     }
