@@ -228,15 +228,7 @@ pub async fn raw_exchange_from(
     request: Vec<u8>,
     timeout: std::time::Duration,
 ) -> std::io::Result<RawReply> {
-    let mut stream = connect_from(source, addr).await?;
-    actix_web::rt::task::spawn_blocking(move || {
-        use std::io::Write;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.write_all(&request)?;
-        read_reply(stream)
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    send_from(source, addr, request, timeout, false).await
 }
 
 /// [`raw_exchange_from`] that returns as soon as the first response is complete, for a
@@ -247,12 +239,24 @@ pub async fn raw_response_from(
     request: Vec<u8>,
     timeout: std::time::Duration,
 ) -> std::io::Result<RawReply> {
+    send_from(source, addr, request, timeout, true).await
+}
+
+/// Sends `request` from `source` on a blocking thread and reads the reply: to the close,
+/// or with `first_only` to the end of the first response.
+async fn send_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    timeout: std::time::Duration,
+    first_only: bool,
+) -> std::io::Result<RawReply> {
     let mut stream = connect_from(source, addr).await?;
     actix_web::rt::task::spawn_blocking(move || {
         use std::io::Write;
         stream.set_read_timeout(Some(timeout))?;
         stream.write_all(&request)?;
-        read_reply_until(stream, true)
+        read_reply_until(stream, first_only)
     })
     .await
     .map_err(std::io::Error::other)?
