@@ -112,7 +112,9 @@ pub mod __private {
     /// token, 1 to 255 bytes), or `None` when the value is refused: the parser the runners
     /// use, for fuzzing.
     pub fn idempotency_key(value: &[u8]) -> Option<Vec<u8>> {
-        crate::idempotency::parse_key(value).ok()
+        crate::idempotency::parse_key(value)
+            .ok()
+            .map(std::borrow::Cow::into_owned)
     }
 
     /// The string view of a string-like field.

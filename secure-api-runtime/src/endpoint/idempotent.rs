@@ -121,16 +121,20 @@ where
     Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
 {
     let mut values = req.headers().get_all(&IDEMPOTENCY_KEY);
-    let key = match (values.next(), values.next()) {
+    // Where the key's record lives. The key itself is only hashed into it, here, so it is
+    // borrowed from the header and never copied.
+    let record = match (values.next(), values.next()) {
         (None, _) if idem.required => {
             return ApiError::new(problems::IDEMPOTENCY_KEY_MISSING).error_response();
         }
-        (None, _) => return super::call(req, payload, handler).await,
+        // Boxed: the handler's future inline would double the size of this one, which
+        // every request with a key carries.
+        (None, _) => return Box::pin(super::call(req, payload, handler)).await,
         (Some(_), Some(_)) => {
             return ApiError::new(problems::IDEMPOTENCY_KEY_INVALID).error_response();
         }
         (Some(value), None) => match parse_key(value.as_bytes()) {
-            Ok(key) => key,
+            Ok(key) => RecordKey::new(client, spec.route, &key),
             Err(_) => return ApiError::new(problems::IDEMPOTENCY_KEY_INVALID).error_response(),
         },
     };
@@ -153,7 +157,6 @@ where
         content_type,
         &body,
     );
-    let record = RecordKey::new(client, spec.route, &key);
 
     let shared = api.shared();
     let store = shared.idempotency.clone();
@@ -179,7 +182,8 @@ where
                         .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
                         .error_response();
                 }
-                actix_web::rt::time::sleep(pause.min(deadline - now)).await;
+                // Boxed: a timer is large, and most claims never wait.
+                Box::pin(actix_web::rt::time::sleep(pause.min(deadline - now))).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             Err(err) => {

@@ -231,18 +231,43 @@ where
         Ok(admitted) => admitted,
         Err(res) => return res,
     };
-    let Admitted {
-        payload,
-        limited,
-        idempotency,
-    } = admitted;
-    let res = match idempotency {
-        Some((api, idem, client)) => {
-            idempotent::call(&api, spec, idem, client.as_str(), req, payload, handler).await
-        }
-        None => call(req, payload, handler).await,
-    };
-    with_rate_limit_fields(res, limited)
+    // A future of its own: what the rest of the request keeps between its awaits then
+    // shares its room with `admit`'s future instead of adding to it (1,248 bytes to 720 for
+    // this endpoint's future, under the allocator's per-thread cache limit).
+    run_admitted_idempotent(spec, req, admitted, handler).await
+}
+
+/// The rest of [`run_idempotent`], for an admitted request. (An `async` block, not an
+/// `async fn`: an `async fn` keeps a second copy of its arguments.)
+fn run_admitted_idempotent<F, Fut>(
+    spec: &'static EndpointSpec,
+    req: HttpRequest,
+    admitted: Admitted,
+    handler: F,
+) -> impl Future<Output = HttpResponse>
+where
+    F: FnOnce(HttpRequest, Payload) -> Fut + 'static,
+    Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
+{
+    async move {
+        // Used in place, not moved into locals of their own.
+        let res = match &admitted.idempotency {
+            Some((api, idem, client)) => {
+                idempotent::call(
+                    api,
+                    spec,
+                    idem,
+                    client.as_str(),
+                    req,
+                    admitted.payload,
+                    handler,
+                )
+                .await
+            }
+            None => call(req, admitted.payload, handler).await,
+        };
+        with_rate_limit_fields(res, admitted.limited)
+    }
 }
 
 /// Adds the `RateLimit` / `RateLimit-Policy` fields of a limited request to its response.

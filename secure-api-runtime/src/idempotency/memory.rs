@@ -117,18 +117,66 @@ struct ClientState {
     entries: usize,
     /// Bytes of its completed responses.
     bytes: usize,
-    /// Its completions, oldest first: `(seq, until, scope)`, sorted by `seq` (assigned under
-    /// this client's lock).
-    completed: VecDeque<(u64, u64, Digest)>,
+    /// Its completions, oldest first.
+    completed: Completions,
+}
+
+/// A completion in its client's index: `(seq, until, scope)`.
+type Indexed = (u64, u64, Digest);
+
+/// A client's completions, oldest first, sorted by `seq` (assigned under the client's
+/// lock). The oldest is held inline: most clients hold one record, and they allocate
+/// nothing for it.
+#[derive(Debug, Default)]
+struct Completions {
+    /// The oldest; `None` only when `rest` is empty too.
+    first: Option<Indexed>,
+    /// The others, oldest first.
+    rest: VecDeque<Indexed>,
+}
+
+impl Completions {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn front(&self) -> Option<&Indexed> {
+        self.first.as_ref()
+    }
+
+    fn push_back(&mut self, item: Indexed) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push_back(item);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Indexed> {
+        let first = self.first.take();
+        self.first = self.rest.pop_front();
+        first
+    }
+
+    /// The completions, oldest first.
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &Indexed> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    /// Removes the completion `seq`, wherever it is.
+    fn forget(&mut self, seq: u64) {
+        if self.first.is_some_and(|c| c.0 == seq) {
+            self.pop_front();
+        } else if let Ok(i) = self.rest.binary_search_by_key(&seq, |c| c.0) {
+            self.rest.remove(i);
+        }
+    }
 }
 
 impl ClientState {
     fn forget(&mut self, seq: u64) {
-        if self.completed.front().is_some_and(|c| c.0 == seq) {
-            self.completed.pop_front();
-        } else if let Ok(i) = self.completed.binary_search_by_key(&seq, |c| c.0) {
-            self.completed.remove(i);
-        }
+        self.completed.forget(seq);
     }
 }
 
@@ -798,10 +846,6 @@ impl MemoryIdempotencyStore {
             }
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             c.bytes += size;
-            if c.completed.capacity() == 0 {
-                // Most clients hold one record: do not allocate room for four.
-                c.completed.reserve_exact(1);
-            }
             c.completed.push_back((seq, until, key.scope));
             seq
         };
@@ -1423,6 +1467,10 @@ mod tests {
                 assert_eq!(state.bytes, bytes);
                 let indexed: Vec<u64> = state.completed.iter().map(|c| c.0).collect();
                 assert_eq!(indexed, seqs, "completion order, one item per record");
+                assert!(
+                    state.completed.first.is_some() || state.completed.rest.is_empty(),
+                    "the oldest completion is the inline one"
+                );
             }
         }
     }

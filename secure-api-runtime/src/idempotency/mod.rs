@@ -57,25 +57,33 @@ pub(crate) enum KeyError {
 
 /// The key of an `Idempotency-Key` header value: a structured-field string (`"abc"`, the
 /// draft's form, with `\"` and `\\` escapes) or a bare token of visible ASCII. 1 to 255
-/// bytes.
-pub(crate) fn parse_key(value: &[u8]) -> Result<Vec<u8>, KeyError> {
+/// bytes. Borrowed from the value unless it had escapes to undo (a key is only hashed, so
+/// the common request copies nothing).
+pub(crate) fn parse_key(value: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, KeyError> {
+    use std::borrow::Cow;
     let value = value.trim_ascii();
     let key = if let Some(inner) = value.strip_prefix(b"\"") {
         let inner = inner.strip_suffix(b"\"").ok_or(KeyError::Invalid)?;
-        let mut out = Vec::with_capacity(inner.len());
-        let mut bytes = inner.iter();
-        while let Some(&b) = bytes.next() {
-            match b {
-                b'\\' => match bytes.next() {
-                    Some(&e @ (b'"' | b'\\')) => out.push(e),
-                    _ => return Err(KeyError::Invalid),
-                },
-                b'"' => return Err(KeyError::Invalid),
-                0x20..=0x7e => out.push(b),
-                _ => return Err(KeyError::Invalid),
-            }
+        if !inner.iter().all(|&b| (0x20..=0x7e).contains(&b)) {
+            return Err(KeyError::Invalid);
         }
-        out
+        if inner.iter().all(|&b| b != b'\\' && b != b'"') {
+            Cow::Borrowed(inner)
+        } else {
+            let mut out = Vec::with_capacity(inner.len());
+            let mut bytes = inner.iter();
+            while let Some(&b) = bytes.next() {
+                match b {
+                    b'\\' => match bytes.next() {
+                        Some(&e @ (b'"' | b'\\')) => out.push(e),
+                        _ => return Err(KeyError::Invalid),
+                    },
+                    b'"' => return Err(KeyError::Invalid),
+                    _ => out.push(b),
+                }
+            }
+            Cow::Owned(out)
+        }
     } else {
         if !value
             .iter()
@@ -83,7 +91,7 @@ pub(crate) fn parse_key(value: &[u8]) -> Result<Vec<u8>, KeyError> {
         {
             return Err(KeyError::Invalid);
         }
-        value.to_vec()
+        Cow::Borrowed(value)
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(KeyError::Invalid);
@@ -327,11 +335,25 @@ mod tests {
 
     #[test]
     fn keys() {
-        assert_eq!(parse_key(br#""8e03978e-40d5""#).unwrap(), b"8e03978e-40d5");
-        assert_eq!(parse_key(b"8e03978e-40d5").unwrap(), b"8e03978e-40d5");
+        assert_eq!(
+            &*parse_key(br#""8e03978e-40d5""#).unwrap(),
+            b"8e03978e-40d5"
+        );
+        assert_eq!(&*parse_key(b"8e03978e-40d5").unwrap(), b"8e03978e-40d5");
         assert!(parse_key(b"\"\"").is_err());
         assert!(parse_key(&[b'a'; 256]).is_err());
-        assert_eq!(parse_key(br#""a\"b\\c""#).unwrap(), br#"a"b\c"#);
+        assert_eq!(&*parse_key(br#""a\"b\\c""#).unwrap(), br#"a"b\c"#);
+        // Only a key with escapes to undo is copied.
+        use std::borrow::Cow;
+        assert!(matches!(
+            parse_key(b" token ").unwrap(),
+            Cow::Borrowed(b"token")
+        ));
+        assert!(matches!(
+            parse_key(br#""a b""#).unwrap(),
+            Cow::Borrowed(b"a b")
+        ));
+        assert!(matches!(parse_key(br#""a\\b""#).unwrap(), Cow::Owned(_)));
         for bad in [
             &b""[..],
             b"\"",
