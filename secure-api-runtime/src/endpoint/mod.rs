@@ -239,6 +239,7 @@ where
 
 /// The rest of [`run_idempotent`], for an admitted request. (An `async` block, not an
 /// `async fn`: an `async fn` keeps a second copy of its arguments.)
+#[allow(clippy::manual_async_fn)]
 fn run_admitted_idempotent<F, Fut>(
     spec: &'static EndpointSpec,
     req: HttpRequest,
