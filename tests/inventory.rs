@@ -167,6 +167,8 @@ fn every_example_endpoint_is_listed_with_its_exact_policy() {
     delete_user["inputs"] = user_id.clone();
     let mut get_user = entry("GET", "/api/users/{id}", "get_user");
     get_user["inputs"] = user_id;
+    let mut openapi_json = entry("GET", "/openapi.json", "openapi_json");
+    openapi_json["auth"] = json!({"kind": "public"});
 
     assert_eq!(
         example().to_json(),
@@ -177,7 +179,8 @@ fn every_example_endpoint_is_listed_with_its_exact_policy() {
             refresh,
             create_user,
             delete_user,
-            get_user
+            get_user,
+            openapi_json
         ])
     );
 }
