@@ -139,18 +139,34 @@ mod cases {
         HttpResponse::Ok().finish()
     }
 
-    #[secure_endpoint(post("/t/open"), rate = "3/s", burst = 5, key = "ip", cost = 2, on_store_error = "allow")]
+    #[secure_endpoint(
+        post("/t/open"),
+        rate = "3/s",
+        burst = 5,
+        key = "ip",
+        cost = 2,
+        on_store_error = "allow"
+    )]
     async fn open() -> HttpResponse {
         HttpResponse::Ok().finish()
     }
 
-    #[secure_endpoint(get("/t/raw/{name}"), auth, tier(premium = "9/min"), rate = "unlimited")]
+    #[secure_endpoint(
+        get("/t/raw/{name}"),
+        auth,
+        tier(premium = "9/min"),
+        rate = "unlimited"
+    )]
     async fn raw(_name: web::Path<String>) -> HttpResponse {
         HttpResponse::Ok().finish()
     }
 
     /// Several conditions.
-    #[secure_endpoint(delete("/t/both"), auth(roles("admin"), any(permissions("a:b"), roles("ops"))), idempotent)]
+    #[secure_endpoint(
+        delete("/t/both"),
+        auth(roles("admin"), any(permissions("a:b"), roles("ops"))),
+        idempotent
+    )]
     async fn both() -> HttpResponse {
         HttpResponse::Ok().finish()
     }
@@ -170,7 +186,9 @@ async fn example_document() -> Value {
     .await;
     let res = actix_test::call_service(
         &app,
-        actix_test::TestRequest::get().uri("/openapi.json").to_request(),
+        actix_test::TestRequest::get()
+            .uri("/openapi.json")
+            .to_request(),
     )
     .await;
     assert_eq!(res.status(), 200);
@@ -179,7 +197,10 @@ async fn example_document() -> Value {
         "application/json"
     );
     // Served through the layer like every response.
-    assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(
+        res.headers().get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
     assert!(res.headers().contains_key("ratelimit"));
     serde_json::from_slice(&actix_test::read_body(res).await).unwrap()
 }
@@ -299,7 +320,10 @@ async fn the_example_inputs_have_each_rule_as_its_keyword() {
     assert_eq!(create["type"], "object");
     assert_eq!(create["additionalProperties"], false);
     assert_eq!(create["required"], json!(["username", "email", "age"]));
-    assert_eq!(description(create), "The request body of `POST /api/users`.");
+    assert_eq!(
+        description(create),
+        "The request body of `POST /api/users`."
+    );
     let username = &create["properties"]["username"];
     assert_eq!(
         bare(username),
@@ -312,9 +336,14 @@ async fn the_example_inputs_have_each_rule_as_its_keyword() {
         })
     );
     let text = description(username);
-    assert!(text.starts_with("The new user's name: 3 to 32 of `a-z0-9_-`"), "{text}");
     assert!(
-        text.contains("Normalised before it is checked: surrounding whitespace trimmed, lowercased."),
+        text.starts_with("The new user's name: 3 to 32 of `a-z0-9_-`"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Normalised before it is checked: surrounding whitespace trimmed, lowercased."
+        ),
         "{text}"
     );
     assert!(text.contains("look like one of its entries"), "{text}");
@@ -370,7 +399,12 @@ async fn the_example_inputs_have_each_rule_as_its_keyword() {
 
 /// The responses of an operation, by status.
 fn statuses(op: &Value) -> Vec<String> {
-    op["responses"].as_object().unwrap().keys().cloned().collect()
+    op["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
 }
 
 /// The problem type URIs of one response.
@@ -482,7 +516,9 @@ async fn the_example_operations_have_their_policies() {
     );
     assert_eq!(
         statuses(create),
-        ["2XX", "400", "401", "409", "413", "415", "422", "429", "500", "503"]
+        [
+            "2XX", "400", "401", "409", "413", "415", "422", "429", "500", "503"
+        ]
     );
     assert_eq!(
         problem_types(create, "400"),
@@ -569,10 +605,16 @@ async fn the_example_operations_have_their_policies() {
         login["x-secure-api-rate-limit"]["rate"],
         json!({"value": "5/min", "origin": "endpoint"})
     );
-    assert_eq!(login["x-secure-api-rate-limit"]["algorithm"], "sliding_window");
+    assert_eq!(
+        login["x-secure-api-rate-limit"]["algorithm"],
+        "sliding_window"
+    );
     assert_eq!(login["x-secure-api-rate-limit"]["key"], "ip");
     assert!(login.get("x-secure-api-idempotency").is_none());
-    assert!(description(login).contains("Rate limit: 5/min (a sliding window), per the client's address"));
+    assert!(
+        description(login)
+            .contains("Rate limit: 5/min (a sliding window), per the client's address")
+    );
 
     // POST /api/token/refresh: public, 30/min by IP.
     let refresh = &paths["/api/token/refresh"]["post"];
@@ -585,7 +627,11 @@ async fn the_example_operations_have_their_policies() {
         let op = &paths[path][method];
         assert_eq!(op["security"], json!([{"bearerAuth": []}]), "{path}");
         assert!(op.get("requestBody").is_none());
-        assert_eq!(statuses(op), ["2XX", "401", "413", "429", "500", "503"], "{path}");
+        assert_eq!(
+            statuses(op),
+            ["2XX", "401", "413", "429", "500", "503"],
+            "{path}"
+        );
         assert_eq!(headers(op, "401"), ["WWW-Authenticate"]);
         assert_eq!(
             op["x-secure-api-auth"],
@@ -622,7 +668,9 @@ async fn the_example_operations_have_their_policies() {
     // The admin rule: a 403, in the description and the extension.
     assert_eq!(
         statuses(delete),
-        ["2XX", "401", "403", "404", "413", "422", "429", "500", "503"]
+        [
+            "2XX", "401", "403", "404", "413", "422", "429", "500", "503"
+        ]
     );
     assert_eq!(problem_types(delete, "403"), ["forbidden"]);
     assert_eq!(headers(delete, "403"), ["WWW-Authenticate"]);
@@ -631,7 +679,8 @@ async fn the_example_operations_have_their_policies() {
         json!({"kind": "required", "rule": {"roles": ["admin"]}})
     );
     assert!(
-        description(delete).contains(r#"whose principal meets `auth(roles("admin"))` (403 otherwise)"#),
+        description(delete)
+            .contains(r#"whose principal meets `auth(roles("admin"))` (403 otherwise)"#),
         "{}",
         description(delete)
     );
@@ -694,11 +743,63 @@ struct Patterns {
 const PATTERN_FIELDS: usize = 21;
 
 const SAMPLES: &[&str] = &[
-    "", "a", "b", "c", "ab", "bc", "abc", "ABC", "aBc", "abcd", "xabc", "abcx", "123", "12",
-    "1234", "١٢٣", "a\nb", "\n", "a\n", "\na", "\r", "héllo", "hello world", "αβγ", "Ωmega",
-    "é", "ééé", "e\u{301}", "😀", "😀😀", "xx", "xxx", "xxxx", "x", "aab", "b", "ab!", "-",
-    "a-b_c", "A-B", "foo", "xfoo", "foox", "  ", "\u{2003}", "\t", "abac", "ababc", "cc",
-    ".", "]-\\^", ".*+?(){}|/", "STRASSE", "straße", "STRAẞE", "\u{10FFFF}", "a\u{0}",
+    "",
+    "a",
+    "b",
+    "c",
+    "ab",
+    "bc",
+    "abc",
+    "ABC",
+    "aBc",
+    "abcd",
+    "xabc",
+    "abcx",
+    "123",
+    "12",
+    "1234",
+    "١٢٣",
+    "a\nb",
+    "\n",
+    "a\n",
+    "\na",
+    "\r",
+    "héllo",
+    "hello world",
+    "αβγ",
+    "Ωmega",
+    "é",
+    "ééé",
+    "e\u{301}",
+    "😀",
+    "😀😀",
+    "xx",
+    "xxx",
+    "xxxx",
+    "x",
+    "aab",
+    "b",
+    "ab!",
+    "-",
+    "a-b_c",
+    "A-B",
+    "foo",
+    "xfoo",
+    "foox",
+    "  ",
+    "\u{2003}",
+    "\t",
+    "abac",
+    "ababc",
+    "cc",
+    ".",
+    "]-\\^",
+    ".*+?(){}|/",
+    "STRASSE",
+    "straße",
+    "STRAẞE",
+    "\u{10FFFF}",
+    "a\u{0}",
 ];
 
 #[test]
@@ -710,7 +811,10 @@ fn generated_patterns_accept_and_refuse_what_the_rules_do() {
         let pattern = property["pattern"]
             .as_str()
             .unwrap_or_else(|| panic!("{name} has no pattern: {property}"));
-        assert!(pattern.starts_with('^') && pattern.ends_with('$'), "{name}: {pattern}");
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$'),
+            "{name}: {pattern}"
+        );
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .build(&json!({"type": "string", "pattern": pattern}))
@@ -752,18 +856,46 @@ fn every_rule_and_shape_has_its_keyword() {
     assert_eq!(
         schema["required"],
         json!([
-            "colour", "level", "ratio", "offset", "requestId", "clientIp", "homepage",
-            "tags", "home", "others", "labels", "flags", "code", "n", "word", "fixed",
-            "letter", "opaque", "unchecked"
+            "colour",
+            "level",
+            "ratio",
+            "offset",
+            "requestId",
+            "clientIp",
+            "homepage",
+            "tags",
+            "home",
+            "others",
+            "labels",
+            "flags",
+            "code",
+            "n",
+            "word",
+            "fixed",
+            "letter",
+            "opaque",
+            "unchecked"
         ])
     );
     let p = &schema["properties"];
     assert!(p.get("internal").is_none());
     let expect = [
-        ("colour", json!({"type": "string", "enum": ["red", "green"]})),
-        ("level", json!({"type": "integer", "format": "uint8", "minimum": 0, "enum": [1, 2, 3]})),
-        ("ratio", json!({"type": "number", "format": "double", "minimum": -1.5, "maximum": 2.5})),
-        ("offset", json!({"type": "integer", "format": "int64", "minimum": -10})),
+        (
+            "colour",
+            json!({"type": "string", "enum": ["red", "green"]}),
+        ),
+        (
+            "level",
+            json!({"type": "integer", "format": "uint8", "minimum": 0, "enum": [1, 2, 3]}),
+        ),
+        (
+            "ratio",
+            json!({"type": "number", "format": "double", "minimum": -1.5, "maximum": 2.5}),
+        ),
+        (
+            "offset",
+            json!({"type": "integer", "format": "int64", "minimum": -10}),
+        ),
         ("requestId", json!({"type": "string", "format": "uuid"})),
         (
             "clientIp",
@@ -773,9 +905,15 @@ fn every_rule_and_shape_has_its_keyword() {
             ]}),
         ),
         ("homepage", json!({"type": "string", "format": "uri"})),
-        ("callback", json!({"type": ["string", "null"], "format": "uri"})),
+        (
+            "callback",
+            json!({"type": ["string", "null"], "format": "uri"}),
+        ),
         // `null` must be in the `enum` of an `Option`.
-        ("grade", json!({"type": ["string", "null"], "enum": ["a", "b", null]})),
+        (
+            "grade",
+            json!({"type": ["string", "null"], "enum": ["a", "b", null]}),
+        ),
         (
             "tags",
             json!({"type": "array", "maxItems": 3,
@@ -787,7 +925,10 @@ fn every_rule_and_shape_has_its_keyword() {
             "work",
             json!({"anyOf": [{"$ref": "#/components/schemas/Address"}, {"type": "null"}]}),
         ),
-        ("others", json!({"type": "array", "items": {"$ref": "#/components/schemas/Address"}})),
+        (
+            "others",
+            json!({"type": "array", "items": {"$ref": "#/components/schemas/Address"}}),
+        ),
         (
             "labels",
             json!({"type": "object", "maxProperties": 2, "additionalProperties": {"type": "string"}}),
@@ -798,8 +939,14 @@ fn every_rule_and_shape_has_its_keyword() {
                    "items": {"type": "integer", "format": "uint16", "minimum": 0}}),
         ),
         ("code", json!({"type": "string"})),
-        ("n", json!({"type": "integer", "format": "uint32", "minimum": 1})),
-        ("number", json!({"type": "integer", "format": "uint32", "minimum": 1})),
+        (
+            "n",
+            json!({"type": "integer", "format": "uint32", "minimum": 1}),
+        ),
+        (
+            "number",
+            json!({"type": "integer", "format": "uint32", "minimum": 1}),
+        ),
         ("flag", json!({"type": "boolean"})),
         ("word", json!({"type": "string"})),
         (
@@ -807,7 +954,10 @@ fn every_rule_and_shape_has_its_keyword() {
             json!({"type": "array", "minItems": 4, "maxItems": 4,
                    "items": {"type": "integer", "format": "uint8", "minimum": 0}}),
         ),
-        ("letter", json!({"type": "string", "minLength": 1, "maxLength": 1})),
+        (
+            "letter",
+            json!({"type": "string", "minLength": 1, "maxLength": 1}),
+        ),
         ("opaque", json!({})),
         ("unchecked", json!({})),
     ];
@@ -823,7 +973,10 @@ fn every_rule_and_shape_has_its_keyword() {
 
     // What JSON Schema cannot say.
     let homepage = description(&p["homepage"]);
-    assert!(homepage.contains("whose host is a public internet host"), "{homepage}");
+    assert!(
+        homepage.contains("whose host is a public internet host"),
+        "{homepage}"
+    );
     assert!(!description(&p["callback"]).contains("public internet host"));
     assert_eq!(
         description(&p["code"]),
@@ -938,11 +1091,17 @@ fn optional_idempotency_keys_public_endpoints_and_actix_patterns() {
     assert_eq!(put["security"], json!([]));
     assert_eq!(
         statuses(put),
-        ["2XX", "400", "404", "409", "413", "415", "422", "500", "503"]
+        [
+            "2XX", "400", "404", "409", "413", "415", "422", "500", "503"
+        ]
     );
     assert_eq!(
         problem_types(put, "400"),
-        ["malformed-request", "nesting-too-deep", "idempotency-key-invalid"]
+        [
+            "malformed-request",
+            "nesting-too-deep",
+            "idempotency-key-invalid"
+        ]
     );
     assert_eq!(headers(put, "2XX"), ["Idempotent-Replayed"]);
     assert_eq!(
@@ -950,7 +1109,10 @@ fn optional_idempotency_keys_public_endpoints_and_actix_patterns() {
         json!({"ttl_ms": 3_600_000, "required": false, "wait_ms": 2000})
     );
     let key = description(&put["parameters"][2]);
-    assert!(key.contains("Optional: a request without one runs without idempotency."), "{key}");
+    assert!(
+        key.contains("Optional: a request without one runs without idempotency."),
+        "{key}"
+    );
     assert!(key.contains("within 1h"), "{key}");
     assert!(key.contains("when it is still running after 2s"), "{key}");
     // Both inputs' schemas are components.
@@ -977,8 +1139,16 @@ fn rate_options_tiers_and_several_conditions() {
         })
     );
     let text = description(open);
-    assert!(text.contains("Rate limit: 3/s (GCRA, burst 5), per the client's address, 2 units per request."), "{text}");
-    assert!(text.contains("the request is let through unlimited"), "{text}");
+    assert!(
+        text.contains(
+            "Rate limit: 3/s (GCRA, burst 5), per the client's address, 2 units per request."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("the request is let through unlimited"),
+        "{text}"
+    );
 
     // Unlimited with a tier: limited (429) for that tier.
     let raw = &doc["paths"]["/t/raw/{name}"]["get"];
@@ -997,7 +1167,10 @@ fn rate_options_tiers_and_several_conditions() {
             {"any": [{"permissions": ["a:b"]}, {"roles": ["ops"]}]},
         ]}})
     );
-    assert!(description(both).contains(r#"`auth(roles("admin"), any(permissions("a:b"), roles("ops")))`"#));
+    assert!(
+        description(both)
+            .contains(r#"`auth(roles("admin"), any(permissions("a:b"), roles("ops")))`"#)
+    );
     assert_eq!(problem_types(both, "403"), ["forbidden"]);
 }
 

@@ -87,27 +87,27 @@ pub mod __private {
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
+    /// The schema function of a handler's validated input `T` for its `InputSpec`: a
+    /// function with the feature `openapi`, `()` without it.
+    pub use crate::__openapi_input as openapi_input;
+    /// `#[derive(SecureInput)]`'s OpenAPI items, kept with the feature `openapi`, dropped
+    /// without it (the user's crate cannot see the runtime's features).
+    pub use crate::__openapi_item as openapi_item;
     pub use crate::auth::Permission;
     pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
     pub use crate::endpoint::{
         EndpointSpec, IdempotencySpec, InputSource, InputSpec, KeyKind, Limit, Registration,
         RouteSpec, TierPolicy, run, run_idempotent,
     };
+    /// The OpenAPI schema model that `#[derive(SecureInput)]` implements under the
+    /// `openapi` feature.
+    #[cfg(feature = "openapi")]
+    pub use crate::openapi::__derive as openapi;
     /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
     /// fuzzing and property tests.
     pub use crate::shared::units;
     pub use crate::store::OnStoreError;
     pub use crate::throttle::{Algorithm, Policy, Rate};
-    /// The OpenAPI schema model that `#[derive(SecureInput)]` implements under the
-    /// `openapi` feature.
-    #[cfg(feature = "openapi")]
-    pub use crate::openapi::__derive as openapi;
-    /// `#[derive(SecureInput)]`'s OpenAPI items, kept with the feature `openapi`, dropped
-    /// without it (the user's crate cannot see the runtime's features).
-    pub use crate::__openapi_item as openapi_item;
-    /// The schema function of a handler's validated input `T` for its `InputSpec`: a
-    /// function with the feature `openapi`, `()` without it.
-    pub use crate::__openapi_input as openapi_input;
     /// The distributed registry that `#[secure_endpoint]` submits every endpoint to
     /// (`inventory::submit!`), read by [`crate::inventory`].
     pub use ::inventory;

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(pattern("abc").as_deref(), Some("^abc$"));
         assert_eq!(pattern("a|bc").as_deref(), Some("^(?:a|bc)$"));
         assert_eq!(pattern("(ab)+?").as_deref(), Some("^(?:ab)+?$"));
-        assert_eq!(pattern("x{2,3}y{4}z{5,}").as_deref(), Some("^x{2,3}y{4}z{5,}$"));
+        assert_eq!(
+            pattern("x{2,3}y{4}z{5,}").as_deref(),
+            Some("^x{2,3}y{4}z{5,}$")
+        );
     }
 
     #[test]
@@ -193,7 +196,10 @@ mod tests {
         assert!(pattern(r"\d").unwrap().contains(r"\u0660-\u0669"));
         assert_eq!(pattern("[[:alpha:]]").as_deref(), Some("^[A-Za-z]$"));
         assert_eq!(pattern(r"(?-u:\b)x").as_deref(), Some(r"^\bx$"));
-        assert_eq!(pattern("(?m)^a$").as_deref(), Some(r"^(?<![^\n])a(?![^\n])$"));
+        assert_eq!(
+            pattern("(?m)^a$").as_deref(),
+            Some(r"^(?<![^\n])a(?![^\n])$")
+        );
         assert_eq!(pattern("é😀").as_deref(), Some(r"^\u00E9\u{1F600}$"));
     }
 

@@ -123,7 +123,12 @@ fn docs(attrs: &[Attribute]) -> String {
                 ..
             }) => {
                 let line = s.value();
-                Some(line.strip_prefix(' ').unwrap_or(&line).trim_end().to_owned())
+                Some(
+                    line.strip_prefix(' ')
+                        .unwrap_or(&line)
+                        .trim_end()
+                        .to_owned(),
+                )
             }
             _ => None,
         })

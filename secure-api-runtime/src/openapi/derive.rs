@@ -34,8 +34,8 @@ use serde_json::{Value, json};
 pub use utoipa;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOf, AnyOf, Array, Object as JsonObject, Schema,
-    SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AllOf, AnyOf, Array, Object as JsonObject, Schema, SchemaFormat,
+    SchemaType, Type,
 };
 use utoipa::openapi::{RefOr, schema::Ref};
 use utoipa::{PartialSchema, ToSchema};
@@ -127,13 +127,23 @@ pub enum Lit {
 enum Kind {
     String,
     Char,
-    Integer { format: Option<&'static str>, unsigned: bool },
-    Number { format: &'static str },
+    Integer {
+        format: Option<&'static str>,
+        unsigned: bool,
+    },
+    Number {
+        format: &'static str,
+    },
     Boolean,
     /// A sequence or set; `len` for an array of fixed length.
-    Array { items: Box<Node>, len: Option<usize> },
+    Array {
+        items: Box<Node>,
+        len: Option<usize>,
+    },
     /// A map with string keys.
-    Map { values: Box<Node> },
+    Map {
+        values: Box<Node>,
+    },
     /// `Option<T>`.
     Nullable(Box<Node>),
     /// A `SecureInput` type with a derived schema: a `$ref`.
@@ -148,7 +158,9 @@ enum Kind {
         schemas: Option<fn(&mut Schemas)>,
     },
     /// A type without a known schema.
-    Unknown { why: &'static str },
+    Unknown {
+        why: &'static str,
+    },
 }
 
 /// A rule, as written.
@@ -160,7 +172,9 @@ enum Constraint {
         source: &'static str,
     },
     Email,
-    Url { public: bool },
+    Url {
+        public: bool,
+    },
     Ip,
     Uuid,
     OneOf(Vec<Lit>),
@@ -177,8 +191,7 @@ pub struct Node {
 }
 
 const NOT_DESCRIBED: &str = "Its schema is not described: the type implements neither `SecureInput` (derived) nor utoipa's `ToSchema`.";
-const UNVALIDATED: &str =
-    "Accepted without validation (`skip`); its schema is not described.";
+const UNVALIDATED: &str = "Accepted without validation (`skip`); its schema is not described.";
 
 impl Node {
     fn new(kind: Kind) -> Node {
@@ -478,8 +491,7 @@ impl Collector {
                 self.pending.push((name.into_owned(), object));
             }
             Some(Some(first)) if *first != type_name => {
-                self.conflicts
-                    .push((name.into_owned(), first, type_name));
+                self.conflicts.push((name.into_owned(), first, type_name));
             }
             Some(_) => {}
         }
@@ -559,10 +571,7 @@ pub(crate) fn node_schema(node: &Node, c: &mut Collector, doc: &str) -> RefOr<Sc
         .collect::<Vec<_>>()
         .join("\n\n");
     let description = (!description.is_empty()).then_some(description);
-    let ip = node
-        .constraints
-        .iter()
-        .any(|k| matches!(k, Constraint::Ip));
+    let ip = node.constraints.iter().any(|k| matches!(k, Constraint::Ip));
     let mut schema = match &node.kind {
         Kind::Array { items, len } => {
             let items = node_schema(items, c, "");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::Header;
-use utoipa::openapi::path::{Operation, Parameter, ParameterIn, PathItem};
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::{Response, Responses};
 use utoipa::openapi::schema::{
@@ -40,10 +40,7 @@ pub(super) fn build(endpoints: &[EndpointInfo]) -> OpenApi {
         let unique = routed.iter().filter(|o| o.handler == e.handler).count() == 1;
         let operation = operation(e, &names, unique, &mut collector);
         bearer |= !matches!(e.auth, AuthInfo::Public);
-        let item = paths
-            .paths
-            .entry(template)
-            .or_insert_with(PathItem::default);
+        let item = paths.paths.entry(template).or_default();
         let slot = match method {
             "GET" => &mut item.get,
             "POST" => &mut item.post,
@@ -83,9 +80,10 @@ pub(super) fn build(endpoints: &[EndpointInfo]) -> OpenApi {
              tokens refused."
                 .to_owned(),
         );
-        components
-            .security_schemes
-            .insert(BEARER_SCHEME.to_owned(), RefOr::T(SecurityScheme::Http(http)));
+        components.security_schemes.insert(
+            BEARER_SCHEME.to_owned(),
+            RefOr::T(SecurityScheme::Http(http)),
+        );
     }
     let mut doc = OpenApi::new(Info::new("API", "0.0.0"), paths);
     doc.components = Some(components);
@@ -366,7 +364,9 @@ fn rate_text(e: &EndpointInfo) -> String {
         }
     );
     if !tiers.is_empty() {
-        text.push_str(&format!("; tiers (by the principal's tier, `anonymous` without one): {tiers}"));
+        text.push_str(&format!(
+            "; tiers (by the principal's tier, `anonymous` without one): {tiers}"
+        ));
     }
     text.push_str(&format!(
         ". A refused request gets a 429 with `Retry-After`. When the limit's store fails: {}.",
@@ -420,7 +420,10 @@ fn header(schema: JsonObject, description: &str) -> RefOr<Header> {
 fn retry_after() -> RefOr<Header> {
     let mut seconds = JsonObject::with_type(Type::Integer);
     seconds.minimum = Some(utoipa::Number::Int(1));
-    header(seconds, "Whole seconds to wait before retrying (at least 1).")
+    header(
+        seconds,
+        "Whole seconds to wait before retrying (at least 1).",
+    )
 }
 
 fn rate_limit_headers(response: &mut Response) {
@@ -516,9 +519,7 @@ fn responses(
     spec: &crate::endpoint::EndpointSpec,
 ) -> Responses {
     let mut responses = Responses::new();
-    let mut ok = Response::new(
-        "The handler's response (the annotations do not describe it).",
-    );
+    let mut ok = Response::new("The handler's response (the annotations do not describe it).");
     if limited(e) {
         rate_limit_headers(&mut ok);
     }
@@ -535,9 +536,7 @@ fn responses(
             ),
         );
     }
-    responses
-        .responses
-        .insert("2XX".to_owned(), RefOr::T(ok));
+    responses.responses.insert("2XX".to_owned(), RefOr::T(ok));
     for (status, types) in problem_types(e, inputs, spec) {
         let mut r = Response::new(
             types
@@ -564,9 +563,7 @@ fn responses(
             }
             _ => {}
         }
-        responses
-            .responses
-            .insert(status.to_string(), RefOr::T(r));
+        responses.responses.insert(status.to_string(), RefOr::T(r));
     }
     responses
 }
@@ -628,7 +625,10 @@ fn problem_schema() -> RefOr<Schema> {
         ),
         ("title", string("The problem type's title.", None)),
         ("status", RefOr::T(Schema::Object(status))),
-        ("detail", string("The problem type's fixed public explanation.", None)),
+        (
+            "detail",
+            string("The problem type's fixed public explanation.", None),
+        ),
         (
             "instance",
             string(
@@ -714,7 +714,10 @@ mod tests {
         );
         assert_eq!(
             openapi_path(r"/a/{id:\d{2,3}}/b/{rest}*"),
-            ("/a/{id}/b/{rest}".to_owned(), vec!["id".to_owned(), "rest".to_owned()])
+            (
+                "/a/{id}/b/{rest}".to_owned(),
+                vec!["id".to_owned(), "rest".to_owned()]
+            )
         );
         assert_eq!(openapi_path("/plain"), ("/plain".to_owned(), vec![]));
     }

@@ -154,17 +154,17 @@ impl SecureApi {
     /// use secure_api_runtime::prelude::*;
     ///
     /// #[secure_endpoint(get("/doc/openapi/health"), public, rate = "unlimited")]
-    /// async fn health() -> HttpResponse {
+    /// async fn openapi_health() -> HttpResponse {
     ///     HttpResponse::Ok().finish()
     /// }
     ///
     /// let doc = SecureApi::builder().build().openapi();
     /// let json = serde_json::to_value(&doc).unwrap();
     /// assert_eq!(json["openapi"], "3.1.0");
-    /// let health = &json["paths"]["/doc/openapi/health"]["get"];
-    /// assert_eq!(health["operationId"], "health");
-    /// assert_eq!(health["security"], serde_json::json!([]));
-    /// assert!(health["responses"]["429"].is_null()); // unlimited: never a 429
+    /// let op = &json["paths"]["/doc/openapi/health"]["get"];
+    /// assert_eq!(op["operationId"], "openapi_health");
+    /// assert_eq!(op["security"], serde_json::json!([]));
+    /// assert!(op["responses"]["429"].is_null()); // unlimited: never a 429
     /// ```
     pub fn openapi(&self) -> utoipa::openapi::OpenApi {
         self.inventory().openapi()
