@@ -32,6 +32,13 @@
 //!
 //! The policy code (validation rules, input limits) has no actix types and can be used on
 //! its own: see [`validation`] and [`input`].
+//!
+//! # Features
+//!
+//! - `redis`: every store on Redis, so that several instances act as one (`redis`).
+//! - `openapi`: the OpenAPI 3.1 document of the annotations, `SecureApi::openapi`, as
+//!   utoipa's model (`openapi`). Off by default: without it the macros generate no OpenAPI
+//!   code and utoipa is not built.
 pub mod api;
 pub mod auth;
 pub mod client;
