@@ -463,7 +463,8 @@ pub(crate) struct Collector {
     pending: Vec<(String, fn() -> Object)>,
     /// `ToSchema::schemas` of inlined utoipa types.
     utoipa: Vec<fn(&mut Schemas)>,
-    /// Names that two different types claimed: (name, first type, second type).
+    /// Names that two different types claimed: (name, the type that has it, the type
+    /// given its path instead).
     pub(crate) conflicts: Vec<(String, &'static str, &'static str)>,
 }
 
@@ -477,25 +478,28 @@ impl Collector {
         }
     }
 
-    /// A `$ref` to the input `name`, described later.
+    /// A `$ref` to the input `name`, described later. A name that another type already has
+    /// is replaced by the type's path (`my_app.api.Id`), so that each `$ref` leads to its
+    /// own type's schema; the clash is reported in [`Collector::conflicts`].
     fn refer(
         &mut self,
         name: Cow<'static, str>,
         object: fn() -> Object,
         type_name: &'static str,
     ) -> Ref {
-        let reference = Ref::from_schema_name(name.as_ref());
-        match self.seen.get(name.as_ref()) {
-            None => {
-                self.seen.insert(name.clone().into_owned(), Some(type_name));
-                self.pending.push((name.into_owned(), object));
-            }
-            Some(Some(first)) if *first != type_name => {
-                self.conflicts.push((name.into_owned(), first, type_name));
-            }
-            Some(_) => {}
+        let mut name = name.into_owned();
+        if let Some(&Some(first)) = self.seen.get(&name)
+            && first != type_name
+        {
+            let path = component_name(type_name);
+            self.conflicts
+                .push((std::mem::replace(&mut name, path), first, type_name));
         }
-        reference
+        if !self.seen.contains_key(&name) {
+            self.seen.insert(name.clone(), Some(type_name));
+            self.pending.push((name.clone(), object));
+        }
+        Ref::from_schema_name(name)
     }
 
     /// Describes every input referred to (and those they refer to) into `out`, then adds
@@ -517,6 +521,21 @@ impl Collector {
     }
 }
 
+/// A type's path as a component name (`[A-Za-z0-9._-]+`): `a::b::C<D>` is `a.b.C_D_`.
+fn component_name(type_name: &str) -> String {
+    type_name
+        .replace("::", ".")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The object schema of an input: its properties (aliases too), the required ones, and no
 /// others.
 pub(crate) fn object_schema(object: &Object, c: &mut Collector) -> RefOr<Schema> {
@@ -525,7 +544,11 @@ pub(crate) fn object_schema(object: &Object, c: &mut Collector) -> RefOr<Schema>
         let property = field_schema(field, c);
         for alias in field.aliases {
             let mut aliased = property.clone();
-            set_description(&mut aliased, &format!("Alias of `{}`.", field.name));
+            let mut text = format!("Alias of `{}`.", field.name);
+            if let Some(own) = description_of(&aliased).filter(|d| !d.is_empty()) {
+                text = format!("{text}\n\n{own}");
+            }
+            set_description(&mut aliased, &text);
             schema.properties.insert((*alias).to_owned(), aliased);
         }
         schema.properties.insert(field.name.to_owned(), property);
@@ -543,6 +566,19 @@ pub(crate) fn object_schema(object: &Object, c: &mut Collector) -> RefOr<Schema>
 /// A field's schema, with its doc comment.
 pub(crate) fn field_schema(field: &Field, c: &mut Collector) -> RefOr<Schema> {
     node_schema(&field.node, c, field.description)
+}
+
+/// The description of a schema (or a `$ref`).
+fn description_of(schema: &RefOr<Schema>) -> Option<String> {
+    match schema {
+        RefOr::Ref(r) => Some(r.description.clone()),
+        RefOr::T(Schema::Object(o)) => o.description.clone(),
+        RefOr::T(Schema::Array(a)) => a.description.clone(),
+        RefOr::T(Schema::AllOf(a)) => a.description.clone(),
+        RefOr::T(Schema::AnyOf(a)) => a.description.clone(),
+        RefOr::T(Schema::OneOf(o)) => o.description.clone(),
+        RefOr::T(_) => None,
+    }
 }
 
 /// Replaces the description of a schema (or a `$ref`).

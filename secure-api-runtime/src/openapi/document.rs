@@ -51,6 +51,17 @@ pub(super) fn build(endpoints: &[EndpointInfo]) -> OpenApi {
             "OPTIONS" => &mut item.options,
             _ => continue,
         };
+        if slot.is_some() {
+            // One route under several scopes: the inventory knows the pattern only.
+            log::warn!(
+                target: "secure_api::openapi",
+                "{method} {path} is the route of more than one endpoint; the OpenAPI document \
+                 describes the first, {}::{} is left out",
+                e.module,
+                e.handler
+            );
+            continue;
+        }
         *slot = Some(operation);
     }
 
@@ -59,8 +70,8 @@ pub(super) fn build(endpoints: &[EndpointInfo]) -> OpenApi {
     for (name, first, second) in &collector.conflicts {
         log::warn!(
             target: "secure_api::openapi",
-            "two input types are named `{name}` in the OpenAPI document: `{first}` and `{second}`; \
-             the schema of `{first}` is the one under that name, so rename one of them"
+            "two input types are named `{name}`: `{first}` keeps the name in the OpenAPI \
+             document and `{second}` is under its path; rename one of them for shorter names"
         );
     }
     let mut components = Components::new();

@@ -53,7 +53,9 @@
 //! anchored as the rule anchors it (`^(?:...)$`); `email`, `url` and `uuid` are `format`s,
 //! and `ip` is `anyOf` the `ipv4` and `ipv6` formats; `one_of` is `enum`; `deny` is
 //! `not: {enum: [...]}`. Nested inputs are `$ref`s to their own schemas, which are
-//! collected into `components/schemas` under their type's name.
+//! collected into `components/schemas` under their type's name (an input whose name another
+//! input of the document already has is under its path instead, `my_app.v2.User`, and the
+//! clash is logged at warn level).
 //!
 //! JSON Schema cannot say everything a rule does; the schema's `description` says the rest
 //! in fixed sentences: the normalisers (`trim`, `lowercase`, ... run first, so the
