@@ -4,7 +4,10 @@
 //! and a rotating refresh token, `POST /api/token/refresh` rotates it, `POST /api/logout`
 //! ends the session, `GET /api/me` and `GET /api/users/{id}` need a valid token (the latter
 //! only for the user themself or an admin), and `DELETE /api/users/{id}` is for admins and
-//! ends every session of the deleted user at once.
+//! ends every session of the deleted user at once. `GET /openapi.json` serves the OpenAPI 3.1
+//! document of all of them, generated from their annotations (the runtime's `openapi`
+//! feature): the request schemas with every rule's constraint, the security requirements,
+//! rate limits, `Idempotency-Key` parameters and problem responses.
 //!
 //! Login is protected twice: at most 5 attempts a minute per address (the endpoint's
 //! `rate`), and at most 10 failed attempts per 15 minutes per account, whatever addresses
@@ -20,6 +23,7 @@
 //!      -d '{"username": "alice", "password": "<printed at start-up>"}'
 //! curl -s localhost:8080/api/me -H "Authorization: Bearer <access_token>"
 //! curl -i -X POST localhost:8080/api/logout -H "Authorization: Bearer <access_token>"
+//! curl -s localhost:8080/openapi.json
 //! ```
 //!
 //! At start-up it logs its endpoint inventory: every endpoint with its auth rule, rate,
@@ -71,6 +75,7 @@ use secure_api_runtime::auth::refresh::{
 };
 use secure_api_runtime::auth::revocation::Revocation;
 use secure_api_runtime::idempotency::IdempotencyStore;
+use secure_api_runtime::openapi::utoipa::openapi::Info;
 use secure_api_runtime::prelude::*;
 #[cfg(feature = "redis")]
 use secure_api_runtime::redis::RedisBackend;
@@ -128,6 +133,8 @@ pub struct AppState {
     pub login: LoginGuard,
     /// Sessions: login, refresh, logout and revocation of a user's sessions.
     pub tokens: TokenService,
+    /// The OpenAPI document of this API, as JSON ([`openapi_document`]): built once.
+    pub openapi: String,
 }
 
 /// Creates a user. Anonymous clients are limited by IP to 10 requests per second;
@@ -289,6 +296,33 @@ async fn delete_user(
     }
     state.tokens.revoke_subject(&id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the annotations above.
+#[secure_endpoint(get("/openapi.json"), public)]
+async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
+}
+
+/// The OpenAPI 3.1 document of this module's endpoints, as JSON: the app's
+/// [`SecureApi::openapi`] narrowed to this module (a program that links other endpoints, a
+/// test binary or a larger app, has them in its inventory too), with this API's `info`.
+pub fn openapi_document(secure: &SecureApi) -> String {
+    let mut doc = secure
+        .inventory()
+        .retain(|e| e.module == module_path!())
+        .openapi();
+    let mut info = Info::new("users_api", "1.0.0");
+    info.description = Some(
+        "The secure-api example: users, login with rotating refresh tokens, logout. \
+         Generated from the endpoints' annotations."
+            .to_owned(),
+    );
+    doc.info = info;
+    // Strings, numbers, booleans and string-keyed maps: serialising cannot fail.
+    serde_json::to_string(&doc).expect("the OpenAPI document serialises")
 }
 
 /// The account check of every refresh: the users map decides. A deleted user's session
@@ -634,6 +668,7 @@ pub fn build(
             .refresh_key(refresh_key(secret))
             .map_err(|e| SetupError::Invalid("KEY_SECRET", e.to_string()))?;
     }
+    let openapi = openapi_document(&secure);
     let state = web::Data::new(AppState {
         users,
         // 10 failures per 15 minutes per account: `LoginGuard`'s default policy, counted in
@@ -641,6 +676,7 @@ pub fn build(
         login: LoginGuard::new(&secure, passwords.clone()),
         passwords,
         tokens,
+        openapi,
     });
     Ok((secure, state))
 }
@@ -665,7 +701,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(logout)
         .service(me)
         .service(get_user)
-        .service(delete_user);
+        .service(delete_user)
+        .service(openapi_json);
 }
 
 /// Prints why the example cannot start and exits with status 2.

@@ -167,6 +167,8 @@ fn every_example_endpoint_is_listed_with_its_exact_policy() {
     delete_user["inputs"] = user_id.clone();
     let mut get_user = entry("GET", "/api/users/{id}", "get_user");
     get_user["inputs"] = user_id;
+    let mut openapi_json = entry("GET", "/openapi.json", "openapi_json");
+    openapi_json["auth"] = json!({"kind": "public"});
 
     assert_eq!(
         example().to_json(),
@@ -177,7 +179,8 @@ fn every_example_endpoint_is_listed_with_its_exact_policy() {
             refresh,
             create_user,
             delete_user,
-            get_user
+            get_user,
+            openapi_json
         ])
     );
 }
@@ -356,6 +359,6 @@ fn endpoints_are_sorted_by_path_then_method_and_listed_once() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(keys, sorted);
-    // The example's 7 and this file's 7.
-    assert_eq!(all.len(), 14);
+    // The example's 8 and this file's 7.
+    assert_eq!(all.len(), 15);
 }

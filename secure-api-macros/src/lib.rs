@@ -196,6 +196,11 @@ pub fn derive_secure_input(input: TokenStream) -> TokenStream {
 /// `SecureApiBuilder::on_limiter_error` decides (fail closed by default). Idempotency and
 /// authentication (token revocation, sessions) always fail closed, whatever is chosen: an
 /// idempotent handler never runs unprotected, and a revoked token is never let in.
+///
+/// Every endpoint registers itself in the endpoint inventory (`SecureApi::inventory`), and,
+/// with the runtime's `openapi` feature, is an operation of `SecureApi::openapi`'s OpenAPI
+/// document (with a route): its parameters and body from its validated inputs, its security
+/// requirement, rate limit, `Idempotency-Key` and problem responses.
 #[proc_macro_attribute]
 pub fn secure_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
     let out = endpoint::secure_endpoint(args.into(), item.clone().into());

@@ -308,3 +308,69 @@ pub fn int_bounds(signed: bool, bits: u32) -> (i128, i128) {
         (0, (1i128 << bits) - 1)
     }
 }
+
+/// The parts of a collection type that its schema describes.
+pub enum Collection<'a> {
+    /// `Vec<T>`, `VecDeque<T>`, `Box<[T]>`, slices, and `[T; N]` (with `N` when it is a
+    /// literal).
+    Seq(&'a Type, Option<usize>),
+    /// `HashSet<T>`, `BTreeSet<T>`, `IndexSet<T>`.
+    Set(&'a Type),
+    /// `HashMap<K, V>`, `BTreeMap<K, V>`, `IndexMap<K, V>`: the value type.
+    Map(&'a Type),
+}
+
+/// The items (or values) of a collection type.
+pub fn collection(ty: &Type) -> Option<Collection<'_>> {
+    match ty {
+        Type::Array(a) => {
+            let len = match &a.len {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(n),
+                    ..
+                }) => n.base10_parse::<usize>().ok(),
+                _ => None,
+            };
+            return Some(Collection::Seq(&a.elem, len));
+        }
+        Type::Slice(s) => return Some(Collection::Seq(&s.elem, None)),
+        Type::Reference(r) => return collection(&r.elem),
+        Type::Group(g) => return collection(&g.elem),
+        Type::Paren(p) => return collection(&p.elem),
+        _ => {}
+    }
+    if let Some(item) = seq_item(ty) {
+        return Some(Collection::Seq(item, None));
+    }
+    let seg = last_segment(ty)?;
+    let args = type_args(seg);
+    match (seg.ident.to_string().as_str(), args.len()) {
+        ("HashSet" | "BTreeSet" | "IndexSet", n) if n >= 1 => Some(Collection::Set(args[0])),
+        ("HashMap" | "BTreeMap" | "IndexMap", n) if n >= 2 => Some(Collection::Map(args[1])),
+        _ => None,
+    }
+}
+
+/// `T` of `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` (serde reads them as `T`), when `T` is
+/// neither `str` nor a slice (those are strings and sequences of their own).
+pub fn pointee(ty: &Type) -> Option<&Type> {
+    let seg = last_segment(ty)?;
+    let args = type_args(seg);
+    let name = seg.ident.to_string();
+    if !matches!(name.as_str(), "Box" | "Rc" | "Arc" | "Cow") || args.len() != 1 {
+        return None;
+    }
+    match args[0] {
+        Type::Slice(_) => None,
+        Type::Path(p) if p.path.is_ident("str") => None,
+        inner => Some(inner),
+    }
+}
+
+/// The width of a float type: 32 for `f32`, else 64.
+pub fn float_bits(ty: &Type) -> u32 {
+    match last_segment(ty) {
+        Some(seg) if seg.ident == "f32" => 32,
+        _ => 64,
+    }
+}

@@ -110,7 +110,27 @@ pub struct EndpointInfo {
     pub on_store_error: Setting<&'static str>,
     /// The validated inputs among the handler's arguments, in order.
     pub inputs: Vec<InputInfo>,
+    /// The endpoint's registration, for its OpenAPI operation (the inputs' schemas).
+    #[cfg(feature = "openapi")]
+    #[serde(skip)]
+    pub(crate) registration: RegistrationRef,
 }
+
+/// An endpoint's entry in the registry, compared by address: one registration per
+/// endpoint.
+#[cfg(feature = "openapi")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RegistrationRef(pub(crate) &'static Registration);
+
+#[cfg(feature = "openapi")]
+impl PartialEq for RegistrationRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl Eq for RegistrationRef {}
 
 /// A value of an endpoint's policy, and whether the endpoint or the app chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -333,7 +353,7 @@ impl From<&Rule> for RuleInfo {
 }
 
 impl EndpointInfo {
-    fn new(reg: &Registration, api: &SecureApi, limits: InputLimits) -> EndpointInfo {
+    fn new(reg: &'static Registration, api: &SecureApi, limits: InputLimits) -> EndpointInfo {
         let spec = reg.spec;
         let shared = api.shared();
         let (rate, policy) = match &spec.limit {
@@ -429,6 +449,8 @@ impl EndpointInfo {
                     type_name: (i.type_name)(),
                 })
                 .collect(),
+            #[cfg(feature = "openapi")]
+            registration: RegistrationRef(reg),
         }
     }
 

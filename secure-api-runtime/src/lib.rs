@@ -32,6 +32,13 @@
 //!
 //! The policy code (validation rules, input limits) has no actix types and can be used on
 //! its own: see [`validation`] and [`input`].
+//!
+//! # Features
+//!
+//! - `redis`: every store on Redis, so that several instances act as one (`redis`).
+//! - `openapi`: the OpenAPI 3.1 document of the annotations, `SecureApi::openapi`, as
+//!   utoipa's model (`openapi`). Off by default: without it the macros generate no OpenAPI
+//!   code and utoipa is not built.
 pub mod api;
 pub mod auth;
 pub mod client;
@@ -43,6 +50,8 @@ pub mod idempotency;
 pub mod input;
 pub mod inventory;
 pub mod layer;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod problem;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -85,12 +94,22 @@ pub mod __private {
     };
     pub use crate::validation::{Bound, Location, SecureInput, ValidationErrors};
 
+    /// The schema function of a handler's validated input `T` for its `InputSpec`: a
+    /// function with the feature `openapi`, `()` without it.
+    pub use crate::__openapi_input as openapi_input;
+    /// `#[derive(SecureInput)]`'s OpenAPI items, kept with the feature `openapi`, dropped
+    /// without it (the user's crate cannot see the runtime's features).
+    pub use crate::__openapi_item as openapi_item;
     pub use crate::auth::Permission;
     pub use crate::auth::rule::{AuthRequirement, PermissionRef, Rule};
     pub use crate::endpoint::{
         EndpointSpec, IdempotencySpec, InputSource, InputSpec, KeyKind, Limit, Registration,
         RouteSpec, TierPolicy, run, run_idempotent,
     };
+    /// The OpenAPI schema model that `#[derive(SecureInput)]` implements under the
+    /// `openapi` feature.
+    #[cfg(feature = "openapi")]
+    pub use crate::openapi::__derive as openapi;
     /// The grammar of rates, durations and sizes that `#[secure_endpoint]` checks, for
     /// fuzzing and property tests.
     pub use crate::shared::units;
@@ -131,6 +150,51 @@ pub mod __private {
     ) -> Result<(), &'static str> {
         check(value)
     }
+}
+
+/// `#[derive(SecureInput)]` wraps its OpenAPI items (the `PartialSchema`, `ToSchema` and
+/// `InputSchema` impls) in this macro: with the feature `openapi` they are kept.
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __openapi_item {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// `#[derive(SecureInput)]` wraps its OpenAPI items in this macro: without the feature
+/// `openapi` they are dropped, so that apps without it need neither utoipa nor the code.
+#[cfg(not(feature = "openapi"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __openapi_item {
+    ($($item:tt)*) => {};
+}
+
+/// The schema function of a validated input type, for `InputSpec::schema`: the type's node,
+/// found by autoderef specialisation (a derived input, a utoipa type, or unknown).
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __openapi_input {
+    ($ty:ty) => {
+        || {
+            #[allow(unused_imports)]
+            use $crate::openapi::__derive::{
+                ProbeInput as _, ProbeNone as _, ProbePartialSchema as _, ProbeToSchema as _,
+            };
+            (&&&$crate::openapi::__derive::SchemaProbe::<$ty>::new()).node()
+        }
+    };
+}
+
+/// Without the feature `openapi`, `InputSpec::schema` is `()`.
+#[cfg(not(feature = "openapi"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __openapi_input {
+    ($ty:ty) => {
+        ()
+    };
 }
 
 /// The runtime's internals are not part of its public API: what generated code calls is

@@ -151,6 +151,7 @@ fn registration(e: &Endpoint<'_>, p: &TokenStream) -> TokenStream {
             #p::InputSpec {
                 source: #p::InputSource::#source,
                 type_name: || ::core::any::type_name::<#inner>(),
+                schema: #p::openapi_input!(#inner),
             }
         })
     });

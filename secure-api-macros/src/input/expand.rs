@@ -44,14 +44,16 @@ pub fn derive(c: &Container<'_>) -> TokenStream {
     } else {
         (quote!(__at), quote!(__errors))
     };
-    impl_block(
+    let mut out = impl_block(
         c,
         quote! {
             fn secure_at(&mut self, #at: &#p::Location<'_>, #errors: &mut #p::ValidationErrors) {
                 #(#fields)*
             }
         },
-    )
+    );
+    out.extend(super::openapi::items(c));
+    out
 }
 
 /// An impl that checks nothing, emitted beside the errors so that uses of the type elsewhere
@@ -103,7 +105,7 @@ fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
 }
 
 /// The types an explicit `nested` applies to.
-fn nested_leaves<'a>(rules: &Rules, ty: &'a syn::Type, out: &mut Vec<&'a syn::Type>) {
+pub(super) fn nested_leaves<'a>(rules: &Rules, ty: &'a syn::Type, out: &mut Vec<&'a syn::Type>) {
     let mut ty = ty;
     while let Some(inner) = ty::option_inner(ty) {
         ty = inner;

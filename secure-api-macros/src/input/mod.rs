@@ -2,8 +2,10 @@
 
 mod check;
 mod confusable;
+mod ecma;
 mod expand;
 mod model;
+mod openapi;
 mod parse;
 mod serde_attr;
 

@@ -11,6 +11,8 @@ pub struct Container<'a> {
     /// `#[secure(crate = "...")]`.
     pub krate: Option<syn::Path>,
     pub fields: Vec<Field<'a>>,
+    /// The struct's doc comment, for its schema's description.
+    pub docs: String,
 }
 
 /// A named field and its rules.
@@ -20,6 +22,14 @@ pub struct Field<'a> {
     /// The name the field has in the input (after serde's `rename` / `rename_all`).
     pub wire: String,
     pub rules: Rules,
+    /// `#[serde(default)]` on the field or the struct: the input may leave it out.
+    pub default: bool,
+    /// `#[serde(skip)]` / `skip_deserializing`: never read from the input.
+    pub skipped: bool,
+    /// `#[serde(alias = "...")]`: other names the input may use.
+    pub aliases: Vec<String>,
+    /// The field's doc comment, for its schema's description.
+    pub docs: String,
 }
 
 /// Rules in the order they were written.

@@ -86,12 +86,16 @@ pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container
         .iter()
         .map(|f| {
             let member = f.ident.as_ref().expect("named field");
-            let wire = serde_attr::field_name(cx, member, &f.attrs, &container_serde);
+            let serde = serde_attr::field(cx, member, &f.attrs, &container_serde);
             Field {
                 member,
                 ty: &f.ty,
-                wire,
+                wire: serde.wire,
                 rules: field_rules(cx, &f.attrs),
+                default: serde.default,
+                skipped: serde.skipped,
+                aliases: serde.aliases,
+                docs: docs(&f.attrs),
             }
         })
         .collect();
@@ -100,7 +104,36 @@ pub fn container<'a>(cx: &Ctxt, input: &'a syn::DeriveInput) -> Option<Container
         generics: &input.generics,
         krate,
         fields,
+        docs: docs(&input.attrs),
     })
+}
+
+/// The doc comment among `attrs`, as rustdoc reads it: one line per `#[doc]`, each without
+/// the space after `///`, the whole trimmed.
+fn docs(attrs: &[Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value:
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: Lit::Str(s), ..
+                    }),
+                ..
+            }) => {
+                let line = s.value();
+                Some(
+                    line.strip_prefix(' ')
+                        .unwrap_or(&line)
+                        .trim_end()
+                        .to_owned(),
+                )
+            }
+            _ => None,
+        })
+        .collect();
+    lines.join("\n").trim().to_owned()
 }
 
 fn secure_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {

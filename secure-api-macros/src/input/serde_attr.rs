@@ -10,6 +10,20 @@ use crate::ctxt::Ctxt;
 #[derive(Default)]
 pub struct ContainerSerde {
     rename_all: Option<RenameRule>,
+    /// `#[serde(default)]`: every field may be missing.
+    default: bool,
+}
+
+/// What serde makes of a field: its name in the input and whether it must be there.
+pub struct FieldSerde {
+    /// The name in the input (after `rename` / `rename_all`).
+    pub wire: String,
+    /// `default` on the field or the container: the field may be missing.
+    pub default: bool,
+    /// `skip` or `skip_deserializing`: never read from the input.
+    pub skipped: bool,
+    /// `alias = "..."`: other names the input may use.
+    pub aliases: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -101,6 +115,10 @@ pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerSerde {
                 }
                 Ok(())
             }
+            "default" => {
+                out.default = true;
+                skip_value(&meta)
+            }
             "transparent" | "from" | "try_from" | "remote" => {
                 cx.error_spanned_by(
                     &meta.path,
@@ -118,16 +136,19 @@ pub fn container(cx: &Ctxt, attrs: &[Attribute]) -> ContainerSerde {
     out
 }
 
-/// The field's name in the input.
-pub fn field_name(
+/// The field's name in the input, and what else serde's attributes say about reading it.
+pub fn field(
     cx: &Ctxt,
     member: &syn::Ident,
     attrs: &[Attribute],
     container: &ContainerSerde,
-) -> String {
+) -> FieldSerde {
     let ident = member.to_string();
     let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_owned();
     let mut renamed = None;
+    let mut default = container.default;
+    let mut skipped = false;
+    let mut aliases = Vec::new();
     each_nested_meta(cx, attrs, "serde", |meta| {
         let key = key_name(&meta.path);
         match key.as_str() {
@@ -136,6 +157,23 @@ pub fn field_name(
                     renamed = Some(lit.value());
                 }
                 Ok(())
+            }
+            "default" => {
+                default = true;
+                skip_value(&meta)
+            }
+            "skip" | "skip_deserializing" => {
+                skipped = true;
+                skip_value(&meta)
+            }
+            "alias" => {
+                if meta.input.peek(syn::Token![=]) {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    aliases.push(lit.value());
+                    Ok(())
+                } else {
+                    skip_value(&meta)
+                }
             }
             "flatten" => {
                 cx.error_spanned_by(
@@ -150,10 +188,16 @@ pub fn field_name(
             _ => skip_value(&meta),
         }
     });
-    renamed.unwrap_or_else(|| match container.rename_all {
+    let wire = renamed.unwrap_or_else(|| match container.rename_all {
         Some(rule) => rule.apply(&ident),
         None => ident,
-    })
+    });
+    FieldSerde {
+        wire,
+        default,
+        skipped,
+        aliases,
+    }
 }
 
 #[cfg(test)]

@@ -155,7 +155,18 @@ pub struct InputSpec {
     pub source: InputSource,
     /// `core::any::type_name` of `T`.
     pub type_name: fn() -> &'static str,
+    /// `T`'s schema, for its OpenAPI operation: `__private::openapi_input!(T)`, a function
+    /// with the feature `openapi`, `()` without it.
+    pub schema: InputSchemaFn,
 }
+
+/// How an [`InputSpec`] reaches its type's schema: the schema's node (feature `openapi`).
+#[cfg(feature = "openapi")]
+pub type InputSchemaFn = fn() -> crate::openapi::__derive::Node;
+
+/// How an [`InputSpec`] reaches its type's schema: nothing, without the feature `openapi`.
+#[cfg(not(feature = "openapi"))]
+pub type InputSchemaFn = ();
 
 /// Where a validated input is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
