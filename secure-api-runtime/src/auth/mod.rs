@@ -24,6 +24,8 @@
 
 pub mod jwt;
 pub mod login;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod password;
 pub mod refresh;
 pub mod revocation;
