@@ -9,6 +9,9 @@
 mod common;
 #[path = "common/idp.rs"]
 mod idp;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/users_api.rs"]
+mod users_api;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -1055,4 +1058,149 @@ async fn dropping_the_verifier_stops_its_thread() {
     assert_eq!(status.key_ids, ["k1"]);
     actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(idp.fetches(), fetched);
+}
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[actix_rt::test]
+async fn the_example_verifies_provider_tokens_when_oidc_issuer_is_set() {
+    use secure_api_runtime::auth::password::Passwords;
+    use users_api::{OidcSettings, Settings, SetupError, Stores};
+
+    // No OIDC_ISSUER: the example is as before.
+    let plain = Settings::from_vars(vars(&[])).unwrap();
+    assert_eq!(plain.oidc, None);
+    assert_eq!(
+        plain.provider_jwt(&Stores::Memory).await.unwrap().map(drop),
+        None
+    );
+
+    let k1 = Signer::rsa("k1", Algorithm::RS256, RSA_PRIVATE);
+    let idp = Idp::start(vec![k1.jwk.clone()]);
+    let env = [
+        ("OIDC_ISSUER", idp.issuer.as_str()),
+        ("OIDC_AUDIENCE", "users-api"),
+        (
+            "OIDC_ROLES_CLAIM",
+            "/realm_access/roles, /resource_access/users-api/roles",
+        ),
+        ("OIDC_TYP", "jwt"),
+    ];
+    let settings = Settings::from_vars(vars(&env)).unwrap();
+    assert_eq!(
+        settings.oidc,
+        Some(OidcSettings {
+            issuer: idp.issuer.clone(),
+            audience: "users-api".to_owned(),
+            roles_claims: vec![
+                "/realm_access/roles".to_owned(),
+                "/resource_access/users-api/roles".to_owned()
+            ],
+            accept_jwt_typ: true,
+        })
+    );
+    let jwt = settings
+        .provider_jwt(&Stores::Memory)
+        .await
+        .unwrap()
+        .unwrap();
+    let passwords = Passwords::with_params(1024, 1, 1).unwrap();
+    let (secure, state) =
+        users_api::build_with(&settings, &Stores::Memory, Some(jwt), passwords, "unused").unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(state)
+            .wrap(secure.layer())
+            .configure(users_api::provider_routes),
+    )
+    .await;
+    // Keycloak-style tokens: `typ: JWT`, realm and client roles, real time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |sub: &str, roles: &[&str]| {
+        k1.sign_with(
+            Algorithm::RS256,
+            Some("k1"),
+            Some("JWT"),
+            &json!({
+                "iss": idp.issuer, "aud": ["account", "users-api"], "sub": sub,
+                "iat": now, "exp": now + 300, "typ": "Bearer",
+                "realm_access": {"roles": roles},
+                "resource_access": {"users-api": {"roles": ["reader"]}},
+                "scope": "openid profile",
+            }),
+        )
+    };
+    let bob = token("bob", &["user"]);
+    let r = send(&app, get("/api/me", &bob)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["subject"], "bob");
+    assert_eq!(r.json()["roles"], json!(["user", "reader"]));
+    assert_eq!(r.json()["permissions"], json!(["openid", "profile"]));
+    // Login, refresh and logout are the provider's: not mounted here.
+    for path in ["/api/login", "/api/token/refresh", "/api/logout"] {
+        let r = send(
+            &app,
+            test::TestRequest::post()
+                .uri(path)
+                .insert_header(("content-type", "application/json"))
+                .set_payload(r#"{"username": "alice", "password": "x"}"#),
+        )
+        .await;
+        r.assert_problem(404, "not-found");
+    }
+    // Roles from the provider decide: bob is no admin; an admin deletes bob, whose tokens
+    // are refused from then on.
+    let r = send(&app, get("/api/users/bob", &bob)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let delete = |t: &str| {
+        test::TestRequest::delete()
+            .uri("/api/users/bob")
+            .peer_addr("192.0.2.10:1000".parse().unwrap())
+            .insert_header((header::AUTHORIZATION, format!("Bearer {t}")))
+    };
+    send(&app, delete(&bob))
+        .await
+        .assert_problem(403, "forbidden");
+    let ada = token("ada", &["admin"]);
+    assert_eq!(send(&app, delete(&ada)).await.status, 204);
+    assert_401(&send(&app, get("/api/me", &bob)).await, &bob, &idp, "k1");
+    // Without OIDC_TYP=jwt, Keycloak's `typ: JWT` is refused.
+    let strict = Settings::from_vars(vars(&env[..3])).unwrap();
+    let jwt = strict.provider_jwt(&Stores::Memory).await.unwrap().unwrap();
+    assert!(jwt.verify(&ada).await.is_err());
+
+    // Settings that cannot work are refused, saying why.
+    let err = Settings::from_vars(vars(&env[..1])).unwrap_err();
+    assert!(
+        matches!(err, SetupError::Invalid("OIDC_AUDIENCE", _)),
+        "{err}"
+    );
+    let err = Settings::from_vars(vars(&[
+        env[0],
+        env[1],
+        ("OIDC_ROLES_CLAIM", "realm_access.roles"),
+    ]))
+    .unwrap_err();
+    assert!(err.to_string().contains("JSON Pointer"), "{err}");
+    let err = Settings::from_vars(vars(&[env[0], env[1], ("OIDC_TYP", "id")])).unwrap_err();
+    assert!(matches!(err, SetupError::Invalid("OIDC_TYP", _)), "{err}");
+    let remote = Settings::from_vars(vars(&[
+        ("OIDC_ISSUER", "http://idp.example.com/realms/acme"),
+        ("OIDC_AUDIENCE", "users-api"),
+    ]))
+    .unwrap();
+    let err = remote.provider_jwt(&Stores::Memory).await.unwrap_err();
+    assert!(err.to_string().contains("only https"), "{err}");
+    idp.set_document_issuer("https://evil.example.com/");
+    let err = settings.provider_jwt(&Stores::Memory).await.unwrap_err();
+    assert!(err.to_string().contains("evil.example.com"), "{err}");
 }
