@@ -607,7 +607,7 @@ impl JwtAuth {
     /// returned. A revocation store that cannot answer is [`AuthFailure::Unavailable`].
     ///
     /// With an identity provider's keys, a token naming a key id that is not in the key set
-    /// may wait for a refresh of the set (see [`oidc`](super::oidc)), at most the fetch
+    /// may wait for a refresh of the set (see `auth::oidc`, feature `oidc`), at most the fetch
     /// timeouts of one refresh.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
         let now = self.now();

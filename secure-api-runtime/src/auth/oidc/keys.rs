@@ -310,7 +310,7 @@ mod tests {
 
     fn rsa(kid: &str, bits: usize) -> Value {
         let mut n = vec![0xC5u8; bits / 8];
-        n[0] = 0x80 | n[0];
+        n[0] |= 0x80;
         json!({"kty": "RSA", "kid": kid, "n": b64(&n), "e": "AQAB"})
     }
 

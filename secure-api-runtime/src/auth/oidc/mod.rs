@@ -69,7 +69,7 @@
 //! checked, with the leeway; the lifetime `exp - iat` is at most 15 minutes unless
 //! [raised](ProviderAuthBuilder::max_lifetime) (logged at warn level). The header's `typ`
 //! must be `at+jwt` (RFC 9068) unless [configured](ProviderAuthBuilder::typ) to accept
-//! `JWT` or none, as many providers send. Then the [`Principal`](crate::auth::Principal):
+//! `JWT` or none, as many providers send. Then the [`Principal`]:
 //!
 //! - **permissions**: the OAuth scopes, `scope` (space-separated) and `scp` (an array, or
 //!   a space-separated string), so that `auth(permissions("read:users"))` is a scope check;
@@ -96,10 +96,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Validation;
 use serde_json::Value;
 
 pub use fetch::FetchError;
+/// The signature algorithms of [`ProviderAuthBuilder::algorithms`] (`jsonwebtoken`'s).
+pub use jsonwebtoken::Algorithm;
 pub use refresh::KeySetStatus;
 
 use self::claims::ClaimMapping;
