@@ -1,6 +1,7 @@
 //! Access tokens: short-lived JWTs, verified against one allow-listed algorithm.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -609,17 +610,29 @@ impl JwtAuth {
     /// With an identity provider's keys, a token naming a key id that is not in the key set
     /// may wait for a refresh of the set (see `auth::oidc`, feature `oidc`), at most the fetch
     /// timeouts of one refresh.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
-        let now = self.now();
+    pub fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> impl Future<Output = Result<Principal, AuthFailure>> + 'a {
+        // Two futures, so that the fixed-key path's is what it was (no room for the
+        // provider's state); the provider's is boxed.
         #[cfg(feature = "oidc")]
-        let decoded = match &self.inner.keys {
-            // Boxed: the fixed-key path's future does not carry the provider's.
-            Keys::Provider(provider) => Box::pin(provider.verify(token, now, self.checks())).await,
-            Keys::Fixed { .. } => self.decode(token, now),
-        };
-        #[cfg(not(feature = "oidc"))]
-        let decoded = self.decode(token, now);
-        let (principal, issued_at) = decoded?;
+        if let Keys::Provider(provider) = &self.inner.keys {
+            return futures_util::future::Either::Left(Box::pin(async move {
+                let now = self.now();
+                let (principal, issued_at) = provider.verify(token, now, self.checks()).await?;
+                self.unless_revoked(principal, issued_at, now).await
+            }));
+        }
+        let fixed = self.verify_fixed(token);
+        #[cfg(feature = "oidc")]
+        let fixed = futures_util::future::Either::Right(fixed);
+        fixed
+    }
+
+    async fn verify_fixed(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let now = self.now();
+        let (principal, issued_at) = self.decode(token, now)?;
         let Some(revocation) = &self.inner.revocation else {
             return Ok(principal);
         };
@@ -634,6 +647,36 @@ impl JwtAuth {
             Ok(false) => Ok(principal),
             Ok(true) => {
                 log::debug!(target: "secure_api::auth", "token rejected: revoked");
+                Err(AuthFailure::Invalid)
+            }
+            Err(e) => {
+                log::error!(target: "secure_api::auth", "revocation store failed: {e}");
+                Err(AuthFailure::Unavailable)
+            }
+        }
+    }
+
+    /// The revocation check of a provider's verified token (which may have no `jti`).
+    #[cfg(feature = "oidc")]
+    async fn unless_revoked(
+        &self,
+        principal: Principal,
+        issued_at: u64,
+        now: u64,
+    ) -> Result<Principal, AuthFailure> {
+        let Some(revocation) = &self.inner.revocation else {
+            return Ok(principal);
+        };
+        let token = TokenRef {
+            token_id: principal.token_id.as_deref().unwrap_or_default(),
+            subject: &principal.subject,
+            session_id: principal.session_id.as_deref(),
+            issued_at,
+        };
+        match revocation.is_revoked(token, now).await {
+            Ok(false) => Ok(principal),
+            Ok(true) => {
+                log::debug!(target: "secure_api::auth", "provider token rejected: revoked");
                 Err(AuthFailure::Invalid)
             }
             Err(e) => {
