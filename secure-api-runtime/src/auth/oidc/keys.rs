@@ -154,21 +154,39 @@ impl KeySet {
     }
 }
 
+/// Why a key of a set was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Note {
+    /// A refusal every set of some provider has (Keycloak publishes an encryption key):
+    /// worth a debug line, not a warning on every refresh.
+    pub(crate) expected: bool,
+    pub(crate) text: String,
+}
+
+/// Refusals of keys that are simply not for us.
+const EXPECTED: [&str; 4] = [
+    USE_NOT_SIG,
+    OPS_NOT_VERIFY,
+    UNSUPPORTED_ALG,
+    ALG_NOT_ALLOWED,
+];
+const USE_NOT_SIG: &str = "its use is not \"sig\"";
+const OPS_NOT_VERIFY: &str = "its key_ops do not include \"verify\"";
+const UNSUPPORTED_ALG: &str = "an unsupported alg";
+const ALG_NOT_ALLOWED: &str = "its algorithm is not allowed by the configuration";
+
 /// Why a JWK set as a whole is not usable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SetProblem {
     /// Not a JSON object with a `keys` array.
     Malformed(&'static str),
-    /// Not one key is usable; the reasons of the first refusals.
+    /// Not one key is usable; why each was refused.
     NoUsableKeys(Vec<String>),
 }
 
 /// Reads a JWK set, keeping the keys usable for the `allowed` algorithms. Returns the set
 /// and a note per refused key (logged by the caller; no key material in them).
-pub(crate) fn parse_jwks(
-    body: &[u8],
-    allowed: AlgSet,
-) -> Result<(KeySet, Vec<String>), SetProblem> {
+pub(crate) fn parse_jwks(body: &[u8], allowed: AlgSet) -> Result<(KeySet, Vec<Note>), SetProblem> {
     let doc: Value = serde_json::from_slice(body).map_err(|_| SetProblem::Malformed("not JSON"))?;
     let keys = doc
         .get("keys")
@@ -177,10 +195,13 @@ pub(crate) fn parse_jwks(
     let mut set = KeySet::default();
     let mut notes = Vec::new();
     if keys.len() > MAX_KEYS {
-        notes.push(format!(
-            "the set has {} keys; only the first {MAX_KEYS} are read",
-            keys.len()
-        ));
+        notes.push(Note {
+            expected: false,
+            text: format!(
+                "the set has {} keys; only the first {MAX_KEYS} are read",
+                keys.len()
+            ),
+        });
     }
     for (i, jwk) in keys.iter().take(MAX_KEYS).enumerate() {
         let kid = jwk.get("kid").and_then(Value::as_str);
@@ -193,9 +214,12 @@ pub(crate) fn parse_jwks(
                 }
             }
             Err(why) => {
-                notes.push(match kid {
-                    Some(kid) => format!("key {kid:?} refused: {why}"),
-                    None => format!("key #{i} refused: {why}"),
+                notes.push(Note {
+                    expected: EXPECTED.contains(&why),
+                    text: match kid {
+                        Some(kid) => format!("key {kid:?} refused: {why}"),
+                        None => format!("key #{i} refused: {why}"),
+                    },
                 });
                 if let Some(kid) = kid {
                     set.refused.insert(kid.to_owned());
@@ -206,7 +230,9 @@ pub(crate) fn parse_jwks(
     // A kid that names a usable key is not "refused", whatever else shares it.
     set.refused.retain(|kid| !set.by_kid.contains_key(kid));
     if set.len == 0 {
-        return Err(SetProblem::NoUsableKeys(notes));
+        return Err(SetProblem::NoUsableKeys(
+            notes.into_iter().map(|n| n.text).collect(),
+        ));
     }
     Ok((set, notes))
 }
@@ -214,14 +240,14 @@ pub(crate) fn parse_jwks(
 fn parse_key(jwk: &Value, allowed: AlgSet) -> Result<Key, &'static str> {
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);
     if jwk.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
-        return Err("its use is not \"sig\"");
+        return Err(USE_NOT_SIG);
     }
     if let Some(ops) = jwk.get("key_ops") {
         let verify = ops
             .as_array()
             .is_some_and(|ops| ops.iter().any(|o| o.as_str() == Some("verify")));
         if !verify {
-            return Err("its key_ops do not include \"verify\"");
+            return Err(OPS_NOT_VERIFY);
         }
     }
     let (by_type, decoding) = match text("kty") {
@@ -266,7 +292,7 @@ fn parse_key(jwk: &Value, allowed: AlgSet) -> Result<Key, &'static str> {
                 .as_str()
                 .and_then(|a| a.parse::<Algorithm>().ok())
                 .and_then(AlgSet::of)
-                .ok_or("an unsupported alg")?;
+                .ok_or(UNSUPPORTED_ALG)?;
             if alg.intersection(by_type).is_empty() {
                 return Err("its alg does not fit its key type");
             }
@@ -275,7 +301,7 @@ fn parse_key(jwk: &Value, allowed: AlgSet) -> Result<Key, &'static str> {
     };
     let algs = algs.intersection(allowed);
     if algs.is_empty() {
-        return Err("its algorithm is not allowed by the configuration");
+        return Err(ALG_NOT_ALLOWED);
     }
     Ok(Key { algs, decoding })
 }
@@ -314,7 +340,7 @@ mod tests {
         json!({"kty": "RSA", "kid": kid, "n": b64(&n), "e": "AQAB"})
     }
 
-    fn parse(keys: Value) -> Result<(KeySet, Vec<String>), SetProblem> {
+    fn parse(keys: Value) -> Result<(KeySet, Vec<Note>), SetProblem> {
         parse_jwks(json!({ "keys": keys }).to_string().as_bytes(), AlgSet::ALL)
     }
 
@@ -350,8 +376,20 @@ mod tests {
         assert!(
             notes
                 .iter()
-                .any(|n| n.contains("\"hmac\"") && n.contains("HMAC"))
+                .any(|n| !n.expected && n.text.contains("\"hmac\"") && n.text.contains("HMAC"))
         );
+        // An encryption key is no news (Keycloak publishes one); a short RSA key is.
+        let expected = |kid: &str| {
+            notes
+                .iter()
+                .find(|n| n.text.contains(kid))
+                .unwrap()
+                .expected
+        };
+        assert!(expected("\"enc\""));
+        assert!(expected("\"rs384\""));
+        assert!(!expected("\"short\""));
+        assert!(!expected("\"p384\""));
         // Key type decides the algorithm family; a key's own alg pins it.
         assert!(found(&set, Some("sig"), Algorithm::RS256));
         assert!(found(&set, Some("sig"), Algorithm::PS256));

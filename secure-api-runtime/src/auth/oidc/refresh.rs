@@ -389,7 +389,12 @@ impl Refresher {
                     },
                 })?;
                 for note in notes {
-                    log::warn!(target: "secure_api::auth", "key set {url}: {note}");
+                    let level = if note.expected {
+                        log::Level::Debug
+                    } else {
+                        log::Level::Warn
+                    };
+                    log::log!(target: "secure_api::auth", level, "key set {url}: {}", note.text);
                 }
                 Ok((set, max_age))
             });
