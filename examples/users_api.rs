@@ -59,6 +59,28 @@
 //! BIND=127.0.0.1:8081 cargo run --example users_api &
 //! BIND=127.0.0.1:8082 cargo run --example users_api &
 //! ```
+//!
+//! # Tokens from an identity provider
+//!
+//! With `OIDC_ISSUER` set (feature `oidc`, on by default), the example is a resource server:
+//! it verifies the provider's access tokens (OIDC discovery, keys refreshed in the
+//! background; see `secure_api_runtime::auth::oidc`) instead of issuing its own, and
+//! `OIDC_AUDIENCE` (required) is the audience they must carry. Logins happen at the
+//! provider, so `POST /api/login`, `/api/token/refresh` and `/api/logout` are not mounted
+//! (404); `JWT_SECRET` and `DEMO_PASSWORD` are not used. `GET /api/me` shows the verified
+//! principal; `DELETE /api/users/{id}` needs the `admin` role and refuses the subject's
+//! outstanding tokens at once. `OIDC_ROLES_CLAIM` names where roles are, as JSON Pointers
+//! separated by commas (`/realm_access/roles` for Keycloak's realm roles;
+//! `/https:~1~1example.com~1roles` for Auth0's claim `https://example.com/roles`), and
+//! `OIDC_TYP=jwt` accepts tokens with `typ: JWT` or none (Keycloak's) besides RFC 9068's
+//! `at+jwt`. The issuer must be `https`; plain `http` is accepted on a loopback host, for
+//! a provider run locally. Start-up fails, saying why, when the provider cannot be
+//! reached or its discovery document names another issuer.
+//!
+//! ```text
+//! OIDC_ISSUER=http://127.0.0.1:8180/realms/acme OIDC_AUDIENCE=users-api \
+//!   OIDC_ROLES_CLAIM=/realm_access/roles OIDC_TYP=jwt cargo run --example users_api
+//! ```
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -69,6 +91,8 @@ use hmac::{Hmac, Mac};
 use secure_api_runtime::api::MIN_KEY_SECRET_LEN;
 use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth, MIN_HMAC_KEY_BYTES};
 use secure_api_runtime::auth::login::LoginGuard;
+#[cfg(feature = "oidc")]
+use secure_api_runtime::auth::oidc::TokenTyp;
 use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::refresh::{
     AccountStatus, MemoryRefreshStore, RefreshStore, SessionInfo, TokenService,
@@ -364,6 +388,22 @@ pub struct Settings {
     pub redis_key_prefix: String,
     /// `REDIS_TIMEOUT_MS`: the timeout of one Redis call (default 50 ms).
     pub redis_timeout: Option<Duration>,
+    /// `OIDC_ISSUER` and friends: verify an identity provider's tokens instead of issuing
+    /// tokens.
+    pub oidc: Option<OidcSettings>,
+}
+
+/// The identity provider whose tokens the example verifies (`OIDC_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSettings {
+    /// `OIDC_ISSUER`: the provider's issuer URL, exactly as its tokens' `iss`.
+    pub issuer: String,
+    /// `OIDC_AUDIENCE`: the audience tokens must carry (required with `OIDC_ISSUER`).
+    pub audience: String,
+    /// `OIDC_ROLES_CLAIM`: JSON Pointers to the claims holding roles, comma-separated.
+    pub roles_claims: Vec<String>,
+    /// `OIDC_TYP=jwt`: accept `typ: JWT` and no `typ` besides `at+jwt`.
+    pub accept_jwt_typ: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -375,6 +415,7 @@ impl std::fmt::Debug for Settings {
             .field("redis", &self.redis_url.is_some())
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("redis_timeout", &self.redis_timeout)
+            .field("oidc", &self.oidc)
             .finish_non_exhaustive()
     }
 }
@@ -394,6 +435,10 @@ pub enum SetupError {
     RedisNotBuilt,
     /// Redis could not be reached, or the prefix is invalid.
     Redis(String),
+    /// `OIDC_ISSUER` is set, but the example was built without the `oidc` feature.
+    OidcNotBuilt,
+    /// The identity provider could not be used: unreachable, or its documents are wrong.
+    Oidc(String),
 }
 
 impl std::fmt::Display for SetupError {
@@ -415,6 +460,10 @@ impl std::fmt::Display for SetupError {
                 "REDIS_URL is set, but this build has no Redis support: build with the `redis` feature (on by default)",
             ),
             SetupError::Redis(why) => write!(f, "REDIS_URL: cannot use Redis: {why}"),
+            SetupError::OidcNotBuilt => f.write_str(
+                "OIDC_ISSUER is set, but this build cannot verify provider tokens: build with the `oidc` feature (on by default)",
+            ),
+            SetupError::Oidc(why) => write!(f, "OIDC_ISSUER: cannot use the identity provider: {why}"),
         }
     }
 }
@@ -432,6 +481,7 @@ impl Settings {
             redis_url: None,
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             redis_timeout: None,
+            oidc: None,
         }
     }
 
@@ -443,9 +493,48 @@ impl Settings {
     /// The settings from `var` (the environment, or a map in tests). Every check that needs
     /// no connection is made here: with `REDIS_URL`, `JWT_SECRET` and `KEY_SECRET` are
     /// required, and every secret that is set must be long enough: `JWT_SECRET`
-    /// [`MIN_HMAC_KEY_BYTES`], `KEY_SECRET` [`MIN_KEY_SECRET_LEN`] (32 bytes each).
+    /// [`MIN_HMAC_KEY_BYTES`], `KEY_SECRET` [`MIN_KEY_SECRET_LEN`] (32 bytes each). With
+    /// `OIDC_ISSUER`, `OIDC_AUDIENCE` is required, and `JWT_SECRET` is not (nor used).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, SetupError> {
         let var = |name: &str| var(name).filter(|v| !v.is_empty());
+        let oidc = match var("OIDC_ISSUER") {
+            None => None,
+            Some(issuer) => {
+                let audience = var("OIDC_AUDIENCE").ok_or(SetupError::Invalid(
+                    "OIDC_AUDIENCE",
+                    "is required with OIDC_ISSUER: the audience the API's tokens carry".to_owned(),
+                ))?;
+                let roles_claims: Vec<String> = var("OIDC_ROLES_CLAIM")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(bad) = roles_claims.iter().find(|p| !p.starts_with('/')) {
+                    return Err(SetupError::Invalid(
+                        "OIDC_ROLES_CLAIM",
+                        format!("{bad:?} is not a JSON Pointer (write /realm_access/roles)"),
+                    ));
+                }
+                let accept_jwt_typ = match var("OIDC_TYP").as_deref() {
+                    None | Some("at+jwt") => false,
+                    Some(t) if t.eq_ignore_ascii_case("jwt") => true,
+                    Some(t) => {
+                        return Err(SetupError::Invalid(
+                            "OIDC_TYP",
+                            format!("{t:?}: write at+jwt (the default) or jwt"),
+                        ));
+                    }
+                };
+                Some(OidcSettings {
+                    issuer,
+                    audience,
+                    roles_claims,
+                    accept_jwt_typ,
+                })
+            }
+        };
         let redis_url = var("REDIS_URL");
         let shared = redis_url.is_some();
         let secret = |name: &'static str, min: usize| -> Result<Option<Vec<u8>>, SetupError> {
@@ -456,15 +545,21 @@ impl Settings {
                 None => Ok(None),
             }
         };
-        let jwt_secret = secret("JWT_SECRET", MIN_HMAC_KEY_BYTES)?;
+        // With a provider, the example issues no tokens: no secret of its own is needed.
+        let jwt_secret = match &oidc {
+            Some(_) => None,
+            None => secret("JWT_SECRET", MIN_HMAC_KEY_BYTES)?,
+        };
         let key_secret = secret("KEY_SECRET", MIN_KEY_SECRET_LEN)?;
         if jwt_secret.is_some() && jwt_secret == key_secret {
             return Err(SetupError::SameSecrets);
         }
         let jwt_secret = jwt_secret.unwrap_or_else(|| {
-            log::warn!(
-                "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
-            );
+            if oidc.is_none() {
+                log::warn!(
+                    "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
+                );
+            }
             random_secret()
         });
         let redis_timeout = match var("REDIS_TIMEOUT_MS") {
@@ -487,7 +582,42 @@ impl Settings {
             redis_key_prefix: var("REDIS_KEY_PREFIX")
                 .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned()),
             redis_timeout,
+            oidc,
         })
+    }
+
+    /// The verifier of the identity provider's tokens when `OIDC_ISSUER` is set (its
+    /// revocations in `stores`), after its first key set; `None` without a provider.
+    pub async fn provider_jwt(&self, stores: &Stores) -> Result<Option<JwtAuth>, SetupError> {
+        let Some(oidc) = &self.oidc else {
+            return Ok(None);
+        };
+        #[cfg(feature = "oidc")]
+        {
+            let mut builder = JwtAuth::oidc(&oidc.issuer).audience(&oidc.audience);
+            for pointer in &oidc.roles_claims {
+                builder = builder.roles_claim(pointer);
+            }
+            if oidc.accept_jwt_typ {
+                builder = builder.typ(TokenTyp::AccessTokenOrJwt);
+            }
+            builder = match stores {
+                Stores::Memory => builder,
+                #[cfg(feature = "redis")]
+                Stores::Redis(redis) => builder.revocation(Arc::new(redis.revocation_store())),
+                Stores::Custom(custom) => builder.revocation(custom.revocations.clone()),
+            };
+            let jwt = builder
+                .build()
+                .await
+                .map_err(|e| SetupError::Oidc(e.to_string()))?;
+            Ok(Some(jwt))
+        }
+        #[cfg(not(feature = "oidc"))]
+        {
+            let _ = (oidc, stores);
+            Err(SetupError::OidcNotBuilt)
+        }
     }
 
     /// Connects to Redis when `REDIS_URL` is set ([`Stores::Redis`]), else [`Stores::Memory`].
@@ -618,6 +748,18 @@ pub fn build(
     passwords: Passwords,
     demo_password: &str,
 ) -> Result<(SecureApi, web::Data<AppState>), SetupError> {
+    build_with(settings, stores, None, passwords, demo_password)
+}
+
+/// [`build`], verifying `provider`'s tokens when given (from [`Settings::provider_jwt`],
+/// revocations already in `stores`) instead of issuing tokens of its own.
+pub fn build_with(
+    settings: &Settings,
+    stores: &Stores,
+    provider: Option<JwtAuth>,
+    passwords: Passwords,
+    demo_password: &str,
+) -> Result<(SecureApi, web::Data<AppState>), SetupError> {
     let jwt = JwtAuth::hs256(settings.jwt_secret.clone())
         .issuer("users_api")
         .audience("users_api");
@@ -649,9 +791,12 @@ pub fn build(
             custom.sessions.clone(),
         ),
     };
-    let jwt = jwt
-        .build()
-        .map_err(|e| SetupError::Invalid("JWT_SECRET", e.to_string()))?;
+    let jwt = match provider {
+        Some(provider) => provider,
+        None => jwt
+            .build()
+            .map_err(|e| SetupError::Invalid("JWT_SECRET", e.to_string()))?,
+    };
     let secure = builder
         .jwt(jwt.clone())
         .try_build()
@@ -705,6 +850,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(openapi_json);
 }
 
+/// The routes when an identity provider issues the tokens: [`routes`] without login,
+/// refresh and logout, which happen at the provider.
+pub fn provider_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_user)
+        .service(me)
+        .service(get_user)
+        .service(delete_user);
+}
+
 /// Prints why the example cannot start and exits with status 2.
 fn refuse(e: impl std::fmt::Display) -> ! {
     eprintln!("users_api: cannot start: {e}");
@@ -718,16 +872,38 @@ async fn main() -> std::io::Result<()> {
     let settings = Settings::from_env().unwrap_or_else(|e| refuse(e));
     // Once, before `HttpServer::new`: every worker shares the stores (and the connection).
     let stores = settings.connect().await.unwrap_or_else(|e| refuse(e));
+    let provider = settings
+        .provider_jwt(&stores)
+        .await
+        .unwrap_or_else(|e| refuse(e));
     let demo_password = std::env::var("DEMO_PASSWORD").unwrap_or_else(|_| {
         let generated = uuid::Uuid::new_v4().simple().to_string();
+        if provider.is_some() {
+            // No logins here: the provider authenticates users.
+            return generated;
+        }
         log::warn!("DEMO_PASSWORD is not set: the demo users alice, bob and admin have the password {generated}");
         if settings.redis_url.is_some() {
             log::warn!("DEMO_PASSWORD is not set: the other instances have passwords of their own; set the same DEMO_PASSWORD on every instance");
         }
         generated
     });
-    let (secure, state) =
-        build(&settings, &stores, Passwords::new(), &demo_password).unwrap_or_else(|e| refuse(e));
+    let with_provider = provider.is_some();
+    let (secure, state) = build_with(
+        &settings,
+        &stores,
+        provider,
+        Passwords::new(),
+        &demo_password,
+    )
+    .unwrap_or_else(|e| refuse(e));
+    if let Some(oidc) = &settings.oidc {
+        log::info!(
+            "users_api: verifying the tokens of {} for the audience {:?}; /api/login, /api/token/refresh and /api/logout are not mounted",
+            oidc.issuer,
+            oidc.audience
+        );
+    }
     match &stores {
         Stores::Memory => log::info!("users_api: every store in memory (one instance)"),
         #[cfg(feature = "redis")]
@@ -743,7 +919,11 @@ async fn main() -> std::io::Result<()> {
         App::new()
             .app_data(state.clone())
             .wrap(secure.layer())
-            .configure(routes)
+            .configure(if with_provider {
+                provider_routes
+            } else {
+                routes
+            })
     });
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);

@@ -507,9 +507,12 @@ async fn roles_and_permissions_per_endpoint_401_vs_403() {
             .uri("/items/1")
             .insert_header((header::AUTHORIZATION, format!("Bearer {t}")))
     };
+    let r = send(&app, del(&admin_t)).await;
+    r.assert_problem(403, "forbidden");
+    // RFC 6750 §3: the challenge names the scope that would allow the request.
     assert_eq!(
-        status(send(&app, del(&admin_t)).await),
-        403,
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"items:delete\""),
         "a role is not a permission"
     );
     assert_eq!(status(send(&app, del(&deleter)).await), 204);
@@ -522,9 +525,22 @@ async fn roles_and_permissions_per_endpoint_401_vs_403() {
         status(send(&app, get("/either", Some(&reporter))).await),
         200
     );
-    assert_eq!(status(send(&app, get("/either", Some(&plain))).await), 403);
+    // any(roles("admin"), permissions("reports:read")): the scope is the way in.
+    let r = send(&app, get("/either", Some(&plain))).await;
+    r.assert_problem(403, "forbidden");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"reports:read\"")
+    );
 
-    assert_eq!(status(send(&app, get("/both", Some(&reporter))).await), 403);
+    // roles("staff") and permissions("reports:read"): the scope is there, the role is not;
+    // no scope would help, so none is named.
+    let r = send(&app, get("/both", Some(&reporter))).await;
+    r.assert_problem(403, "forbidden");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"api\", error=\"insufficient_scope\"")
+    );
     assert_eq!(
         status(send(&app, get("/both", Some(&staff_reporter))).await),
         200

@@ -1,6 +1,7 @@
 //! Access tokens: short-lived JWTs, verified against one allow-listed algorithm.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,11 +174,7 @@ impl JwtAuthBuilder {
 
     /// Checks the configuration: key strength, parsable keys, issuer, audience, lifetime.
     pub fn build(self) -> Result<JwtAuth, AuthConfigError> {
-        // Make the crypto backend explicit, so that another crate enabling a second backend
-        // cannot make verification panic.
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
-        );
+        install_crypto_provider();
         let issuer = self
             .issuer
             .filter(|i| !i.is_empty())
@@ -228,25 +225,20 @@ impl JwtAuthBuilder {
                 (alg, decoding, encoding)
             }
         };
-        let mut validation = Validation::new(alg);
-        validation.algorithms = vec![alg];
-        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-        validation.set_issuer(&[&issuer]);
-        validation.set_audience(&[&audience]);
-        // `exp` and `nbf` are checked in `verify` against the configured clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = self.leeway.as_secs();
+        let validation = validation_for(alg, &issuer, &[audience.as_str()], self.leeway);
         Ok(JwtAuth {
             inner: Arc::new(Inner {
-                alg,
-                decoding,
-                encoding,
-                validation,
+                keys: Keys::Fixed {
+                    alg,
+                    decoding,
+                    encoding,
+                    validation,
+                },
                 issuer,
                 audience,
                 leeway: self.leeway.as_secs(),
                 lifetime: self.lifetime,
+                max_lifetime: MAX_ACCESS_LIFETIME.as_secs(),
                 revocation: self.revocation,
                 clock: self.clock,
             }),
@@ -254,15 +246,56 @@ impl JwtAuthBuilder {
     }
 }
 
-struct Inner {
+/// The signature, `iss`, `aud` and claim-presence checks of `jsonwebtoken` for one
+/// algorithm; `exp` and `nbf` are checked against the configured clock instead.
+pub(super) fn validation_for(
     alg: Algorithm,
-    decoding: DecodingKey,
-    encoding: Option<EncodingKey>,
-    validation: Validation,
+    issuer: &str,
+    audiences: &[&str],
+    leeway: Duration,
+) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = vec![alg];
+    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(audiences);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = leeway.as_secs();
+    validation
+}
+
+/// Installs the pure-Rust crypto backend of `jsonwebtoken` as the process default (once),
+/// so that another crate enabling a second backend cannot make verification panic.
+pub(super) fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
+    );
+}
+
+/// Where the verification keys come from.
+enum Keys {
+    /// One key given at start-up (and, for issuing, its private half or the secret).
+    Fixed {
+        alg: Algorithm,
+        decoding: DecodingKey,
+        encoding: Option<EncodingKey>,
+        validation: Validation,
+    },
+    /// An identity provider's JWK set, refreshed in the background.
+    #[cfg(feature = "oidc")]
+    Provider(super::oidc::ProviderVerifier),
+}
+
+struct Inner {
+    keys: Keys,
     issuer: String,
     audience: String,
     leeway: u64,
     lifetime: Duration,
+    /// The longest lifetime (`exp` - `iat`) a verified token may have, in seconds: 15
+    /// minutes, unless a provider's configuration raised it.
+    max_lifetime: u64,
     revocation: Option<Arc<dyn Revocation>>,
     clock: Arc<dyn WallClock>,
 }
@@ -298,9 +331,13 @@ pub struct JwtAuth {
 
 impl fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtAuth")
-            .field("alg", &self.inner.alg)
-            .field("issuer", &self.inner.issuer)
+        let mut d = f.debug_struct("JwtAuth");
+        match &self.inner.keys {
+            Keys::Fixed { alg, .. } => d.field("alg", alg),
+            #[cfg(feature = "oidc")]
+            Keys::Provider(provider) => d.field("keys", provider),
+        };
+        d.field("issuer", &self.inner.issuer)
             .field("audience", &self.inner.audience)
             .finish_non_exhaustive()
     }
@@ -466,7 +503,7 @@ impl JwtAuth {
     /// issued up to a leeway ahead of this clock lives at most 15 minutes and is accepted
     /// for a leeway after its `exp`.
     fn horizon(&self, now: u64) -> u64 {
-        now + MAX_ACCESS_LIFETIME.as_secs() + 2 * self.inner.leeway
+        now + self.inner.max_lifetime + 2 * self.inner.leeway
     }
 
     /// Revokes the access token with id `token_id` that expires at `expires_at` (its
@@ -489,10 +526,11 @@ impl JwtAuth {
 
     /// Revokes every access token of `subject` issued up to now (`iat` at or before this
     /// second; see [`revocation`](super::revocation) for the one-second granularity). The
-    /// entry is kept for the longest access-token lifetime plus the leeway.
+    /// entry is kept for the longest access-token lifetime (15 minutes, or a provider's
+    /// raised maximum) plus the leeway.
     pub async fn revoke_subject(&self, subject: &str) -> Result<(), StoreError> {
         let now = self.now();
-        let until = now + MAX_ACCESS_LIFETIME.as_secs() + self.inner.leeway;
+        let until = now + self.inner.max_lifetime + self.inner.leeway;
         self.revocation()?
             .revoke_subject(subject, now, until, now)
             .await
@@ -535,11 +573,14 @@ impl JwtAuth {
         if lifetime > MAX_ACCESS_LIFETIME || lifetime.is_zero() {
             return Err(AuthConfigError::LifetimeTooLong(lifetime));
         }
-        let key = self
-            .inner
-            .encoding
-            .as_ref()
-            .ok_or(AuthConfigError::NoSigningKey)?;
+        let Keys::Fixed {
+            alg,
+            encoding: Some(key),
+            ..
+        } = &self.inner.keys
+        else {
+            return Err(AuthConfigError::NoSigningKey);
+        };
         let now = self.now();
         let claims = Claims {
             sub: grant.subject.clone(),
@@ -554,7 +595,7 @@ impl JwtAuth {
             permissions: grant.permissions.clone(),
             tier: grant.tier.clone(),
         };
-        let mut header = Header::new(self.inner.alg);
+        let mut header = Header::new(*alg);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         jsonwebtoken::encode(&header, &claims, key)
             .map_err(|e| AuthConfigError::Signing(e.to_string()))
@@ -565,7 +606,31 @@ impl JwtAuth {
     /// minutes, a `jti` when there is a revocation store, and then the revocation store
     /// (token, session and subject). Which check failed is logged at debug level and never
     /// returned. A revocation store that cannot answer is [`AuthFailure::Unavailable`].
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+    ///
+    /// With an identity provider's keys, a token naming a key id that is not in the key set
+    /// may wait for a refresh of the set (see `auth::oidc`, feature `oidc`), at most the fetch
+    /// timeouts of one refresh.
+    pub fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> impl Future<Output = Result<Principal, AuthFailure>> + 'a {
+        // Two futures, so that the fixed-key path's is what it was (no room for the
+        // provider's state); the provider's is boxed.
+        #[cfg(feature = "oidc")]
+        if let Keys::Provider(provider) = &self.inner.keys {
+            return futures_util::future::Either::Left(Box::pin(async move {
+                let now = self.now();
+                let (principal, issued_at) = provider.verify(token, now, self.checks()).await?;
+                self.unless_revoked(principal, issued_at, now).await
+            }));
+        }
+        let fixed = self.verify_fixed(token);
+        #[cfg(feature = "oidc")]
+        let fixed = futures_util::future::Either::Right(fixed);
+        fixed
+    }
+
+    async fn verify_fixed(&self, token: &str) -> Result<Principal, AuthFailure> {
         let now = self.now();
         let (principal, issued_at) = self.decode(token, now)?;
         let Some(revocation) = &self.inner.revocation else {
@@ -591,11 +656,94 @@ impl JwtAuth {
         }
     }
 
+    /// The revocation check of a provider's verified token (which may have no `jti`).
+    #[cfg(feature = "oidc")]
+    async fn unless_revoked(
+        &self,
+        principal: Principal,
+        issued_at: u64,
+        now: u64,
+    ) -> Result<Principal, AuthFailure> {
+        let Some(revocation) = &self.inner.revocation else {
+            return Ok(principal);
+        };
+        let token = TokenRef {
+            token_id: principal.token_id.as_deref().unwrap_or_default(),
+            subject: &principal.subject,
+            session_id: principal.session_id.as_deref(),
+            issued_at,
+        };
+        match revocation.is_revoked(token, now).await {
+            Ok(false) => Ok(principal),
+            Ok(true) => {
+                log::debug!(target: "secure_api::auth", "provider token rejected: revoked");
+                Err(AuthFailure::Invalid)
+            }
+            Err(e) => {
+                log::error!(target: "secure_api::auth", "revocation store failed: {e}");
+                Err(AuthFailure::Unavailable)
+            }
+        }
+    }
+
     /// The signature and claims checks of [`verify`](Self::verify), without the revocation
     /// store: a revoked token passes. For code that cannot wait on a store; prefer `verify`.
+    /// With an identity provider's keys, a token naming an unknown key id never waits: it
+    /// fails (and may start a refresh of the key set for the next request).
     pub fn verify_claims(&self, token: &str) -> Result<Principal, AuthFailure> {
-        self.decode(token, self.now())
-            .map(|(principal, _)| principal)
+        let now = self.now();
+        #[cfg(feature = "oidc")]
+        if let Keys::Provider(provider) = &self.inner.keys {
+            return provider
+                .verify_now(token, now, self.checks())
+                .map(|(principal, _)| principal);
+        }
+        self.decode(token, now).map(|(principal, _)| principal)
+    }
+
+    /// The claim checks every token gets, whatever its keys.
+    #[cfg(feature = "oidc")]
+    fn checks(&self) -> Checks {
+        Checks {
+            leeway: self.inner.leeway,
+            max_lifetime: self.inner.max_lifetime,
+        }
+    }
+
+    /// The identity provider's key set of a verifier built with
+    /// [`JwtAuth::oidc`] or [`JwtAuth::jwks`]: its status, and a refresh on demand. `None`
+    /// for fixed keys.
+    #[cfg(feature = "oidc")]
+    pub fn provider_keys(&self) -> Option<super::oidc::ProviderKeys> {
+        match &self.inner.keys {
+            Keys::Provider(provider) => Some(provider.handle()),
+            Keys::Fixed { .. } => None,
+        }
+    }
+
+    /// A verifier of an identity provider's tokens (see [`oidc`](super::oidc)).
+    #[cfg(feature = "oidc")]
+    pub(super) fn from_provider(
+        provider: super::oidc::ProviderVerifier,
+        issuer: String,
+        audience: String,
+        leeway: Duration,
+        max_lifetime: Duration,
+        revocation: Option<Arc<dyn Revocation>>,
+        clock: Arc<dyn WallClock>,
+    ) -> JwtAuth {
+        JwtAuth {
+            inner: Arc::new(Inner {
+                keys: Keys::Provider(provider),
+                issuer,
+                audience,
+                leeway: leeway.as_secs(),
+                lifetime: DEFAULT_ACCESS_LIFETIME.min(max_lifetime),
+                max_lifetime: max_lifetime.as_secs(),
+                revocation,
+                clock,
+            }),
+        }
     }
 
     fn decode(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthFailure> {
@@ -603,6 +751,16 @@ impl JwtAuth {
         let fail = |why: &dyn fmt::Display| {
             log::debug!(target: "secure_api::auth", "token rejected: {why}");
             AuthFailure::Invalid
+        };
+        // Refutable only with the `oidc` feature (provider keys never get here).
+        #[allow(irrefutable_let_patterns)]
+        let Keys::Fixed {
+            decoding,
+            validation,
+            ..
+        } = &inner.keys
+        else {
+            return Err(fail(&"no fixed key"));
         };
         if token.len() > MAX_TOKEN_BYTES {
             return Err(fail(&"token too long"));
@@ -615,7 +773,7 @@ impl JwtAuth {
             // Not the value: the header is the client's text.
             return Err(fail(&format_args!("typ is not {ACCESS_TOKEN_TYP}")));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &inner.decoding, &inner.validation)
+        let data = jsonwebtoken::decode::<Claims>(token, decoding, validation)
             .map_err(|e| fail(&error_kind(&e)))?;
         let claims = data.claims;
         // As jsonwebtoken would, against the configured clock.
@@ -651,10 +809,20 @@ impl JwtAuth {
     }
 }
 
+/// The claim checks of a provider's tokens that the verifier decides.
+#[cfg(feature = "oidc")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checks {
+    /// Clock-skew allowance, seconds.
+    pub(crate) leeway: u64,
+    /// The longest `exp` - `iat`, seconds.
+    pub(crate) max_lifetime: u64,
+}
+
 /// What is logged of a rejected token: the kind of failure, never the token's text. The
 /// errors of `jsonwebtoken` quote claim values ("invalid type: string \"...\"") and the
 /// claims are the client's input.
-fn error_kind(err: &jsonwebtoken::errors::Error) -> String {
+pub(super) fn error_kind(err: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
     match err.kind() {
         ErrorKind::Json(e) => format!(

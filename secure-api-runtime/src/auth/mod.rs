@@ -24,6 +24,8 @@
 
 pub mod jwt;
 pub mod login;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod password;
 pub mod refresh;
 pub mod revocation;
@@ -196,12 +198,36 @@ pub(crate) fn unauthorized(failure: AuthFailure) -> ApiError {
         })
 }
 
-/// The 403 for an authenticated principal that the rule does not allow.
+/// The challenge of a 403 that names no scope.
+const INSUFFICIENT_SCOPE: &str = "Bearer realm=\"api\", error=\"insufficient_scope\"";
+
+/// The 403 for an authenticated principal that is not allowed.
 pub(crate) fn forbidden() -> ApiError {
     ApiError::new(problems::FORBIDDEN).with_header(
         WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"api\", error=\"insufficient_scope\""),
+        HeaderValue::from_static(INSUFFICIENT_SCOPE),
     )
+}
+
+/// The 403 for an authenticated principal that `rule` does not allow. When granting
+/// permissions (OAuth scopes) would satisfy the rule, the challenge names them, as RFC 6750
+/// §3 describes: `Bearer realm="api", error="insufficient_scope", scope="items:delete"`.
+/// Roles are never named (a scope cannot grant one), nor is anything of the token.
+#[cold]
+pub(crate) fn forbidden_by(rule: &rule::Rule, principal: &Principal) -> ApiError {
+    let mut missing = Vec::new();
+    rule.missing_scopes(principal, &mut missing);
+    // RFC 6750 §3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); any other is left out.
+    let token_char = |c: u8| c == 0x21 || (0x23..=0x5B).contains(&c) || (0x5D..=0x7E).contains(&c);
+    missing.retain(|s| !s.is_empty() && s.bytes().all(token_char));
+    if missing.is_empty() {
+        return forbidden();
+    }
+    let challenge = format!("{INSUFFICIENT_SCOPE}, scope=\"{}\"", missing.join(" "));
+    match HeaderValue::try_from(challenge) {
+        Ok(value) => ApiError::new(problems::FORBIDDEN).with_header(WWW_AUTHENTICATE, value),
+        Err(_) => forbidden(),
+    }
 }
 
 /// The bearer token of a request: `Ok(None)` without an `Authorization` header.

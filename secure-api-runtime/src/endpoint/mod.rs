@@ -33,7 +33,8 @@ mod idempotent;
 
 use crate::api::SecureApi;
 use crate::auth::{
-    ANONYMOUS_TIER, AuthFailure, AuthRequirement, Principal, bearer_token, forbidden, unauthorized,
+    ANONYMOUS_TIER, AuthFailure, AuthRequirement, Principal, bearer_token, forbidden, forbidden_by,
+    unauthorized,
 };
 use crate::client_key::Identity;
 use crate::input::InputLimits;
@@ -341,8 +342,10 @@ async fn admit(
         .map_err(|err| err.error_response())?;
     if let AuthRequirement::Required(rule) = &spec.auth {
         // `authenticate` refused requests without a principal.
-        if !principal.as_ref().is_some_and(|p| rule.allows(p)) {
-            return Err(forbidden().error_response());
+        match &principal {
+            Some(p) if rule.allows(p) => {}
+            Some(p) => return Err(forbidden_by(rule, p).error_response()),
+            None => return Err(forbidden().error_response()),
         }
     }
     let app_limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
