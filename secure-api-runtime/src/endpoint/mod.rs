@@ -244,8 +244,9 @@ where
         Err(res) => return res,
     };
     // A future of its own: what the rest of the request keeps between its awaits then
-    // shares its room with `admit`'s future instead of adding to it (1,248 bytes to 720 for
-    // this endpoint's future, under the allocator's per-thread cache limit).
+    // shares its room with `admit`'s future instead of adding to it. For the idempotency
+    // bench's endpoint, the future actix boxes per request went from 1,280 to 944 bytes,
+    // under the 1,032 bytes glibc serves from its per-thread cache.
     run_admitted_idempotent(spec, req, admitted, handler).await
 }
 
