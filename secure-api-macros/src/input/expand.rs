@@ -74,25 +74,7 @@ fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
     // `nested` on a type that depends on a type parameter bounds it, as serde bounds the
     // parameters of the fields it deserialises: `T: SecureInput` for `#[secure(nested)]
     // payload: T`.
-    let params: Vec<&syn::Ident> = c.generics.type_params().map(|p| &p.ident).collect();
-    let mut generics = c.generics.clone();
-    if !params.is_empty() {
-        let mut leaves = Vec::new();
-        for f in &c.fields {
-            nested_leaves(&f.rules, f.ty, &mut leaves);
-        }
-        let mut seen: Vec<String> = Vec::new();
-        for leaf in leaves {
-            let text = quote!(#leaf).to_string();
-            if ty::mentioned_param(leaf, &params).is_some() && !seen.contains(&text) {
-                seen.push(text);
-                generics
-                    .make_where_clause()
-                    .predicates
-                    .push(syn::parse_quote!(#leaf: #p::SecureInput));
-            }
-        }
-    }
+    let generics = bounded_generics(c, &quote!(#p::SecureInput));
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
         const _: () = {
@@ -102,6 +84,32 @@ fn impl_block(c: &Container<'_>, body: TokenStream) -> TokenStream {
             }
         };
     }
+}
+
+/// The container's generics, with `leaf: bound` for each distinct `nested` type that
+/// mentions a type parameter.
+pub(super) fn bounded_generics(c: &Container<'_>, bound: &TokenStream) -> syn::Generics {
+    let params: Vec<&syn::Ident> = c.generics.type_params().map(|p| &p.ident).collect();
+    let mut generics = c.generics.clone();
+    if params.is_empty() {
+        return generics;
+    }
+    let mut leaves = Vec::new();
+    for f in &c.fields {
+        nested_leaves(&f.rules, f.ty, &mut leaves);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for leaf in leaves {
+        let text = quote!(#leaf).to_string();
+        if ty::mentioned_param(leaf, &params).is_some() && !seen.contains(&text) {
+            seen.push(text);
+            generics
+                .make_where_clause()
+                .predicates
+                .push(syn::parse_quote!(#leaf: #bound));
+        }
+    }
+    generics
 }
 
 /// The types an explicit `nested` applies to.

@@ -12,7 +12,7 @@ use quote::quote;
 use syn::LitStr;
 
 use super::ecma;
-use super::expand::{nested_leaves, runtime_path};
+use super::expand::{bounded_generics, runtime_path};
 use super::model::{Bounds, Container, Literal, NumValue, Number, RuleKind, Rules};
 use crate::common::path_text;
 use crate::ty::{self, Collection, Kind};
@@ -35,25 +35,7 @@ pub fn items(c: &Container<'_>) -> TokenStream {
 
     // A type parameter that a `nested` field mentions must be an input with a schema, as it
     // must be a `SecureInput` for the validation impl.
-    let params: Vec<&syn::Ident> = c.generics.type_params().map(|p| &p.ident).collect();
-    let mut generics = c.generics.clone();
-    if !params.is_empty() {
-        let mut leaves = Vec::new();
-        for f in &c.fields {
-            nested_leaves(&f.rules, f.ty, &mut leaves);
-        }
-        let mut seen: Vec<String> = Vec::new();
-        for leaf in leaves {
-            let text = quote!(#leaf).to_string();
-            if ty::mentioned_param(leaf, &params).is_some() && !seen.contains(&text) {
-                seen.push(text);
-                generics
-                    .make_where_clause()
-                    .predicates
-                    .push(syn::parse_quote!(#leaf: #oa::InputSchema));
-            }
-        }
-    }
+    let generics = bounded_generics(c, &quote!(#oa::InputSchema));
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
         const _: () = {
