@@ -16,6 +16,8 @@ use crate::idempotency::memory::MemoryIdempotencyStore;
 use crate::inventory::{EndpointInfo, Finding, Inventory};
 use crate::layer::{SecureLayer, SecurityHeaders};
 use crate::store::OnStoreError;
+use crate::telemetry::Telemetry;
+use crate::telemetry::audit::{AuditSink, LogSink};
 use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, UntrackedClients};
 use crate::throttle::{Policy, Rate, RateLimitStore};
 
@@ -62,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) jwt: Option<JwtAuth>,
     /// What rate limits do when their store fails, for endpoints without `on_store_error`.
     pub(crate) on_limiter_error: OnStoreError,
+    /// The audit sink and the metrics' handles.
+    pub(crate) telemetry: Telemetry,
 }
 
 /// The shortest key secret accepted by [`SecureApiBuilder::key_secret`]: 32 bytes (256
@@ -280,6 +284,8 @@ pub struct SecureApiBuilder {
     on_limiter_error: OnStoreError,
     strict_inventory: bool,
     log_inventory: bool,
+    audit_sink: Option<Arc<dyn AuditSink>>,
+    metrics: bool,
 }
 
 impl std::fmt::Debug for SecureApiBuilder {
@@ -291,6 +297,7 @@ impl std::fmt::Debug for SecureApiBuilder {
             .field("key_secret", &self.keys.is_some())
             .field("on_limiter_error", &self.on_limiter_error)
             .field("strict_inventory", &self.strict_inventory)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -314,6 +321,8 @@ impl Default for SecureApiBuilder {
             on_limiter_error: OnStoreError::FailClosed,
             strict_inventory: false,
             log_inventory: true,
+            audit_sink: None,
+            metrics: false,
         }
     }
 }
@@ -559,6 +568,37 @@ impl SecureApiBuilder {
         self
     }
 
+    /// Where the audit events of this app go (see [`crate::telemetry::audit`]): by default
+    /// a [`LogSink`], one rate-limited line per event through `log` (target
+    /// `secure_api::audit`). [`Discard`](crate::telemetry::audit::Discard) turns them off.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secure_api_runtime::SecureApi;
+    /// use secure_api_runtime::telemetry::audit::Discard;
+    ///
+    /// let api = SecureApi::builder().audit_sink(Arc::new(Discard)).build();
+    /// ```
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit_sink = Some(sink);
+        self
+    }
+
+    /// Whether this app records [metrics](crate::telemetry::metrics) through the `metrics`
+    /// facade (off by default). Their handles are registered at [`build`](Self::build)
+    /// with the recorder installed then: install the exporter first.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    ///
+    /// // metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    /// let api = SecureApi::builder().metrics(true).build();
+    /// ```
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
     /// Builds the state.
     ///
     /// # Panics
@@ -616,6 +656,10 @@ impl SecureApiBuilder {
                 max_stored_response: self.max_stored_response,
                 jwt: self.jwt,
                 on_limiter_error: self.on_limiter_error,
+                telemetry: Telemetry::new(
+                    self.audit_sink.unwrap_or_else(|| Arc::new(LogSink::new())),
+                    self.metrics,
+                ),
             }),
         };
         if self.strict_inventory {

@@ -57,6 +57,7 @@ pub mod problem;
 pub mod redis;
 mod shared;
 pub mod store;
+pub mod telemetry;
 pub mod throttle;
 mod tracked;
 pub mod validation;

@@ -269,6 +269,8 @@ struct Inner {
     extensions: Vec<Extension>,
     headers: Vec<(HeaderName, HeaderValue)>,
     cause: Option<Box<dyn StdError + Send + Sync>>,
+    /// Drawn when first asked for (at the latest, when rendered), then kept.
+    id: std::sync::OnceLock<uuid::Uuid>,
 }
 
 impl ApiError {
@@ -280,6 +282,7 @@ impl ApiError {
                 extensions: Vec::new(),
                 headers: Vec::new(),
                 cause: None,
+                id: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -341,9 +344,30 @@ impl ApiError {
         self.inner.headers.iter().map(|(n, v)| (n, v))
     }
 
-    /// Renders the response under a fresh error id, logging the error with that id.
+    /// The error id: the problem's `instance` (`urn:uuid:<id>`), the id of its line in the
+    /// error log and of its audit event. Random, drawn at the first call (or rendering),
+    /// the same for every later call and rendering of this error.
+    ///
+    /// ```
+    /// use actix_web::ResponseError;
+    /// use secure_api_runtime::problem::{problems, ApiError};
+    ///
+    /// let err = ApiError::new(problems::FORBIDDEN);
+    /// let id = err.id();
+    /// let res = err.error_response();
+    /// # let body = actix_web::body::to_bytes(res.into_body());
+    /// # let body = futures_util::FutureExt::now_or_never(body).unwrap().unwrap();
+    /// # let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    /// // {"instance": "urn:uuid:<id>", ...}
+    /// # assert_eq!(body["instance"], format!("urn:uuid:{id}"));
+    /// ```
+    pub fn id(&self) -> uuid::Uuid {
+        *self.inner.id.get_or_init(uuid::Uuid::new_v4)
+    }
+
+    /// Renders the response under the error id, logging the error with that id.
     fn render(&self) -> HttpResponse {
-        let id = uuid::Uuid::new_v4();
+        let id = self.id();
         let p = &self.inner.problem;
         log_problem(
             p,

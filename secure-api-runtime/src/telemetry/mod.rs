@@ -1,0 +1,169 @@
+//! Security telemetry: [audit events](audit) for each security decision, and
+//! [metrics] counting decisions, store latency and store sizes.
+//!
+//! Both are configured on the app's [`SecureApiBuilder`](crate::api::SecureApiBuilder):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use secure_api_runtime::SecureApi;
+//! use secure_api_runtime::telemetry::audit::LogSink;
+//!
+//! // The exporter first: handles are registered with the recorder installed at `build`.
+//! // metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//! let api = SecureApi::builder()
+//!     .audit_sink(Arc::new(LogSink::with_budget(50, 200))) // the default is LogSink::new()
+//!     .metrics(true)
+//!     .build();
+//! ```
+//!
+//! What is emitted where:
+//!
+//! | decision | event | `outcome` of `secure_api_decisions_total` |
+//! | --- | --- | --- |
+//! | no, malformed, invalid or revoked bearer token | `auth_failed` (`class`) | `unauthenticated` |
+//! | the endpoint's rule refuses the principal | `access_denied` | `forbidden` |
+//! | rate limit | `rate_limited` (`policy`, `tier`) | `rate_limited` |
+//! | input refused by the extractors or the body limit | `validation_failed` (`status`, `problem`, `violations`) | `invalid`, `malformed`, `too_large`, `unsupported_media_type` |
+//! | `Idempotency-Key` in flight | `idempotency_conflict` | `conflict` |
+//! | `Idempotency-Key` used for another request | `idempotency_mismatch` | `conflict` |
+//! | replay | none | `replayed` |
+//! | a store cannot answer | `store_failure` (`store`, `outcome`) | `unavailable`, or as the request goes on when failing open |
+//! | refresh token presented again | `refresh_reuse` (`subject`, `family`) | as the handler answers (401) |
+//! | logout, subject revoked | `revoked` (`scope`) | as the handler answers |
+//! | login: wrong password | `auth_failed` (`class = wrong_password`) | as the handler answers (401) |
+//! | login: account's failure budget spent | `login_limited` (`account`, a keyed digest) | as the handler answers (429) |
+
+pub mod audit;
+pub mod metrics;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::{HttpMessage, HttpRequest};
+
+use self::audit::{AuditDetail, AuditEvent, AuditKind, AuditSink, StoreKind, StoreOutcome};
+use self::metrics::Metrics;
+use crate::api::SecureApi;
+use crate::auth::Principal;
+use crate::endpoint::EndpointSpec;
+
+/// An app's telemetry: its audit sink and, when on, its metrics' handles.
+pub(crate) struct Telemetry {
+    sink: Arc<dyn AuditSink>,
+    metrics: Option<Metrics>,
+}
+
+impl Telemetry {
+    pub(crate) fn new(sink: Arc<dyn AuditSink>, metrics: bool) -> Self {
+        Telemetry {
+            sink,
+            metrics: metrics.then(Metrics::register),
+        }
+    }
+
+    /// The metrics' handles, when on.
+    #[inline]
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Emits one event of `kind`: counted, then built by `build` and recorded only if the
+    /// sink wants it.
+    pub(crate) fn emit(&self, kind: AuditKind, build: impl FnOnce() -> AuditEvent) {
+        if let Some(m) = &self.metrics {
+            m.event(kind);
+        }
+        if self.sink.wants(kind) {
+            let event = build();
+            debug_assert_eq!(event.kind(), kind);
+            self.sink.record(&event);
+        }
+    }
+
+    /// Emits the `store_failure` event of `store` (built by `build`), and counts it in
+    /// `secure_api_store_failures_total`.
+    pub(crate) fn store_failure(
+        &self,
+        store: StoreKind,
+        outcome: StoreOutcome,
+        build: impl FnOnce() -> AuditEvent,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.store_failure(store, outcome);
+        }
+        self.emit(AuditKind::StoreFailure, build);
+    }
+}
+
+tokio::task_local! {
+    /// The endpoint request that the current task is running the handler of.
+    static REQUEST: RequestScope;
+}
+
+/// What events raised inside a handler learn of their request.
+#[derive(Clone)]
+pub(crate) struct RequestScope {
+    pub(crate) spec: &'static EndpointSpec,
+    pub(crate) req: HttpRequest,
+}
+
+/// Runs `fut` (a handler's future) with its request known to the events it raises.
+pub(crate) fn in_request<F: std::future::Future>(
+    spec: &'static EndpointSpec,
+    req: HttpRequest,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    REQUEST.scope(RequestScope { spec, req }, fut)
+}
+
+/// The context of an event: endpoint, client and principal.
+pub(crate) struct EventContext<'a> {
+    pub(crate) spec: &'static EndpointSpec,
+    pub(crate) ip: IpAddr,
+    pub(crate) principal: Option<&'a Principal>,
+}
+
+impl EventContext<'_> {
+    /// `detail` with this context and the error id.
+    pub(crate) fn event(&self, error_id: Option<uuid::Uuid>, detail: AuditDetail) -> AuditEvent {
+        AuditEvent {
+            error_id,
+            endpoint: Some(self.spec.name),
+            client: Some(self.ip),
+            principal: self.principal.map(|p| p.subject.clone()),
+            detail,
+        }
+    }
+}
+
+/// Emits an event raised outside the endpoint runner (in code a handler calls: the token
+/// service, the login guard): through the app of the request being handled, with its
+/// endpoint, client and principal, or through `fallback`'s app (else the process-wide
+/// default) with no request context.
+pub(crate) fn emit_from_handler(
+    fallback: Option<&SecureApi>,
+    kind: AuditKind,
+    error_id: Option<uuid::Uuid>,
+    detail: impl FnOnce() -> AuditDetail,
+) {
+    let scope = REQUEST.try_with(Clone::clone).ok();
+    let api = match (&scope, fallback) {
+        (Some(scope), _) => SecureApi::of(&scope.req),
+        (None, Some(api)) => api.clone(),
+        (None, None) => SecureApi::global().clone(),
+    };
+    api.shared().telemetry.emit(kind, || {
+        let mut event = AuditEvent::new(detail());
+        event.error_id = error_id;
+        if let Some(scope) = &scope {
+            event.endpoint = Some(scope.spec.name);
+            event.client = Some(crate::endpoint::client_ip(&api, &scope.req));
+            event.principal = scope
+                .req
+                .extensions()
+                .get::<Principal>()
+                .map(|p| p.subject.clone());
+        }
+        event
+    });
+}
