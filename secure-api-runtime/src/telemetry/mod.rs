@@ -206,9 +206,10 @@ pub(crate) fn store_error_class(error: &StoreError) -> &'static str {
     }
 }
 
-/// The outcome and audit event of a refusal whose problem is `problem` (answered by a
-/// handler or its extractors): the input refusals, and the auth refusals that code the
-/// handler calls gives (the token service's 401s, the login guard's 429).
+/// The outcome of a refusal whose problem is `problem` (answered by a handler or its
+/// extractors): the input refusals, the refusals of code the handler calls (the token
+/// service's 401s and 503s, the login guard's 429), and the handler's own 401, 403 and
+/// 422. Any other problem of a handler is its own business: `allowed`.
 pub(crate) fn classify(problem: &ProblemType) -> Outcome {
     use crate::problem::problems::*;
     let is = |p: ProblemType| p.type_uri() == problem.type_uri();
@@ -235,6 +236,8 @@ pub(crate) fn classify(problem: &ProblemType) -> Outcome {
         || is(IDEMPOTENCY_NOT_REPLAYABLE)
     {
         Outcome::Conflict
+    } else if is(SERVICE_UNAVAILABLE) {
+        Outcome::Unavailable
     } else {
         Outcome::Allowed
     }
