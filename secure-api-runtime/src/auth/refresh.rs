@@ -40,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use super::jwt::{AccessGrant, AuthConfigError, JwtAuth, MAX_ACCESS_LIFETIME, random_bytes};
 use super::{AuthFailure, Principal, unauthorized};
 use crate::problem::{ApiError, problems};
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, StoreUsage};
 
 /// Default idle lifetime: a session not refreshed for 14 days ends.
 pub const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(14 * 86_400);
@@ -173,6 +173,23 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// Ends every session of `subject` (through the subject index, without a scan), and
     /// says how many there were.
     fn remove_subject(&self, subject: &str) -> StoreFuture<'_, Result<usize, StoreError>>;
+
+    /// The name of the backend, for the `backend` label of the store metrics
+    /// ([`crate::telemetry::metrics`]): `"memory"` for the in-memory store, `"redis"` for the
+    /// Redis store, and `"custom"` (the default) for other stores. A fixed name, never
+    /// built from configuration: labels must stay bounded.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
+    /// How full the store is, for the gauges of
+    /// [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges):
+    /// counters the store keeps anyway, never a scan (it is read every few seconds while
+    /// requests run). `None` (the default, and the Redis stores', whose size Redis itself
+    /// reports) when the store does not know it cheaply.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
 }
 
 /// Default bound on sessions held in memory.
@@ -398,6 +415,17 @@ impl RefreshStore for MemoryRefreshStore {
 
     fn remove_subject(&self, subject: &str) -> StoreFuture<'_, Result<usize, StoreError>> {
         StoreFuture::ready(Ok(self.remove_subject_now(subject)))
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    /// The sessions held ([`len`](MemoryRefreshStore::len)) of at most
+    /// [`max_sessions`](MemoryRefreshStore::max_sessions): the map's length, under the
+    /// store's lock.
+    fn usage(&self) -> Option<StoreUsage> {
+        Some(StoreUsage::new(self.len(), self.max_sessions))
     }
 }
 
