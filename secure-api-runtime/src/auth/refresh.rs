@@ -585,6 +585,8 @@ pub struct TokenService {
     idle_lifetime: u64,
     absolute_lifetime: u64,
     key: Hmac<Sha256>,
+    /// Whether `store` is already in an app's timing decorator ([`Self::telemetry`]).
+    instrumented: bool,
 }
 
 impl fmt::Debug for TokenService {
@@ -634,7 +636,44 @@ impl TokenService {
             idle_lifetime: DEFAULT_IDLE_LIFETIME.as_secs(),
             absolute_lifetime: DEFAULT_ABSOLUTE_LIFETIME.as_secs(),
             key: keyed(&random_bytes::<32>()),
+            instrumented: false,
         }
+    }
+
+    /// Reports this service's stores in the [metrics](crate::telemetry::metrics) of `api`,
+    /// when `api` was built with [`metrics`](crate::api::SecureApiBuilder::metrics) on
+    /// (otherwise nothing changes): every call of its session store is timed
+    /// (`secure_api_store_call_duration_seconds`, `store="sessions"`), and so are the calls
+    /// of its `JwtAuth`'s revocation store, if no app times them yet; the session store's
+    /// size is reported in `api`'s gauges ([`SecureApi::record_store_gauges`]) unless
+    /// `api` already reports the session store of another live service. The histogram and
+    /// gauges are registered now, with the recorder installed now. Calling it again, on
+    /// this service or a clone, changes nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secure_api_runtime::SecureApi;
+    /// use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+    /// use secure_api_runtime::auth::refresh::{
+    ///     AccountStatus, MemoryRefreshStore, SessionInfo, TokenService,
+    /// };
+    ///
+    /// let jwt = JwtAuth::hs256(vec![7u8; 32]).issuer("i").audience("a").build().unwrap();
+    /// let api = SecureApi::builder().jwt(jwt.clone()).metrics(true).build();
+    /// let accounts = |s: &SessionInfo| AccountStatus::Active(AccessGrant::new(&s.subject));
+    /// let tokens = TokenService::new(jwt, Arc::new(MemoryRefreshStore::new()), Arc::new(accounts))
+    ///     .telemetry(&api);
+    /// ```
+    ///
+    /// [`SecureApi::record_store_gauges`]: crate::api::SecureApi::record_store_gauges
+    pub fn telemetry(mut self, api: &crate::api::SecureApi) -> Self {
+        if !self.instrumented
+            && let Some(metrics) = api.store_metrics()
+        {
+            self.store = metrics.attach_sessions(self.store, &self.jwt);
+            self.instrumented = true;
+        }
+        self
     }
 
     /// How long a session lives without a refresh (default 14 days).
