@@ -467,3 +467,209 @@ fn refresh(shared: &Weak<Shared>, every: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::task::Poll;
+
+    use futures_util::FutureExt;
+    use metrics::HistogramFn;
+
+    use super::*;
+    use crate::SecureApi;
+    use crate::idempotency::memory::MemoryIdempotencyStore;
+    use crate::throttle::Rate;
+    use crate::throttle::memory::MemoryStore;
+
+    /// A histogram keeping its samples.
+    #[derive(Default)]
+    struct Samples(Mutex<Vec<f64>>);
+
+    impl HistogramFn for Samples {
+        fn record(&self, value: f64) {
+            self.0.lock().unwrap().push(value);
+        }
+    }
+
+    impl Samples {
+        fn len(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+    }
+
+    /// A network-like store: every acquire is pending until `open` is set.
+    struct Slow {
+        open: std::sync::atomic::AtomicBool,
+    }
+
+    impl RateLimitStore for Slow {
+        fn acquire(
+            &self,
+            _: LimitKey,
+            _: &Policy,
+            _: u32,
+        ) -> StoreFuture<'_, Result<Decision, StoreError>> {
+            StoreFuture::Pending(Box::pin(std::future::poll_fn(|_| {
+                if self.open.load(std::sync::atomic::Ordering::SeqCst) {
+                    Poll::Ready(Ok(Decision::new(true, 1, 1, 0, 0)))
+                } else {
+                    Poll::Pending
+                }
+            })))
+        }
+
+        fn refund(&self, _: LimitKey, _: &Policy, _: u32) -> StoreFuture<'_, Result<(), StoreError>> {
+            StoreFuture::ready(Ok(()))
+        }
+
+        fn is_shared(&self) -> bool {
+            true
+        }
+
+        fn backend(&self) -> &'static str {
+            "slow"
+        }
+    }
+
+    fn timed<S: ?Sized>(store: Arc<S>) -> (Timed<S>, Arc<Samples>) {
+        let samples = Arc::new(Samples::default());
+        (Timed::new(store, Histogram::from_arc(samples.clone())), samples)
+    }
+
+    #[test]
+    fn a_ready_call_is_recorded_once_when_it_returns() {
+        let store: Arc<dyn RateLimitStore> = Arc::new(MemoryStore::new().max_keys(7));
+        let (timed, samples) = timed(store);
+        let policy = Policy::new("p", Rate::per_second(1));
+        let fut = timed.acquire(LimitKey([1, 2]), &policy, 1);
+        assert_eq!(samples.len(), 1, "recorded before the future is even polled");
+        assert!(fut.now_or_never().unwrap().unwrap().allowed);
+        timed.refund(LimitKey([1, 2]), &policy, 1).now_or_never().unwrap().unwrap();
+        assert_eq!(samples.len(), 2);
+        assert!(samples.0.lock().unwrap().iter().all(|s| *s >= 0.0 && *s < 60.0));
+        // Everything else is forwarded.
+        assert_eq!(timed.backend(), "memory");
+        assert_eq!(timed.usage(), Some(StoreUsage::new(1, 7)));
+        assert!(!timed.is_shared());
+    }
+
+    #[test]
+    fn a_pending_call_is_recorded_when_it_completes_and_not_when_dropped() {
+        let store = Arc::new(Slow {
+            open: false.into(),
+        });
+        let (timed, samples) = timed(store.clone() as Arc<dyn RateLimitStore>);
+        assert!(timed.is_shared());
+        assert_eq!(timed.backend(), "slow");
+        assert_eq!(timed.usage(), None);
+        let policy = Policy::new("p", Rate::per_second(1));
+
+        let mut fut = timed.acquire(LimitKey([1, 2]), &policy, 1);
+        assert!((&mut fut).now_or_never().is_none());
+        assert_eq!(samples.len(), 0, "not recorded while pending");
+        store.open.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(fut.now_or_never().unwrap().unwrap().allowed);
+        assert_eq!(samples.len(), 1);
+
+        store.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut cancelled = timed.acquire(LimitKey([1, 2]), &policy, 1);
+        assert!((&mut cancelled).now_or_never().is_none());
+        drop(cancelled);
+        assert_eq!(samples.len(), 1, "a cancelled call is not recorded");
+    }
+
+    #[test]
+    fn without_metrics_the_stores_are_the_ones_given() {
+        let limiter: Arc<dyn RateLimitStore> = Arc::new(MemoryStore::new());
+        let idempotency: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::new());
+        let api = SecureApi::builder()
+            .log_inventory(false)
+            .rate_limit_store(limiter.clone())
+            .idempotency_store(idempotency.clone())
+            .build();
+        assert!(Arc::ptr_eq(&api.shared().limiter, &limiter));
+        assert!(Arc::ptr_eq(&api.shared().idempotency, &idempotency));
+        assert!(api.store_metrics().is_none());
+
+        let api = SecureApi::builder()
+            .log_inventory(false)
+            .rate_limit_store(limiter.clone())
+            .idempotency_store(idempotency.clone())
+            .metrics(true)
+            .metrics_interval(Duration::ZERO)
+            .build();
+        assert!(!Arc::ptr_eq(&api.shared().limiter, &limiter));
+        assert!(!Arc::ptr_eq(&api.shared().idempotency, &idempotency));
+        assert_eq!(api.shared().limiter.backend(), "memory");
+        assert_eq!(
+            api.shared().idempotency.usage(),
+            idempotency.usage(),
+            "the decorator reports the store's usage"
+        );
+    }
+
+    #[test]
+    fn a_jwt_revocation_store_is_timed_once_for_every_clone() {
+        let jwt = crate::auth::jwt::JwtAuth::hs256(vec![7u8; 32])
+            .issuer("i")
+            .audience("a")
+            .build()
+            .unwrap();
+        let raw = jwt.revocation_store().unwrap().clone();
+        let _api = SecureApi::builder()
+            .log_inventory(false)
+            .jwt(jwt.clone())
+            .metrics(true)
+            .metrics_interval(Duration::ZERO)
+            .build();
+        let timed = jwt.revocation_store().unwrap().clone();
+        assert!(!Arc::ptr_eq(&timed, &raw), "the user's clone is timed too");
+        assert_eq!(timed.backend(), "memory");
+        // A second app does not wrap it again.
+        let _again = SecureApi::builder()
+            .log_inventory(false)
+            .jwt(jwt.clone())
+            .metrics(true)
+            .metrics_interval(Duration::ZERO)
+            .build();
+        assert!(Arc::ptr_eq(jwt.revocation_store().unwrap(), &timed));
+    }
+
+    #[test]
+    fn the_gauge_thread_ends_when_the_app_is_dropped() {
+        // A long interval: the thread ends because the drop wakes it, not because it
+        // happened to wake up.
+        let api = SecureApi::builder()
+            .log_inventory(false)
+            .metrics(true)
+            .metrics_interval(Duration::from_secs(3600))
+            .build();
+        let handle = api
+            .store_metrics()
+            .unwrap()
+            .take_refresh_thread()
+            .expect("a refresh thread");
+        assert_eq!(handle.thread().name(), Some(GAUGE_THREAD));
+        assert!(!handle.is_finished());
+        let (done, ended) = mpsc::channel();
+        std::thread::spawn(move || {
+            handle.join().unwrap();
+            let _ = done.send(());
+        });
+        drop(api);
+        ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the gauge thread ended after the app was dropped");
+    }
+
+    #[test]
+    fn a_zero_interval_starts_no_thread() {
+        let api = SecureApi::builder()
+            .log_inventory(false)
+            .metrics(true)
+            .metrics_interval(Duration::ZERO)
+            .build();
+        assert!(api.store_metrics().unwrap().take_refresh_thread().is_none());
+    }
+}
