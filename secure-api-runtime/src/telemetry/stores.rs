@@ -251,7 +251,11 @@ struct StoreGauges {
 impl StoreGauges {
     /// The gauges of a store that reports `usage` (`None`: it reports none, so it has no
     /// gauges), registered with the current recorder and set to `usage`.
-    fn register(store: StoreKind, backend: &'static str, usage: Option<StoreUsage>) -> Option<Self> {
+    fn register(
+        store: StoreKind,
+        backend: &'static str,
+        usage: Option<StoreUsage>,
+    ) -> Option<Self> {
         let usage = usage?;
         let labels = labels(store, backend);
         let gauge = |name: &'static str| metrics::gauge!(name, labels.iter());
@@ -383,7 +387,10 @@ impl StoreMetrics {
             duration_histogram(StoreKind::Sessions, backend),
         ));
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if sessions.as_ref().is_none_or(|s| s.store.strong_count() == 0) {
+        if sessions
+            .as_ref()
+            .is_none_or(|s| s.store.strong_count() == 0)
+        {
             *sessions = Some(Sessions {
                 store: Arc::downgrade(&timed),
                 gauges: StoreGauges::register(StoreKind::Sessions, backend, usage),
@@ -405,11 +412,10 @@ impl StoreMetrics {
             .spawn(move || refresh(&weak, every));
         match spawned {
             Ok(handle) => {
-                *self.refresh.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(GaugeRefresh {
-                        thread: handle.thread().clone(),
-                        handle: Some(handle),
-                    });
+                *self.refresh.lock().unwrap_or_else(PoisonError::into_inner) = Some(GaugeRefresh {
+                    thread: handle.thread().clone(),
+                    handle: Some(handle),
+                });
             }
             Err(e) => log::warn!(
                 target: "secure_api::metrics",
@@ -519,7 +525,12 @@ mod tests {
             })))
         }
 
-        fn refund(&self, _: LimitKey, _: &Policy, _: u32) -> StoreFuture<'_, Result<(), StoreError>> {
+        fn refund(
+            &self,
+            _: LimitKey,
+            _: &Policy,
+            _: u32,
+        ) -> StoreFuture<'_, Result<(), StoreError>> {
             StoreFuture::ready(Ok(()))
         }
 
@@ -534,7 +545,10 @@ mod tests {
 
     fn timed<S: ?Sized>(store: Arc<S>) -> (Timed<S>, Arc<Samples>) {
         let samples = Arc::new(Samples::default());
-        (Timed::new(store, Histogram::from_arc(samples.clone())), samples)
+        (
+            Timed::new(store, Histogram::from_arc(samples.clone())),
+            samples,
+        )
     }
 
     #[test]
@@ -543,11 +557,26 @@ mod tests {
         let (timed, samples) = timed(store);
         let policy = Policy::new("p", Rate::per_second(1));
         let fut = timed.acquire(LimitKey([1, 2]), &policy, 1);
-        assert_eq!(samples.len(), 1, "recorded before the future is even polled");
+        assert_eq!(
+            samples.len(),
+            1,
+            "recorded before the future is even polled"
+        );
         assert!(fut.now_or_never().unwrap().unwrap().allowed);
-        timed.refund(LimitKey([1, 2]), &policy, 1).now_or_never().unwrap().unwrap();
+        timed
+            .refund(LimitKey([1, 2]), &policy, 1)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
         assert_eq!(samples.len(), 2);
-        assert!(samples.0.lock().unwrap().iter().all(|s| *s >= 0.0 && *s < 60.0));
+        assert!(
+            samples
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|s| *s >= 0.0 && *s < 60.0)
+        );
         // Everything else is forwarded.
         assert_eq!(timed.backend(), "memory");
         assert_eq!(timed.usage(), Some(StoreUsage::new(1, 7)));
@@ -556,9 +585,7 @@ mod tests {
 
     #[test]
     fn a_pending_call_is_recorded_when_it_completes_and_not_when_dropped() {
-        let store = Arc::new(Slow {
-            open: false.into(),
-        });
+        let store = Arc::new(Slow { open: false.into() });
         let (timed, samples) = timed(store.clone() as Arc<dyn RateLimitStore>);
         assert!(timed.is_shared());
         assert_eq!(timed.backend(), "slow");
