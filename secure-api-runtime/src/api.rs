@@ -630,9 +630,12 @@ impl SecureApiBuilder {
     ///
     /// With metrics on, the rate-limit and idempotency stores are wrapped in timing
     /// decorators (`secure_api_store_call_duration_seconds`), and so is the revocation
-    /// store of the [`jwt`](Self::jwt) verifier, for every clone of that `JwtAuth`; the
-    /// store gauges are set at build and refreshed in the background (see
-    /// [`metrics_interval`](Self::metrics_interval)). With metrics off, nothing is wrapped.
+    /// store of the [`jwt`](Self::jwt) verifier, for every clone of that `JwtAuth` (by the
+    /// first app with metrics built with it); the store gauges are set at build and
+    /// refreshed in the background (see [`metrics_interval`](Self::metrics_interval)). A
+    /// [`TokenService`](crate::auth::refresh::TokenService) joins with
+    /// [`TokenService::telemetry`](crate::auth::refresh::TokenService::telemetry). With
+    /// metrics off, nothing is wrapped and no thread is started.
     ///
     /// ```
     /// use secure_api_runtime::SecureApi;
