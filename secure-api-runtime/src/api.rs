@@ -18,6 +18,7 @@ use crate::layer::{SecureLayer, SecurityHeaders};
 use crate::store::OnStoreError;
 use crate::telemetry::Telemetry;
 use crate::telemetry::audit::{AuditSink, LogSink};
+use crate::telemetry::stores::{self, StoreMetrics};
 use crate::throttle::memory::{DEFAULT_MAX_KEYS, MemoryStore, UntrackedClients};
 use crate::throttle::{Policy, Rate, RateLimitStore};
 
@@ -66,6 +67,9 @@ pub(crate) struct Shared {
     pub(crate) on_limiter_error: OnStoreError,
     /// The audit sink and the metrics' handles.
     pub(crate) telemetry: Telemetry,
+    /// The store gauges and their background refresh, when metrics are on (the stores
+    /// above are then in timing decorators).
+    pub(crate) store_metrics: Option<StoreMetrics>,
 }
 
 /// The shortest key secret accepted by [`SecureApiBuilder::key_secret`]: 32 bytes (256
@@ -158,6 +162,9 @@ impl std::error::Error for BuildError {}
 pub const DEFAULT_IDEMPOTENCY_LEASE_MS: u64 = 60_000;
 /// Default largest response stored for idempotent replay: 1 MiB.
 pub const DEFAULT_MAX_STORED_RESPONSE: usize = 1 << 20;
+/// Default interval of the store gauges' background refresh (see
+/// [`SecureApiBuilder::metrics_interval`]): 10 s.
+pub const DEFAULT_METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for SecureApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,6 +233,37 @@ impl SecureApi {
         Inventory::of(self)
     }
 
+    /// Sets the store gauges ([`crate::telemetry::metrics`]: `secure_api_store_entries`,
+    /// `secure_api_store_max_entries`, and for the in-memory idempotency store
+    /// `secure_api_store_bytes` and `secure_api_store_max_bytes`) of every store of this app
+    /// that reports its size: the rate-limit and idempotency stores, the revocation store of
+    /// its [`JwtAuth`], and the session store of a
+    /// [`TokenService`](crate::auth::refresh::TokenService) given this app with
+    /// [`TokenService::telemetry`](crate::auth::refresh::TokenService::telemetry). Only the
+    /// in-memory stores report their size, from counters they keep (no scan). Does nothing
+    /// without [`metrics`](SecureApiBuilder::metrics).
+    ///
+    /// A background thread already calls it every
+    /// [`metrics_interval`](SecureApiBuilder::metrics_interval); call it to set the gauges
+    /// now, before an exporter renders them.
+    ///
+    /// ```
+    /// use secure_api_runtime::SecureApi;
+    ///
+    /// let api = SecureApi::builder().metrics(true).build();
+    /// api.record_store_gauges();
+    /// ```
+    pub fn record_store_gauges(&self) {
+        if let Some(metrics) = &self.inner.store_metrics {
+            metrics.record(&self.inner);
+        }
+    }
+
+    /// The store metrics, when metrics are on.
+    pub(crate) fn store_metrics(&self) -> Option<&StoreMetrics> {
+        self.inner.store_metrics.as_ref()
+    }
+
     /// [`inventory`](Self::inventory)'s endpoints, sorted by path then method.
     pub fn endpoints(&self) -> Vec<EndpointInfo> {
         self.inventory().into_endpoints()
@@ -286,6 +324,7 @@ pub struct SecureApiBuilder {
     log_inventory: bool,
     audit_sink: Option<Arc<dyn AuditSink>>,
     metrics: bool,
+    metrics_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for SecureApiBuilder {
@@ -323,6 +362,7 @@ impl Default for SecureApiBuilder {
             log_inventory: true,
             audit_sink: None,
             metrics: false,
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
         }
     }
 }
@@ -588,6 +628,15 @@ impl SecureApiBuilder {
     /// facade (off by default). Their handles are registered at [`build`](Self::build)
     /// with the recorder installed then: install the exporter first.
     ///
+    /// With metrics on, the rate-limit and idempotency stores are wrapped in timing
+    /// decorators (`secure_api_store_call_duration_seconds`), and so is the revocation
+    /// store of the [`jwt`](Self::jwt) verifier, for every clone of that `JwtAuth` (by the
+    /// first app with metrics built with it); the store gauges are set at build and
+    /// refreshed in the background (see [`metrics_interval`](Self::metrics_interval)). A
+    /// [`TokenService`](crate::auth::refresh::TokenService) joins with
+    /// [`TokenService::telemetry`](crate::auth::refresh::TokenService::telemetry). With
+    /// metrics off, nothing is wrapped and no thread is started.
+    ///
     /// ```
     /// use secure_api_runtime::SecureApi;
     ///
@@ -596,6 +645,26 @@ impl SecureApiBuilder {
     /// ```
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
+        self
+    }
+
+    /// How often a background thread (`secure-api-gauges`, one per app with
+    /// [`metrics`](Self::metrics) on) sets the store gauges, as
+    /// [`SecureApi::record_store_gauges`] does: every 10 s by default. The thread holds the
+    /// app weakly and ends when the app is dropped. `Duration::ZERO` starts no thread: the
+    /// gauges are then set at build and when the app calls `record_store_gauges`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use secure_api_runtime::SecureApi;
+    ///
+    /// let api = SecureApi::builder()
+    ///     .metrics(true)
+    ///     .metrics_interval(Duration::from_secs(30))
+    ///     .build();
+    /// ```
+    pub fn metrics_interval(mut self, every: std::time::Duration) -> Self {
+        self.metrics_interval = every;
         self
     }
 
@@ -635,6 +704,19 @@ impl SecureApiBuilder {
             };
             Arc::new(store.max_keys(self.max_keys).when_full(self.when_full))
         });
+        let idempotency = self.idempotency.unwrap_or_else(|| match &clock {
+            Some(clock) => Arc::new(MemoryIdempotencyStore::with_clock(clock.clone())),
+            None => Arc::new(MemoryIdempotencyStore::new()),
+        });
+        // With metrics, the stores are timed and their gauges registered; without, they
+        // are called directly.
+        let (limiter, idempotency, store_metrics) = if self.metrics {
+            let (limiter, idempotency, metrics) =
+                stores::instrument(limiter, idempotency, self.jwt.as_ref());
+            (limiter, idempotency, Some(metrics))
+        } else {
+            (limiter, idempotency, None)
+        };
         let api = SecureApi {
             inner: Arc::new(Shared {
                 limiter,
@@ -648,10 +730,7 @@ impl SecureApiBuilder {
                     }
                 },
                 headers: self.headers,
-                idempotency: self.idempotency.unwrap_or_else(|| match &clock {
-                    Some(clock) => Arc::new(MemoryIdempotencyStore::with_clock(clock.clone())),
-                    None => Arc::new(MemoryIdempotencyStore::new()),
-                }),
+                idempotency,
                 idempotency_lease_ms: self.idempotency_lease_ms,
                 max_stored_response: self.max_stored_response,
                 jwt: self.jwt,
@@ -660,8 +739,12 @@ impl SecureApiBuilder {
                     self.audit_sink.unwrap_or_else(|| Arc::new(LogSink::new())),
                     self.metrics,
                 ),
+                store_metrics,
             }),
         };
+        if let Some(metrics) = &api.inner.store_metrics {
+            metrics.start_refresh(&api.inner, self.metrics_interval);
+        }
         if self.strict_inventory {
             let findings = api.inventory().findings();
             if !findings.is_empty() {

@@ -1,5 +1,6 @@
 //! What every store (rate limits, idempotency, refresh tokens) answers with: a future that
-//! is ready at once for in-memory stores, and the errors a store can fail with.
+//! is ready at once for in-memory stores, the errors a store can fail with, and how full a
+//! store is ([`StoreUsage`]).
 
 use std::fmt;
 use std::future::Future;
@@ -56,6 +57,57 @@ impl<T> Future for StoreFuture<'_, T> {
             },
             StoreFuture::Pending(fut) => fut.as_mut().poll(cx),
         }
+    }
+}
+
+/// How full a bounded store is, as its `usage` method reports it
+/// ([`RateLimitStore::usage`](crate::throttle::RateLimitStore::usage) and the same method of
+/// the other store traits), for the gauges of
+/// [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges).
+///
+/// `entries` never passes `max_entries` in the in-memory stores. Stores that also bound
+/// bytes (the in-memory idempotency store's stored responses) report both `bytes` and
+/// `max_bytes`; others report neither.
+///
+/// A custom store reports its own counters, when it keeps them without a scan:
+///
+/// ```
+/// use secure_api_runtime::store::StoreUsage;
+///
+/// let usage = StoreUsage::new(12, 1_000).with_bytes(4_096, 1 << 20);
+/// assert_eq!((usage.entries, usage.max_entries), (12, 1_000));
+/// assert_eq!((usage.bytes, usage.max_bytes), (Some(4_096), Some(1 << 20)));
+/// assert_eq!(StoreUsage::new(0, 10).bytes, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreUsage {
+    /// Entries held (keys, records, sessions: one per thing the store tracks).
+    pub entries: usize,
+    /// The most entries the store may hold.
+    pub max_entries: usize,
+    /// Bytes held, when the store bounds its bytes (with `max_bytes`).
+    pub bytes: Option<usize>,
+    /// The most bytes the store may hold, when it bounds them (with `bytes`).
+    pub max_bytes: Option<usize>,
+}
+
+impl StoreUsage {
+    /// `entries` held of at most `max_entries`, without a byte bound.
+    pub const fn new(entries: usize, max_entries: usize) -> Self {
+        StoreUsage {
+            entries,
+            max_entries,
+            bytes: None,
+            max_bytes: None,
+        }
+    }
+
+    /// Adds the bytes held, of at most `max_bytes`.
+    pub const fn with_bytes(mut self, bytes: usize, max_bytes: usize) -> Self {
+        self.bytes = Some(bytes);
+        self.max_bytes = Some(max_bytes);
+        self
     }
 }
 

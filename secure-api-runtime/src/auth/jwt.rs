@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -240,6 +240,7 @@ impl JwtAuthBuilder {
                 lifetime: self.lifetime,
                 max_lifetime: MAX_ACCESS_LIFETIME.as_secs(),
                 revocation: self.revocation,
+                timed_revocation: OnceLock::new(),
                 clock: self.clock,
             }),
         })
@@ -297,6 +298,9 @@ struct Inner {
     /// minutes, unless a provider's configuration raised it.
     max_lifetime: u64,
     revocation: Option<Arc<dyn Revocation>>,
+    /// `revocation` in a timing decorator, set by the first app with metrics built with
+    /// this verifier (or a clone), for every clone.
+    timed_revocation: OnceLock<Arc<dyn Revocation>>,
     clock: Arc<dyn WallClock>,
 }
 
@@ -493,10 +497,29 @@ impl JwtAuth {
     }
 
     fn revocation(&self) -> Result<&dyn Revocation, StoreError> {
-        self.inner
-            .revocation
-            .as_deref()
+        self.revocation_store()
+            .map(|store| &**store)
             .ok_or_else(|| StoreError::Backend(Box::new(NoRevocationStore)))
+    }
+
+    /// The revocation store, timed when an app with metrics instrumented it.
+    #[inline]
+    pub(crate) fn revocation_store(&self) -> Option<&Arc<dyn Revocation>> {
+        self.inner
+            .timed_revocation
+            .get()
+            .or(self.inner.revocation.as_ref())
+    }
+
+    /// Puts the revocation store in the decorator `wrap` makes of it (a timing one), for
+    /// this verifier and every clone of it, unless that was done already.
+    pub(crate) fn time_revocation(
+        &self,
+        wrap: impl FnOnce(&Arc<dyn Revocation>) -> Arc<dyn Revocation>,
+    ) {
+        if let Some(store) = &self.inner.revocation {
+            self.inner.timed_revocation.get_or_init(|| wrap(store));
+        }
     }
 
     /// The end of an entry matching tokens that verify at `now` at the latest: a token
@@ -633,7 +656,7 @@ impl JwtAuth {
     async fn verify_fixed(&self, token: &str) -> Result<Principal, AuthFailure> {
         let now = self.now();
         let (principal, issued_at) = self.decode(token, now)?;
-        let Some(revocation) = &self.inner.revocation else {
+        let Some(revocation) = self.revocation_store() else {
             return Ok(principal);
         };
         let token = TokenRef {
@@ -664,7 +687,7 @@ impl JwtAuth {
         issued_at: u64,
         now: u64,
     ) -> Result<Principal, AuthFailure> {
-        let Some(revocation) = &self.inner.revocation else {
+        let Some(revocation) = self.revocation_store() else {
             return Ok(principal);
         };
         let token = TokenRef {
@@ -741,6 +764,7 @@ impl JwtAuth {
                 lifetime: DEFAULT_ACCESS_LIFETIME.min(max_lifetime),
                 max_lifetime: max_lifetime.as_secs(),
                 revocation,
+                timed_revocation: OnceLock::new(),
                 clock,
             }),
         }

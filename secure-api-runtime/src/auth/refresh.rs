@@ -40,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use super::jwt::{AccessGrant, AuthConfigError, JwtAuth, MAX_ACCESS_LIFETIME, random_bytes};
 use super::{AuthFailure, Principal, unauthorized};
 use crate::problem::{ApiError, problems};
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, StoreUsage};
 
 /// Default idle lifetime: a session not refreshed for 14 days ends.
 pub const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(14 * 86_400);
@@ -173,6 +173,23 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// Ends every session of `subject` (through the subject index, without a scan), and
     /// says how many there were.
     fn remove_subject(&self, subject: &str) -> StoreFuture<'_, Result<usize, StoreError>>;
+
+    /// The name of the backend, for the `backend` label of the store metrics
+    /// ([`crate::telemetry::metrics`]): `"memory"` for the in-memory store, `"redis"` for the
+    /// Redis store, and `"custom"` (the default) for other stores. A fixed name, never
+    /// built from configuration: labels must stay bounded.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
+    /// How full the store is, for the gauges of
+    /// [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges):
+    /// counters the store keeps anyway, never a scan (it is read every few seconds while
+    /// requests run). `None` (the default, and the Redis stores', whose size Redis itself
+    /// reports) when the store does not know it cheaply.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
 }
 
 /// Default bound on sessions held in memory.
@@ -399,6 +416,17 @@ impl RefreshStore for MemoryRefreshStore {
     fn remove_subject(&self, subject: &str) -> StoreFuture<'_, Result<usize, StoreError>> {
         StoreFuture::ready(Ok(self.remove_subject_now(subject)))
     }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    /// The sessions held ([`len`](MemoryRefreshStore::len)) of at most
+    /// [`max_sessions`](MemoryRefreshStore::max_sessions): the map's length, under the
+    /// store's lock.
+    fn usage(&self) -> Option<StoreUsage> {
+        Some(StoreUsage::new(self.len(), self.max_sessions))
+    }
 }
 
 /// Compares two hashes in constant time.
@@ -557,6 +585,8 @@ pub struct TokenService {
     idle_lifetime: u64,
     absolute_lifetime: u64,
     key: Hmac<Sha256>,
+    /// Whether `store` is already in an app's timing decorator ([`Self::telemetry`]).
+    instrumented: bool,
 }
 
 impl fmt::Debug for TokenService {
@@ -606,7 +636,44 @@ impl TokenService {
             idle_lifetime: DEFAULT_IDLE_LIFETIME.as_secs(),
             absolute_lifetime: DEFAULT_ABSOLUTE_LIFETIME.as_secs(),
             key: keyed(&random_bytes::<32>()),
+            instrumented: false,
         }
+    }
+
+    /// Reports this service's stores in the [metrics](crate::telemetry::metrics) of `api`,
+    /// when `api` was built with [`metrics`](crate::api::SecureApiBuilder::metrics) on
+    /// (otherwise nothing changes): every call of its session store is timed
+    /// (`secure_api_store_call_duration_seconds`, `store="sessions"`), and so are the calls
+    /// of its `JwtAuth`'s revocation store, if no app times them yet; the session store's
+    /// size is reported in `api`'s gauges ([`SecureApi::record_store_gauges`]) unless
+    /// `api` already reports the session store of another live service. The histogram and
+    /// gauges are registered now, with the recorder installed now. Calling it again, on
+    /// this service or a clone, changes nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secure_api_runtime::SecureApi;
+    /// use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
+    /// use secure_api_runtime::auth::refresh::{
+    ///     AccountStatus, MemoryRefreshStore, SessionInfo, TokenService,
+    /// };
+    ///
+    /// let jwt = JwtAuth::hs256(vec![7u8; 32]).issuer("i").audience("a").build().unwrap();
+    /// let api = SecureApi::builder().jwt(jwt.clone()).metrics(true).build();
+    /// let accounts = |s: &SessionInfo| AccountStatus::Active(AccessGrant::new(&s.subject));
+    /// let tokens = TokenService::new(jwt, Arc::new(MemoryRefreshStore::new()), Arc::new(accounts))
+    ///     .telemetry(&api);
+    /// ```
+    ///
+    /// [`SecureApi::record_store_gauges`]: crate::api::SecureApi::record_store_gauges
+    pub fn telemetry(mut self, api: &crate::api::SecureApi) -> Self {
+        if !self.instrumented
+            && let Some(metrics) = api.store_metrics()
+        {
+            self.store = metrics.attach_sessions(self.store, &self.jwt);
+            self.instrumented = true;
+        }
+        self
     }
 
     /// How long a session lives without a refresh (default 14 days).

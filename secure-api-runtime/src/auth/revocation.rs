@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, StoreUsage};
 
 /// What a revocation check sees of a verified access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +83,23 @@ pub trait Revocation: Send + Sync + 'static {
         until: u64,
         now: u64,
     ) -> StoreFuture<'_, Result<(), StoreError>>;
+
+    /// The name of the backend, for the `backend` label of the store metrics
+    /// ([`crate::telemetry::metrics`]): `"memory"` for the in-memory store, `"redis"` for the
+    /// Redis store, and `"custom"` (the default) for other stores. A fixed name, never
+    /// built from configuration: labels must stay bounded.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
+    /// How full the store is, for the gauges of
+    /// [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges):
+    /// counters the store keeps anyway, never a scan (it is read every few seconds while
+    /// requests run). `None` (the default, and the Redis stores', whose size Redis itself
+    /// reports) when the store does not know it cheaply.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
 }
 
 /// `(until, kind, key)` of every entry, earliest first.
@@ -340,6 +357,16 @@ impl Revocation for RevokedTokens {
         now: u64,
     ) -> StoreFuture<'_, Result<(), StoreError>> {
         StoreFuture::ready(self.insert(Kind::Subject, subject, revoked_at, until, now))
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    /// The entries held ([`len`](RevokedTokens::len)) of at most
+    /// [`bound`](RevokedTokens::bound): three atomic loads.
+    fn usage(&self) -> Option<StoreUsage> {
+        Some(StoreUsage::new(self.len(), self.bound()))
     }
 }
 

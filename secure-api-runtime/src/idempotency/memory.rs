@@ -14,7 +14,7 @@ use dashmap::mapref::entry::Entry as MapEntry;
 
 use super::{Claim, Completion, Digest, IdempotencyStore, RecordKey, StoredResponse};
 use crate::clock::{Clock, MonotonicClock, StoreClock};
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, StoreUsage};
 
 /// Default bound on keys held.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -928,6 +928,18 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 
     fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>> {
         StoreFuture::ready(Ok(self.release_now(key, owner)))
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    /// The keys held ([`len`](MemoryIdempotencyStore::len)) and the bytes of stored
+    /// responses ([`stored_bytes`](MemoryIdempotencyStore::stored_bytes)), against
+    /// [`bounds`](MemoryIdempotencyStore::bounds): two atomic loads.
+    fn usage(&self) -> Option<StoreUsage> {
+        let (max_entries, max_bytes) = self.bounds();
+        Some(StoreUsage::new(self.len(), max_entries).with_bytes(self.stored_bytes(), max_bytes))
     }
 }
 

@@ -27,7 +27,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, StoreUsage};
 
 /// The longest accepted key, in bytes.
 pub const MAX_KEY_LEN: usize = 255;
@@ -327,6 +327,23 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Releases `owner`'s claim so that a retry runs again. `Ok(false)` when `owner` no
     /// longer holds it. Only for requests whose handler failed (5xx, 408, 429) or panicked.
     fn release(&self, key: &RecordKey, owner: u128) -> StoreFuture<'_, Result<bool, StoreError>>;
+
+    /// The name of the backend, for the `backend` label of the store metrics
+    /// ([`crate::telemetry::metrics`]): `"memory"` for the in-memory store, `"redis"` for the
+    /// Redis store, and `"custom"` (the default) for other stores. A fixed name, never
+    /// built from configuration: labels must stay bounded.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
+    /// How full the store is, for the gauges of
+    /// [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges):
+    /// counters the store keeps anyway, never a scan (it is read every few seconds while
+    /// requests run). `None` (the default, and the Redis stores', whose size Redis itself
+    /// reports) when the store does not know it cheaply.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -369,6 +369,10 @@ impl IdempotencyStore for RedisIdempotencyStore {
         let key = *key;
         StoreFuture::Pending(Box::pin(async move { self.release_now(&key, owner).await }))
     }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
 }
 
 #[cfg(test)]

@@ -209,6 +209,10 @@ impl RateLimitStore for RedisRateLimitStore {
     fn is_shared(&self) -> bool {
         true
     }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
 }
 
 #[cfg(test)]

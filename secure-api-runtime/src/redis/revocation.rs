@@ -159,6 +159,10 @@ impl Revocation for RedisRevocation {
         let key = self.subject_key(subject);
         StoreFuture::Pending(Box::pin(self.revoke(key, revoked_at, until, now)))
     }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
 }
 
 #[cfg(test)]

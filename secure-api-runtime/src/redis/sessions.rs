@@ -278,6 +278,10 @@ impl RefreshStore for RedisRefreshStore {
             async move { self.remove_subject_now(&subject).await },
         ))
     }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,22 @@
 //! | [`STORE_DURATION`] `secure_api_store_call_duration_seconds` | histogram | `store`, `backend` |
 //! | [`STORE_ENTRIES`] `secure_api_store_entries` | gauge | `store`, `backend` |
 //! | [`STORE_MAX_ENTRIES`] `secure_api_store_max_entries` | gauge | `store`, `backend` |
+//! | [`STORE_BYTES`] `secure_api_store_bytes` | gauge | `store`, `backend` |
+//! | [`STORE_MAX_BYTES`] `secure_api_store_max_bytes` | gauge | `store`, `backend` |
+//!
+//! The store metrics: `store` is `rate_limit`, `idempotency`, `revocation` or `sessions`
+//! ([`StoreKind::name`](super::audit::StoreKind::name)); `backend` is the store's
+//! `backend()`: `memory`, `redis`, or `custom` for an app's own store. The histogram
+//! times every call of the rate-limit and idempotency stores, of the revocation store of
+//! the app's [`JwtAuth`](crate::auth::jwt::JwtAuth), and of the session store of a
+//! [`TokenService`](crate::auth::refresh::TokenService) given the app with
+//! [`TokenService::telemetry`](crate::auth::refresh::TokenService::telemetry). The gauges
+//! exist for the stores that report their size (`usage()`: the in-memory stores, not Redis,
+//! whose own metrics tell), bytes only for the in-memory idempotency store's stored
+//! responses. They are set at build, by
+//! [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges), and every
+//! [`metrics_interval`](crate::api::SecureApiBuilder::metrics_interval) (10 s) by a
+//! background thread, `secure-api-gauges`, which ends when the app is dropped.
 //!
 //! Every label is bounded: endpoint handler names, the fixed outcomes, tiers and event names
 //! below, store and backend names. No metric carries a client address, a subject or a key.
@@ -45,6 +61,11 @@ pub const STORE_DURATION: &str = "secure_api_store_call_duration_seconds";
 pub const STORE_ENTRIES: &str = "secure_api_store_entries";
 /// Gauge of the most entries a bounded store may hold.
 pub const STORE_MAX_ENTRIES: &str = "secure_api_store_max_entries";
+/// Gauge of the bytes a store bounded in bytes holds (the in-memory idempotency store's
+/// stored responses).
+pub const STORE_BYTES: &str = "secure_api_store_bytes";
+/// Gauge of the most bytes a store bounded in bytes may hold.
+pub const STORE_MAX_BYTES: &str = "secure_api_store_max_bytes";
 
 /// What an endpoint decided for a request: the `outcome` label of [`DECISIONS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

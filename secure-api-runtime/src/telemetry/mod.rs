@@ -35,6 +35,7 @@
 
 pub mod audit;
 pub mod metrics;
+pub(crate) mod stores;
 
 use std::net::IpAddr;
 use std::sync::Arc;

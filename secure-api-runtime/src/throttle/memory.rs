@@ -9,7 +9,10 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use super::window::SlidingWindow;
-use super::{Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture};
+use super::{
+    Algorithm, Decision, Gcra, LimitKey, Policy, RateLimitStore, StoreError, StoreFuture,
+    StoreUsage,
+};
 use crate::clock::{Clock, MonotonicClock, StoreClock};
 
 pub(crate) mod pass_through;
@@ -391,6 +394,16 @@ impl RateLimitStore for MemoryStore<LimitKey, PassThrough> {
     ) -> StoreFuture<'_, Result<(), StoreError>> {
         MemoryStore::refund(self, &key, policy, cost);
         StoreFuture::ready(Ok(()))
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    /// The tracked keys ([`len`](MemoryStore::len)) of at most
+    /// [`bound`](MemoryStore::bound): one atomic load.
+    fn usage(&self) -> Option<StoreUsage> {
+        Some(StoreUsage::new(self.len(), self.bound()))
     }
 }
 

@@ -15,7 +15,7 @@ pub mod window;
 use std::fmt;
 
 use crate::shared::units::{self, RATE_UNITS};
-pub use crate::store::{StoreError, StoreFuture};
+pub use crate::store::{StoreError, StoreFuture, StoreUsage};
 pub use gcra::Gcra;
 
 /// Nanoseconds per second.
@@ -308,6 +308,23 @@ pub trait RateLimitStore: Send + Sync + 'static {
     /// default) for stores that live in one process.
     fn is_shared(&self) -> bool {
         false
+    }
+
+    /// The name of the backend, for the `backend` label of the store metrics
+    /// ([`crate::telemetry::metrics`]): `"memory"` for the in-memory store, `"redis"` for the
+    /// Redis store, and `"custom"` (the default) for other stores. A fixed name, never
+    /// built from configuration: labels must stay bounded.
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
+    /// How full the store is, for the gauges of
+    /// [`SecureApi::record_store_gauges`](crate::api::SecureApi::record_store_gauges):
+    /// counters the store keeps anyway, never a scan (it is read every few seconds while
+    /// requests run). `None` (the default, and the Redis stores', whose size Redis itself
+    /// reports) when the store does not know it cheaply.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
     }
 }
 
