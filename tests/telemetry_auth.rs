@@ -773,3 +773,105 @@ async fn the_default_log_sink_writes_the_events_without_secrets() {
         assert!(!text.contains(&sha256_hex(secret)));
     }
 }
+
+/// One request over a fresh connection, off the runtime's thread.
+async fn request(
+    addr: std::net::SocketAddr,
+    method: &'static str,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: Vec<u8>,
+) -> common::RawReply {
+    actix_web::rt::task::spawn_blocking(move || {
+        common::raw_request(addr, method, path, headers, &body)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+#[actix_rt::test]
+async fn the_example_serves_prometheus_metrics_on_metrics_bind_and_never_on_the_public_port() {
+    // Without METRICS_BIND: no listener, no metrics.
+    let plain = users_api::Settings::from_vars(|_| None).unwrap();
+    assert_eq!(plain.metrics_bind, None);
+    assert!(matches!(
+        users_api::Settings::from_vars(|n| (n == "METRICS_BIND").then(|| "localhost".into())),
+        Err(users_api::SetupError::Invalid("METRICS_BIND", _))
+    ));
+
+    let settings = users_api::Settings::from_vars(|name| {
+        (name == "METRICS_BIND").then(|| "127.0.0.1:0".to_owned())
+    })
+    .unwrap();
+    // As `main` does it: the recorder, then the app, then the two listeners.
+    let handle = users_api::install_metrics().expect("the only recorder of this binary");
+    let (api, state) =
+        users_api::build(&settings, &users_api::Stores::Memory, cheap(), PASSWORD).unwrap();
+    let listener = std::net::TcpListener::bind(settings.metrics_bind.unwrap()).unwrap();
+    let metrics_addr = listener.local_addr().unwrap();
+    let metrics = users_api::metrics_server(listener, handle).unwrap();
+    let metrics_stop = metrics.handle();
+    actix_web::rt::spawn(metrics);
+    let (addr, public_stop) = common::serve!("127.0.0.1", 1, move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(api.layer())
+            .configure(users_api::routes)
+    });
+
+    // One request: a login with a wrong password.
+    let login = request(
+        addr,
+        "POST",
+        "/api/login",
+        &[("content-type", "application/json")],
+        br#"{"username": "alice", "password": "not-the-password"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        login.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&login.body)
+    );
+
+    let scrape = request(metrics_addr, "GET", "/metrics", &[], Vec::new()).await;
+    assert_eq!(scrape.status, 200);
+    assert_eq!(
+        scrape.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(scrape.body).unwrap();
+    assert!(
+        text.contains("secure_api_decisions_total{endpoint=\"login\""),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l == "secure_api_audit_events_total{event=\"auth_failed\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains("alice") && !text.contains("not-the-password"));
+    // Nothing else on the metrics listener.
+    assert_eq!(
+        request(metrics_addr, "GET", "/api/me", &[], Vec::new())
+            .await
+            .status,
+        404
+    );
+
+    // The public port does not serve them: the usual 404 problem.
+    let public = request(addr, "GET", "/metrics", &[], Vec::new()).await;
+    assert_eq!(public.status, 404);
+    assert_eq!(
+        public.header("content-type"),
+        Some("application/problem+json")
+    );
+    let body: serde_json::Value = serde_json::from_slice(&public.body).unwrap();
+    assert_eq!(body["type"], "tag:secure-api.dev,2026:problem:not-found");
+    assert!(!String::from_utf8_lossy(&public.body).contains("secure_api_"));
+
+    public_stop.stop(true).await;
+    metrics_stop.stop(true).await;
+}
