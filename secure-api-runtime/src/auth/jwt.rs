@@ -700,7 +700,7 @@ impl JwtAuth {
             Ok(false) => Ok(principal),
             Ok(true) => {
                 log::debug!(target: "secure_api::auth", "token rejected: revoked");
-                Err(AuthFailure::Invalid)
+                Err(AuthFailure::Revoked)
             }
             Err(e) => {
                 log::error!(target: "secure_api::auth", "revocation store failed: {e}");
@@ -730,7 +730,7 @@ impl JwtAuth {
             Ok(false) => Ok(principal),
             Ok(true) => {
                 log::debug!(target: "secure_api::auth", "provider token rejected: revoked");
-                Err(AuthFailure::Invalid)
+                Err(AuthFailure::Revoked)
             }
             Err(e) => {
                 log::error!(target: "secure_api::auth", "revocation store failed: {e}");

@@ -157,6 +157,7 @@ pub trait Permission {
 
 /// Why a request has no principal. Never told to the client: every case is the same 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthFailure {
     /// No `Authorization` header.
     Missing,
@@ -164,6 +165,9 @@ pub enum AuthFailure {
     Malformed,
     /// The token did not verify (signature, algorithm, claims, expiry, revocation, ...).
     Invalid,
+    /// The token verified, but it, its session or its subject was revoked (the same 401 as
+    /// [`Invalid`](Self::Invalid); told apart in the audit event only).
+    Revoked,
     /// The revocation store could not answer: the token can be neither accepted nor
     /// refused now. A 503, not a 401, so that clients retry rather than log out.
     Unavailable,
@@ -187,14 +191,18 @@ pub(crate) fn unauthorized(failure: AuthFailure) -> ApiError {
         }
         AuthFailure::Missing => "Bearer realm=\"api\"",
         AuthFailure::Malformed => "Bearer realm=\"api\", error=\"invalid_request\"",
-        AuthFailure::Invalid => "Bearer realm=\"api\", error=\"invalid_token\"",
+        AuthFailure::Invalid | AuthFailure::Revoked => {
+            "Bearer realm=\"api\", error=\"invalid_token\""
+        }
     };
     ApiError::new(problems::INVALID_CREDENTIALS)
         .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
         .with_cause(match failure {
             AuthFailure::Missing => "no credentials",
             AuthFailure::Malformed => "malformed Authorization header",
-            AuthFailure::Invalid | AuthFailure::Unavailable => "token failed verification",
+            AuthFailure::Invalid | AuthFailure::Revoked | AuthFailure::Unavailable => {
+                "token failed verification"
+            }
         })
 }
 

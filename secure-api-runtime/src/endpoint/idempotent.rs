@@ -34,6 +34,7 @@
 //! unwinding).
 
 use std::future::{Future, poll_fn};
+use std::net::IpAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
@@ -44,7 +45,7 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use super::{EndpointSpec, IdempotencySpec};
 use crate::api::SecureApi;
@@ -53,8 +54,12 @@ use crate::idempotency::{
     Claim, Completion, IDEMPOTENT_REPLAYED, IdempotencyStore, REPLAYED_HEADERS, RecordKey,
     StoredResponse, fingerprint, parse_key,
 };
+use crate::auth::Principal;
 use crate::problem::{ApiError, problems};
 use crate::store::{StoreError, StoreFuture};
+use crate::telemetry::EventContext;
+use crate::telemetry::audit::{AuditDetail, AuditKind, StoreKind};
+use crate::telemetry::metrics::Outcome as Decision;
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
@@ -107,9 +112,11 @@ impl ClientName {
 }
 
 /// Runs `handler` under the endpoint's idempotency rules.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn call<F, Fut>(
     api: &SecureApi,
     spec: &'static EndpointSpec,
+    ip: IpAddr,
     idem: &IdempotencySpec,
     client: &str,
     req: HttpRequest,
@@ -125,17 +132,22 @@ where
     // borrowed from the header and never copied.
     let record = match (values.next(), values.next()) {
         (None, _) if idem.required => {
-            return ApiError::new(problems::IDEMPOTENCY_KEY_MISSING).error_response();
+            let err = ApiError::new(problems::IDEMPOTENCY_KEY_MISSING);
+            return refused(api, spec, ip, &req, err, Refused::Input);
         }
         // Boxed: the handler's future inline would double the size of this one, which
         // every request with a key carries.
-        (None, _) => return Box::pin(super::call(req, payload, handler)).await,
+        (None, _) => return Box::pin(super::call(api, spec, ip, req, payload, handler)).await,
         (Some(_), Some(_)) => {
-            return ApiError::new(problems::IDEMPOTENCY_KEY_INVALID).error_response();
+            let err = ApiError::new(problems::IDEMPOTENCY_KEY_INVALID);
+            return refused(api, spec, ip, &req, err, Refused::Input);
         }
         (Some(value), None) => match parse_key(value.as_bytes()) {
             Ok(key) => RecordKey::new(client, spec.route, &key),
-            Err(_) => return ApiError::new(problems::IDEMPOTENCY_KEY_INVALID).error_response(),
+            Err(_) => {
+                let err = ApiError::new(problems::IDEMPOTENCY_KEY_INVALID);
+                return refused(api, spec, ip, &req, err, Refused::Input);
+            }
         },
     };
 
@@ -143,7 +155,7 @@ where
     let limit = limits(&req).body_limit();
     let body = match read_body(payload, declared_length(&req), limit).await {
         Ok(body) => body,
-        Err(err) => return err.error_response(),
+        Err(err) => return refused(api, spec, ip, &req, err, Refused::Input),
     };
     let content_type = req
         .headers()
@@ -168,29 +180,39 @@ where
     loop {
         match store.claim(&record, &fp, owner, lease_ms).await {
             Ok(Claim::Acquired) => break,
-            Ok(Claim::Completed(stored)) => return replay(&stored),
-            Ok(Claim::NotReplayable { status }) => return not_replayable(status),
+            Ok(Claim::Completed(stored)) => {
+                if let Some(m) = shared.telemetry.metrics() {
+                    m.decision(spec, Decision::Replayed);
+                }
+                return replay(&stored);
+            }
+            Ok(Claim::NotReplayable { status }) => {
+                let err = not_replayable(status);
+                return refused(api, spec, ip, &req, err, Refused::NotReplayable);
+            }
             Ok(Claim::Mismatch) => {
-                return ApiError::new(problems::IDEMPOTENCY_KEY_REUSED).error_response();
+                let err = ApiError::new(problems::IDEMPOTENCY_KEY_REUSED);
+                return refused(api, spec, ip, &req, err, Refused::Mismatch);
             }
             Ok(Claim::InFlight) => {
                 let now = std::time::Instant::now();
                 let deadline =
                     *deadline.get_or_insert_with(|| now + Duration::from_millis(idem.wait_ms));
                 if now >= deadline {
-                    return ApiError::new(problems::IDEMPOTENCY_IN_FLIGHT)
-                        .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
-                        .error_response();
+                    let err = ApiError::new(problems::IDEMPOTENCY_IN_FLIGHT)
+                        .with_header(RETRY_AFTER, HeaderValue::from_static("1"));
+                    return refused(api, spec, ip, &req, err, Refused::InFlight);
                 }
                 // Boxed: a timer is large, and most claims never wait.
                 Box::pin(actix_web::rt::time::sleep(pause.min(deadline - now))).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
-            Err(err) => {
-                return ApiError::new(problems::SERVICE_UNAVAILABLE)
+            Err(error) => {
+                let class = crate::telemetry::store_error_class(&error);
+                let err = ApiError::new(problems::SERVICE_UNAVAILABLE)
                     .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
-                    .with_cause(err)
-                    .error_response();
+                    .with_cause(error);
+                return refused(api, spec, ip, &req, err, Refused::Store(class));
             }
         }
     }
@@ -206,9 +228,11 @@ where
     };
     let ttl_ms = idem.ttl_ms;
     let max_stored = shared.max_stored_response;
+    // The work may outlive this request's future (see `Detached`): it owns its app.
+    let api = api.clone();
     Detached::new(async move {
         let outcome = heartbeat(&guard, lease_ms, async move {
-            let res = super::call(req, one_chunk(body), handler).await;
+            let res = super::call(&api, spec, ip, req, one_chunk(body), handler).await;
             match prepare(res, max_stored) {
                 Prepared::Done(outcome) => outcome,
                 // Boxed: most responses never need the room.
@@ -605,10 +629,66 @@ async fn mark(guard: &mut ClaimGuard, status: u16, ttl_ms: u64, lease_ms: u64) {
 const MARK_RETRY_FIRST: Duration = Duration::from_millis(50);
 
 /// The answer to a retry of a request whose response was not kept.
-fn not_replayable(status: u16) -> HttpResponse {
+fn not_replayable(status: u16) -> ApiError {
     ApiError::new(problems::IDEMPOTENCY_NOT_REPLAYABLE)
         .with_extension("original_status", serde_json::Value::from(status))
-        .error_response()
+}
+
+/// Why the idempotency rules refused a request.
+enum Refused {
+    /// The key is missing or invalid, or the body could not be read.
+    Input,
+    /// The key is in flight.
+    InFlight,
+    /// The key was used for another request.
+    Mismatch,
+    /// The key's response was not kept.
+    NotReplayable,
+    /// The store failed (`full` or `backend`).
+    Store(&'static str),
+}
+
+/// The response of a request the idempotency rules refused with `err`, counted and
+/// audited.
+#[cold]
+#[inline(never)]
+fn refused(
+    api: &SecureApi,
+    spec: &'static EndpointSpec,
+    ip: IpAddr,
+    req: &HttpRequest,
+    err: ApiError,
+    why: Refused,
+) -> HttpResponse {
+    let extensions = req.extensions();
+    let ctx = EventContext {
+        api,
+        spec,
+        ip,
+        principal: extensions.get::<Principal>(),
+    };
+    match why {
+        Refused::Input => {
+            super::input_refused(&ctx, &err);
+        }
+        Refused::InFlight => ctx.refused(
+            Decision::Conflict,
+            &err,
+            AuditKind::IdempotencyConflict,
+            || AuditDetail::IdempotencyConflict,
+        ),
+        Refused::Mismatch | Refused::NotReplayable => {
+            let not_replayable = matches!(why, Refused::NotReplayable);
+            ctx.refused(
+                Decision::Conflict,
+                &err,
+                AuditKind::IdempotencyMismatch,
+                || AuditDetail::IdempotencyMismatch { not_replayable },
+            );
+        }
+        Refused::Store(class) => ctx.store_failed(StoreKind::Idempotency, class, Some(&err)),
+    }
+    err.error_response()
 }
 
 /// The stored response, marked as a replay.

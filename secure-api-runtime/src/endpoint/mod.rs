@@ -40,6 +40,9 @@ use crate::client_key::Identity;
 use crate::input::InputLimits;
 use crate::problem::{ApiError, problems};
 use crate::store::OnStoreError;
+use crate::telemetry::EventContext;
+use crate::telemetry::audit::{AuditDetail, AuditKind, AuthFailureClass, StoreKind};
+use crate::telemetry::metrics::Outcome;
 use crate::throttle::{Decision, Policy, StoreError};
 
 /// Whose quota a request is charged to.
@@ -223,7 +226,15 @@ where
         Ok(admitted) => admitted,
         Err(res) => return res,
     };
-    let res = call(req, admitted.payload, handler).await;
+    let res = call(
+        &admitted.api,
+        spec,
+        admitted.ip,
+        req,
+        admitted.payload,
+        handler,
+    )
+    .await;
     with_rate_limit_fields(res, admitted.limited)
 }
 
@@ -266,10 +277,11 @@ where
     async move {
         // Used in place, not moved into locals of their own.
         let res = match &admitted.idempotency {
-            Some((api, idem, client)) => {
+            Some((idem, client)) => {
                 idempotent::call(
-                    api,
+                    &admitted.api,
                     spec,
+                    admitted.ip,
                     idem,
                     client.as_str(),
                     req,
@@ -278,7 +290,17 @@ where
                 )
                 .await
             }
-            None => call(req, admitted.payload, handler).await,
+            None => {
+                call(
+                    &admitted.api,
+                    spec,
+                    admitted.ip,
+                    req,
+                    admitted.payload,
+                    handler,
+                )
+                .await
+            }
         };
         with_rate_limit_fields(res, admitted.limited)
     }
@@ -304,12 +326,49 @@ async fn unauthenticated(
     api: &SecureApi,
     spec: &'static EndpointSpec,
     ip: IpAddr,
-    failure: ApiError,
+    failure: Refusal,
 ) -> HttpResponse {
-    match check_limit(api, spec, ip, None).await {
-        Err(err) => err.error_response(),
-        Ok(_) => failure.error_response(),
+    if let Err(res) = check_limit(api, spec, ip, None).await {
+        return res;
     }
+    let ctx = EventContext {
+        api,
+        spec,
+        ip,
+        principal: None,
+    };
+    match failure {
+        Refusal::Auth(AuthFailure::Unavailable) => {
+            let err = unauthorized(AuthFailure::Unavailable);
+            ctx.store_failed(StoreKind::Revocation, "backend", Some(&err));
+            err.error_response()
+        }
+        Refusal::Auth(failure) => {
+            let class = match failure {
+                AuthFailure::Missing => AuthFailureClass::Missing,
+                AuthFailure::Malformed => AuthFailureClass::Malformed,
+                AuthFailure::Revoked => AuthFailureClass::Revoked,
+                _ => AuthFailureClass::Invalid,
+            };
+            let err = unauthorized(failure);
+            ctx.refused(
+                Outcome::Unauthenticated,
+                &err,
+                AuditKind::AuthFailed,
+                || AuditDetail::AuthFailed { class },
+            );
+            err.error_response()
+        }
+        Refusal::Internal(err) => err.error_response(),
+    }
+}
+
+/// Why [`authenticate`] refused a request.
+enum Refusal {
+    /// No principal: a 401 (a 503 when the revocation store cannot answer).
+    Auth(AuthFailure),
+    /// The server cannot verify tokens at all (a 500).
+    Internal(ApiError),
 }
 
 /// What a request that passed the checks goes on with.
@@ -318,9 +377,13 @@ struct Admitted {
     payload: Payload,
     /// The policy and decision of its rate limit, for the `RateLimit` fields.
     limited: Option<(Policy, Decision)>,
-    /// On an idempotent endpoint (for methods that are not safe): the app, the endpoint's
-    /// rules and the client's partition (its principal, or its address when anonymous).
-    idempotency: Option<(SecureApi, &'static IdempotencySpec, idempotent::ClientName)>,
+    /// The app.
+    api: SecureApi,
+    /// The client's address.
+    ip: IpAddr,
+    /// On an idempotent endpoint (for methods that are not safe): the endpoint's rules and
+    /// the client's partition (its principal, or its address when anonymous).
+    idempotency: Option<(&'static IdempotencySpec, idempotent::ClientName)>,
 }
 
 /// The checks before the handler: the client, its principal, the rate limit, the rule and
@@ -338,15 +401,12 @@ async fn admit(
         // path every request takes stay small.
         Err(failure) => return Err(Box::pin(unauthenticated(&api, spec, ip, failure)).await),
     };
-    let limited = check_limit(&api, spec, ip, principal.as_ref())
-        .await
-        .map_err(|err| err.error_response())?;
+    let limited = check_limit(&api, spec, ip, principal.as_ref()).await?;
     if let AuthRequirement::Required(rule) = &spec.auth {
         // `authenticate` refused requests without a principal.
         match &principal {
             Some(p) if rule.allows(p) => {}
-            Some(p) => return Err(forbidden_by(rule, p).error_response()),
-            None => return Err(forbidden().error_response()),
+            p => return Err(denied(&api, spec, ip, rule, p.as_ref())),
         }
     }
     let app_limits = req.app_data::<InputLimits>().copied().unwrap_or_default();
@@ -369,19 +429,77 @@ async fn admit(
     let idempotency = match &spec.idempotency {
         Some(idem) if !req.method().is_safe() => {
             let client = idempotent::ClientName::new(principal.as_ref(), ip);
-            Some((api, idem, client))
+            Some((idem, client))
         }
         _ => None,
+    };
+    let payload = match limit_payload(req, payload, max_body) {
+        Ok(payload) => payload,
+        Err(err) => {
+            let ctx = EventContext {
+                api: &api,
+                spec,
+                ip,
+                principal: principal.as_ref(),
+            };
+            return Err(input_refused(&ctx, &err).error_response());
+        }
     };
     if let Some(principal) = principal {
         req.extensions_mut().insert(principal);
     }
-    let payload = limit_payload(req, payload, max_body).map_err(|err| err.error_response())?;
     Ok(Admitted {
         payload,
         limited,
+        api,
+        ip,
         idempotency,
     })
+}
+
+/// The 403 of a principal that the endpoint's rule does not allow (or of no principal).
+#[cold]
+#[inline(never)]
+fn denied(
+    api: &SecureApi,
+    spec: &'static EndpointSpec,
+    ip: IpAddr,
+    rule: &crate::auth::rule::Rule,
+    principal: Option<&Principal>,
+) -> HttpResponse {
+    let err = match principal {
+        Some(p) => forbidden_by(rule, p),
+        None => forbidden(),
+    };
+    let ctx = EventContext {
+        api,
+        spec,
+        ip,
+        principal,
+    };
+    ctx.refused(Outcome::Forbidden, &err, AuditKind::AccessDenied, || {
+        AuditDetail::AccessDenied
+    });
+    err.error_response()
+}
+
+/// Counts an input refusal (`err`, from the body limit, an extractor or the idempotency
+/// key's checks) and emits its `validation_failed` event. Returns `err`.
+#[cold]
+#[inline(never)]
+fn input_refused<'e>(ctx: &EventContext<'_>, err: &'e ApiError) -> &'e ApiError {
+    let problem = err.problem();
+    ctx.refused(
+        crate::telemetry::classify(problem),
+        err,
+        AuditKind::ValidationFailed,
+        || AuditDetail::ValidationFailed {
+            status: problem.status(),
+            problem: crate::telemetry::problem_slug(problem),
+            violations: err.validation_errors().cloned(),
+        },
+    );
+    err
 }
 
 /// The request body as every extractor of the endpoint will see it: at most `max_body`
@@ -474,7 +592,7 @@ async fn authenticate(
     api: &SecureApi,
     spec: &EndpointSpec,
     req: &HttpRequest,
-) -> Result<Option<Principal>, ApiError> {
+) -> Result<Option<Principal>, Refusal> {
     if matches!(spec.auth, AuthRequirement::Public) {
         return Ok(None);
     }
@@ -485,9 +603,9 @@ async fn authenticate(
     }
     let token = match bearer_token(req) {
         Ok(Some(token)) => token,
-        Ok(None) if required => return Err(unauthorized(AuthFailure::Missing)),
+        Ok(None) if required => return Err(Refusal::Auth(AuthFailure::Missing)),
         Ok(None) => return Ok(None),
-        Err(failure) => return Err(unauthorized(failure)),
+        Err(failure) => return Err(Refusal::Auth(failure)),
     };
     match &api.shared().jwt {
         // Boxed: requests without a token (and the code of every endpoint) do not carry
@@ -495,47 +613,138 @@ async fn authenticate(
         Some(jwt) => Box::pin(jwt.verify(token))
             .await
             .map(Some)
-            .map_err(unauthorized),
-        None if required => Err(ApiError::internal(format!(
+            .map_err(Refusal::Auth),
+        None if required => Err(Refusal::Internal(ApiError::internal(format!(
             "endpoint `{}` requires auth but the SecureApi has no JwtAuth; add `.jwt(...)` to its builder",
             spec.name
-        ))),
+        )))),
         None => Ok(None),
     }
 }
 
-/// Runs the handler; an error becomes its response (keeping the error for the layer's log).
-async fn call<F, Fut>(req: HttpRequest, payload: Payload, handler: F) -> HttpResponse
+/// Runs the handler, with its request known to the audit events raised inside it; an
+/// error becomes its response (keeping the error for the layer's log). Counts the outcome.
+async fn call<F, Fut>(
+    api: &SecureApi,
+    spec: &'static EndpointSpec,
+    ip: IpAddr,
+    req: HttpRequest,
+    payload: Payload,
+    handler: F,
+) -> HttpResponse
 where
     F: FnOnce(HttpRequest, Payload) -> Fut,
     Fut: Future<Output = Result<HttpResponse, actix_web::Error>>,
 {
-    match handler(req, payload).await {
-        Ok(res) => res,
-        Err(err) => HttpResponse::from_error(err),
+    let mut fut = std::pin::pin!(crate::telemetry::in_request(
+        spec,
+        req.clone(),
+        handler(req, payload)
+    ));
+    match fut.as_mut().await {
+        Ok(res) => {
+            if let Some(m) = api.shared().telemetry.metrics() {
+                m.decision(spec, Outcome::Allowed);
+            }
+            res
+        }
+        Err(err) => {
+            let scope = fut.as_mut().take_value();
+            handler_refused(api, spec, ip, scope.as_ref().map(|s| &s.req), err)
+        }
     }
 }
 
-/// The policy that applies to a request, with its identifier.
-fn policy_for(api: &SecureApi, spec: &'static EndpointSpec, tier: &str) -> Option<(u64, Policy)> {
-    if let Some(t) = spec.tiers.iter().find(|t| t.policy.name() == tier) {
-        return Some((t.id, t.policy));
+/// The response of a handler (or its extractors) that failed with `err`, counted and, for
+/// an input refusal, audited.
+#[cold]
+#[inline(never)]
+fn handler_refused(
+    api: &SecureApi,
+    spec: &'static EndpointSpec,
+    ip: IpAddr,
+    req: Option<&HttpRequest>,
+    err: actix_web::Error,
+) -> HttpResponse {
+    let res = HttpResponse::from_error(err);
+    let Some(err) = res.error() else {
+        return res;
+    };
+    let extensions = req.map(HttpRequest::extensions);
+    let ctx = EventContext {
+        api,
+        spec,
+        ip,
+        principal: extensions.as_ref().and_then(|e| e.get::<Principal>()),
+    };
+    let outcome = match err.as_error::<ApiError>() {
+        Some(api_err) => crate::telemetry::classify(api_err.problem()),
+        // actix's own extractors (`web::Json`, `web::Query`, ...): by status.
+        None => match res.status().as_u16() {
+            400 => Outcome::Malformed,
+            413 => Outcome::TooLarge,
+            415 => Outcome::UnsupportedMediaType,
+            422 => Outcome::Invalid,
+            _ => Outcome::Allowed,
+        },
+    };
+    let input = matches!(
+        outcome,
+        Outcome::Invalid | Outcome::Malformed | Outcome::TooLarge | Outcome::UnsupportedMediaType
+    );
+    if !input {
+        // The handler's own refusals (the token service's 401s, the login guard's 429)
+        // raise their events where they are decided.
+        ctx.decision(outcome);
+        return res;
+    }
+    match err.as_error::<ApiError>() {
+        Some(api_err) => {
+            input_refused(&ctx, api_err);
+        }
+        None => {
+            let problem = crate::problem::problem_for_status(res.status());
+            ctx.refused(outcome, &ApiError::new(problem), AuditKind::ValidationFailed, || {
+                AuditDetail::ValidationFailed {
+                    status: problem.status(),
+                    problem: crate::telemetry::problem_slug(&problem),
+                    violations: None,
+                }
+            });
+        }
+    }
+    res
+}
+
+/// The policy that applies to a request, with its identifier and its tier's index in
+/// `spec.tiers` (`None` for the base policy).
+fn policy_for(
+    api: &SecureApi,
+    spec: &'static EndpointSpec,
+    tier: &str,
+) -> Option<(u64, Policy, Option<usize>)> {
+    if let Some(i) = spec.tiers.iter().position(|t| t.policy.name() == tier) {
+        let t = &spec.tiers[i];
+        return Some((t.id, t.policy, Some(i)));
     }
     match spec.limit {
         Limit::Unlimited => None,
-        Limit::Policy(p) => Some((spec.policy_id, p)),
-        Limit::Default => Some((spec.policy_id, api.shared().default_policy)),
+        Limit::Policy(p) => Some((spec.policy_id, p, None)),
+        Limit::Default => Some((spec.policy_id, api.shared().default_policy, None)),
     }
 }
 
+/// The rate limit of a request: `Ok` with the policy and decision for the `RateLimit`
+/// fields (`None` when unlimited, or let through by a failed store), `Err` with the 429 or
+/// 503 that ends it.
 async fn check_limit(
     api: &SecureApi,
     spec: &'static EndpointSpec,
     ip: IpAddr,
     subject: Option<&Principal>,
-) -> Result<Option<(Policy, Decision)>, ApiError> {
+) -> Result<Option<(Policy, Decision)>, HttpResponse> {
     let tier = subject.map_or(ANONYMOUS_TIER, |s| s.tier.as_str());
-    let Some((policy_id, policy)) = policy_for(api, spec, tier) else {
+    let Some((policy_id, policy, tier_index)) = policy_for(api, spec, tier) else {
         return Ok(None);
     };
     let identity = match (spec.key, subject) {
@@ -547,41 +756,76 @@ async fn check_limit(
     let key = shared.keys.key(policy_id, &identity);
     match shared.limiter.acquire(key, &policy, spec.cost).await {
         Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
-        result => refused(spec, shared.on_limiter_error, policy, result),
+        result => {
+            let ctx = EventContext {
+                api,
+                spec,
+                ip,
+                principal: subject,
+            };
+            refused(&ctx, shared.on_limiter_error, policy, tier_index, result)
+        }
     }
 }
 
 /// What a request the limiter did not allow gets: a 429, or on a store failure a 503 or,
-/// when the policy allows it, the request let through (`Ok(None)`). Out of line: the path
-/// every allowed request takes stays small.
+/// when the policy allows it, the request let through (`Ok(None)`); counted and audited.
+/// Out of line: the path every allowed request takes stays small.
 #[cold]
 #[inline(never)]
 fn refused(
-    spec: &'static EndpointSpec,
+    ctx: &EventContext<'_>,
     app_policy: OnStoreError,
     policy: Policy,
+    tier_index: Option<usize>,
     result: Result<Decision, StoreError>,
-) -> Result<Option<(Policy, Decision)>, ApiError> {
+) -> Result<Option<(Policy, Decision)>, HttpResponse> {
+    let spec = ctx.spec;
     match result {
         Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
         Ok(decision) => {
+            let retry_after_secs = decision.retry_after_secs();
             let mut err = ApiError::new(problems::RATE_LIMITED)
-                .with_header(RETRY_AFTER, HeaderValue::from(decision.retry_after_secs()));
+                .with_header(RETRY_AFTER, HeaderValue::from(retry_after_secs));
             for (name, value) in rate_limit_fields(&policy, &decision) {
                 err = err.with_header(name, value);
             }
-            Err(err)
+            if let Some(m) = ctx.api.shared().telemetry.metrics() {
+                m.rate_limited(spec, tier_index);
+            }
+            ctx.refused(Outcome::RateLimited, &err, AuditKind::RateLimited, || {
+                AuditDetail::RateLimited {
+                    policy: tier_index
+                        .and_then(|i| spec.tiers.get(i))
+                        .map_or("default", |t| t.policy.name()),
+                    tier: ctx
+                        .principal
+                        .map_or(ANONYMOUS_TIER, |p| p.tier.as_str())
+                        .to_owned(),
+                    retry_after_secs,
+                }
+            });
+            Err(err.error_response())
         }
-        Err(StoreError::Full) => Err(ApiError::new(problems::SERVICE_UNAVAILABLE)
-            .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
-            .with_cause("rate-limit store full: raise max_tracked_clients or shed load")),
+        Err(StoreError::Full) => {
+            let err = ApiError::new(problems::SERVICE_UNAVAILABLE)
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+                .with_cause("rate-limit store full: raise max_tracked_clients or shed load");
+            ctx.store_failed(StoreKind::RateLimit, "full", Some(&err));
+            Err(err.error_response())
+        }
         Err(e) if spec.on_store_error.unwrap_or(app_policy).allows(&e) => {
             allowed_on_error::record(spec, &e);
+            ctx.store_failed(StoreKind::RateLimit, "backend", None);
             Ok(None)
         }
-        Err(e) => Err(ApiError::new(problems::SERVICE_UNAVAILABLE)
-            .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
-            .with_cause(e)),
+        Err(e) => {
+            let err = ApiError::new(problems::SERVICE_UNAVAILABLE)
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+                .with_cause(e);
+            ctx.store_failed(StoreKind::RateLimit, "backend", Some(&err));
+            Err(err.error_response())
+        }
     }
 }
 

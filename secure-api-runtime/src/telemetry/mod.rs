@@ -42,8 +42,10 @@ use std::sync::Arc;
 use actix_web::{HttpMessage, HttpRequest};
 
 use self::audit::{AuditDetail, AuditEvent, AuditKind, AuditSink, StoreKind, StoreOutcome};
-use self::metrics::Metrics;
+use self::metrics::{Metrics, Outcome};
 use crate::api::SecureApi;
+use crate::problem::{ApiError, ProblemType};
+use crate::store::StoreError;
 use crate::auth::Principal;
 use crate::endpoint::EndpointSpec;
 
@@ -112,12 +114,14 @@ pub(crate) fn in_request<F: std::future::Future>(
     spec: &'static EndpointSpec,
     req: HttpRequest,
     fut: F,
-) -> impl std::future::Future<Output = F::Output> {
+) -> tokio::task::futures::TaskLocalFuture<RequestScope, F> {
     REQUEST.scope(RequestScope { spec, req }, fut)
 }
 
-/// The context of an event: endpoint, client and principal.
+/// The context of the events of an endpoint's request: the app, endpoint, client and
+/// principal.
 pub(crate) struct EventContext<'a> {
+    pub(crate) api: &'a SecureApi,
     pub(crate) spec: &'static EndpointSpec,
     pub(crate) ip: IpAddr,
     pub(crate) principal: Option<&'a Principal>,
@@ -133,6 +137,112 @@ impl EventContext<'_> {
             principal: self.principal.map(|p| p.subject.clone()),
             detail,
         }
+    }
+
+    /// Counts the request's outcome, when metrics are on.
+    #[inline]
+    pub(crate) fn decision(&self, outcome: Outcome) {
+        if let Some(m) = self.api.shared().telemetry.metrics() {
+            m.decision(self.spec, outcome);
+        }
+    }
+
+    /// Counts a refusal answered with `err`, and emits its event of `kind` under the
+    /// error's id.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refused(
+        &self,
+        outcome: Outcome,
+        err: &ApiError,
+        kind: AuditKind,
+        detail: impl FnOnce() -> AuditDetail,
+    ) {
+        self.decision(outcome);
+        self.api
+            .shared()
+            .telemetry
+            .emit(kind, || self.event(Some(err.id()), detail()));
+    }
+
+    /// Emits the failure of `store` with its outcome; a request refused for it (its error
+    /// `err`) is counted as `unavailable`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn store_failed(
+        &self,
+        store: StoreKind,
+        error: &'static str,
+        err: Option<&ApiError>,
+    ) {
+        let outcome = match err {
+            Some(_) => {
+                self.decision(Outcome::Unavailable);
+                StoreOutcome::FailedClosed
+            }
+            None => StoreOutcome::FailedOpen,
+        };
+        self.api.shared().telemetry.store_failure(store, outcome, || {
+            self.event(
+                err.map(ApiError::id),
+                AuditDetail::StoreFailure {
+                    store,
+                    outcome,
+                    error,
+                },
+            )
+        });
+    }
+}
+
+/// `full` or `backend`.
+pub(crate) fn store_error_class(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Full => "full",
+        StoreError::Backend(_) => "backend",
+    }
+}
+
+/// The outcome and audit event of a refusal whose problem is `problem` (answered by a
+/// handler or its extractors): the input refusals, and the auth refusals that code the
+/// handler calls gives (the token service's 401s, the login guard's 429).
+pub(crate) fn classify(problem: &ProblemType) -> Outcome {
+    use crate::problem::problems::*;
+    let is = |p: ProblemType| p.type_uri() == problem.type_uri();
+    if is(VALIDATION_FAILED) {
+        Outcome::Invalid
+    } else if is(MALFORMED_REQUEST)
+        || is(NESTING_TOO_DEEP)
+        || is(IDEMPOTENCY_KEY_MISSING)
+        || is(IDEMPOTENCY_KEY_INVALID)
+    {
+        Outcome::Malformed
+    } else if is(PAYLOAD_TOO_LARGE) {
+        Outcome::TooLarge
+    } else if is(UNSUPPORTED_MEDIA_TYPE) {
+        Outcome::UnsupportedMediaType
+    } else if is(INVALID_CREDENTIALS) {
+        Outcome::Unauthenticated
+    } else if is(FORBIDDEN) {
+        Outcome::Forbidden
+    } else if is(RATE_LIMITED) {
+        Outcome::RateLimited
+    } else if is(IDEMPOTENCY_IN_FLIGHT)
+        || is(IDEMPOTENCY_KEY_REUSED)
+        || is(IDEMPOTENCY_NOT_REPLAYABLE)
+    {
+        Outcome::Conflict
+    } else {
+        Outcome::Allowed
+    }
+}
+
+/// The last segment of a problem's `type`: `validation-failed`, `payload-too-large`, ...
+pub(crate) fn problem_slug(problem: &ProblemType) -> &'static str {
+    let uri = problem.type_uri();
+    match uri.rfind(':') {
+        Some(i) => &uri[i + 1..],
+        None => uri,
     }
 }
 
