@@ -843,10 +843,14 @@ async fn the_example_serves_prometheus_metrics_on_metrics_bind_and_never_on_the_
         Some("text/plain; version=0.0.4")
     );
     let text = String::from_utf8(scrape.body).unwrap();
-    assert!(
-        text.contains("secure_api_decisions_total{endpoint=\"login\""),
-        "{text}"
-    );
+    // The endpoint runner counted the request once (under which outcome is the runner's
+    // business, tested with it); the login guard raised its event.
+    let login_decisions: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("secure_api_decisions_total{endpoint=\"login\","))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(login_decisions, 1, "{text}");
     assert!(
         text.lines()
             .any(|l| l == "secure_api_audit_events_total{event=\"auth_failed\"} 1"),
@@ -874,4 +878,207 @@ async fn the_example_serves_prometheus_metrics_on_metrics_bind_and_never_on_the_
 
     public_stop.stop(true).await;
     metrics_stop.stop(true).await;
+}
+
+/// The example's routes over an app of the test's (its capturing sink), with the example's
+/// handlers and state: the events raised in handlers carry their request's context.
+#[actix_rt::test]
+async fn events_raised_in_handlers_carry_the_endpoint_client_and_principal() {
+    use actix_web::test;
+    let app = app();
+    let passwords = cheap();
+    let hash = passwords.hash(PASSWORD).unwrap();
+    let users: users_api::Users = Arc::new(std::sync::RwLock::new(
+        [("alice", "user"), ("admin", "admin")]
+            .into_iter()
+            .map(|(name, role)| {
+                let account = users_api::Account {
+                    password_hash: hash.clone(),
+                    roles: vec![role.to_owned()],
+                    permissions: vec![],
+                    tier: "user".to_owned(),
+                    email: format!("{name}@example.com"),
+                };
+                (name.to_owned(), account)
+            })
+            .collect(),
+    ));
+    let accounts = users.clone();
+    // Neither names the app: the events find it through the request.
+    let tokens = TokenService::new(
+        app.jwt.clone(),
+        Arc::new(MemoryRefreshStore::new()),
+        Arc::new(
+            move |s: &SessionInfo| match accounts.read().unwrap().get(&s.subject) {
+                Some(a) => {
+                    AccountStatus::Active(AccessGrant::new(&s.subject).roles(a.roles.clone()))
+                }
+                None => AccountStatus::Gone,
+            },
+        ),
+    );
+    let other_app = SecureApi::builder().log_inventory(false).build();
+    let state = actix_web::web::Data::new(users_api::AppState {
+        users,
+        login: LoginGuard::new(&other_app, passwords.clone()),
+        passwords,
+        tokens,
+        openapi: String::new(),
+    });
+    let service = test::init_service(
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(app.api.layer())
+            .configure(users_api::routes),
+    )
+    .await;
+    let post = |path: &str, body: serde_json::Value, n: u8| {
+        test::TestRequest::post()
+            .uri(path)
+            .peer_addr(format!("198.51.100.{n}:4000").parse().unwrap())
+            .insert_header(("content-type", "application/json"))
+            .set_payload(body.to_string())
+            .to_request()
+    };
+    let client = |n: u8| Some(format!("198.51.100.{n}").parse().unwrap());
+    let instance = |body: &serde_json::Value| {
+        body["instance"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("urn:uuid:")
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .unwrap()
+    };
+
+    // A wrong password: the guard's app is another one, the request's wins.
+    let res = test::call_service(
+        &service,
+        post(
+            "/api/login",
+            serde_json::json!({"username": "alice", "password": "wrong-one"}),
+            1,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = test::read_body_json(res).await;
+    let event = app.sink.one();
+    assert_eq!(event.endpoint, Some("login"));
+    assert_eq!(event.client, client(1));
+    assert_eq!(event.principal, None);
+    assert_eq!(
+        event.error_id,
+        Some(instance(&body)),
+        "the problem's instance"
+    );
+    assert_eq!(
+        event.detail,
+        AuditDetail::AuthFailed {
+            class: AuthFailureClass::WrongPassword
+        }
+    );
+
+    // Log in, refresh, present the first refresh token again: reuse, at the refresh endpoint.
+    let login = |n| {
+        post(
+            "/api/login",
+            serde_json::json!({"username": "alice", "password": PASSWORD}),
+            n,
+        )
+    };
+    let first: serde_json::Value = test::call_and_read_body_json(&service, login(2)).await;
+    assert!(app.sink.take().is_empty());
+    let refresh = |token: &serde_json::Value, n| {
+        post(
+            "/api/token/refresh",
+            serde_json::json!({"refresh_token": token["refresh_token"]}),
+            n,
+        )
+    };
+    let second: serde_json::Value =
+        test::call_and_read_body_json(&service, refresh(&first, 3)).await;
+    let res = test::call_service(&service, refresh(&first, 4)).await;
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = test::read_body_json(res).await;
+    let event = app.sink.one();
+    assert_eq!(event.endpoint, Some("refresh"));
+    assert_eq!(event.client, client(4));
+    assert_eq!(event.error_id, Some(instance(&body)));
+    assert!(matches!(
+        &event.detail,
+        AuditDetail::RefreshReuse { subject, concurrent: false, .. } if subject == "alice"
+    ));
+    let mut events = vec![event];
+
+    // A logout: the principal is the caller.
+    let pair: serde_json::Value = test::call_and_read_body_json(&service, login(5)).await;
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let res = test::call_service(
+        &service,
+        test::TestRequest::post()
+            .uri("/api/logout")
+            .peer_addr("198.51.100.6:4000".parse().unwrap())
+            .insert_header(("authorization", format!("Bearer {access}")))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let event = app.sink.one();
+    assert_eq!(event.endpoint, Some("logout"));
+    assert_eq!(event.client, client(6));
+    assert_eq!(event.principal.as_deref(), Some("alice"));
+    assert!(matches!(
+        &event.detail,
+        AuditDetail::Revoked { scope: RevokedScope::Session, subject: Some(s), session: Some(_) } if s == "alice"
+    ));
+    events.push(event);
+
+    // An admin deletes alice: the principal is the admin, the subject alice.
+    let admin: serde_json::Value = test::call_and_read_body_json(
+        &service,
+        post(
+            "/api/login",
+            serde_json::json!({"username": "admin", "password": PASSWORD}),
+            7,
+        ),
+    )
+    .await;
+    let res = test::call_service(
+        &service,
+        test::TestRequest::delete()
+            .uri("/api/users/alice")
+            .peer_addr("198.51.100.8:4000".parse().unwrap())
+            .insert_header((
+                "authorization",
+                format!("Bearer {}", admin["access_token"].as_str().unwrap()),
+            ))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let event = app.sink.one();
+    assert_eq!(event.endpoint, Some("delete_user"));
+    assert_eq!(event.principal.as_deref(), Some("admin"));
+    assert_eq!(
+        event.detail,
+        AuditDetail::Revoked {
+            scope: RevokedScope::Subject,
+            subject: Some("alice".into()),
+            session: None,
+        }
+    );
+    events.push(event);
+
+    let secrets: Vec<&str> = [&first, &second, &pair, &admin]
+        .iter()
+        .flat_map(|p| {
+            [
+                p["access_token"].as_str().unwrap(),
+                p["refresh_token"].as_str().unwrap(),
+            ]
+        })
+        .chain([PASSWORD, "wrong-one"])
+        .collect();
+    assert_no_secret(&events, &secrets);
 }

@@ -49,12 +49,12 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use super::{EndpointSpec, IdempotencySpec};
 use crate::api::SecureApi;
+use crate::auth::Principal;
 use crate::extract::{declared_length, limits, read_body};
 use crate::idempotency::{
     Claim, Completion, IDEMPOTENT_REPLAYED, IdempotencyStore, REPLAYED_HEADERS, RecordKey,
     StoredResponse, fingerprint, parse_key,
 };
-use crate::auth::Principal;
 use crate::problem::{ApiError, problems};
 use crate::store::{StoreError, StoreFuture};
 use crate::telemetry::EventContext;

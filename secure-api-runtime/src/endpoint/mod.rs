@@ -704,13 +704,16 @@ fn handler_refused(
         }
         None => {
             let problem = crate::problem::problem_for_status(res.status());
-            ctx.refused(outcome, &ApiError::new(problem), AuditKind::ValidationFailed, || {
-                AuditDetail::ValidationFailed {
+            ctx.refused(
+                outcome,
+                &ApiError::new(problem),
+                AuditKind::ValidationFailed,
+                || AuditDetail::ValidationFailed {
                     status: problem.status(),
                     problem: crate::telemetry::problem_slug(&problem),
                     violations: None,
-                }
-            });
+                },
+            );
         }
     }
     res

@@ -44,10 +44,10 @@ use actix_web::{HttpMessage, HttpRequest};
 use self::audit::{AuditDetail, AuditEvent, AuditKind, AuditSink, StoreKind, StoreOutcome};
 use self::metrics::{Metrics, Outcome};
 use crate::api::SecureApi;
-use crate::problem::{ApiError, ProblemType};
-use crate::store::StoreError;
 use crate::auth::Principal;
 use crate::endpoint::EndpointSpec;
+use crate::problem::{ApiError, ProblemType};
+use crate::store::StoreError;
 
 /// An app's telemetry: its audit sink and, when on, its metrics' handles.
 pub(crate) struct Telemetry {
@@ -182,16 +182,19 @@ impl EventContext<'_> {
             }
             None => StoreOutcome::FailedOpen,
         };
-        self.api.shared().telemetry.store_failure(store, outcome, || {
-            self.event(
-                err.map(ApiError::id),
-                AuditDetail::StoreFailure {
-                    store,
-                    outcome,
-                    error,
-                },
-            )
-        });
+        self.api
+            .shared()
+            .telemetry
+            .store_failure(store, outcome, || {
+                self.event(
+                    err.map(ApiError::id),
+                    AuditDetail::StoreFailure {
+                        store,
+                        outcome,
+                        error,
+                    },
+                )
+            });
     }
 }
 
@@ -313,13 +316,4 @@ pub(crate) fn store_failure_from_handler(
         }
         event
     });
-}
-
-/// The `error` field of a [`AuditDetail::StoreFailure`]: `full` for a bounded store with no
-/// room, `backend` for a service that failed, timed out or cannot be reached.
-pub(crate) fn store_error_class(e: &crate::store::StoreError) -> &'static str {
-    match e {
-        crate::store::StoreError::Full => "full",
-        crate::store::StoreError::Backend(_) => "backend",
-    }
 }
