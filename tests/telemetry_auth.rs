@@ -1082,3 +1082,78 @@ async fn events_raised_in_handlers_carry_the_endpoint_client_and_principal() {
         .collect();
     assert_no_secret(&events, &secrets);
 }
+
+/// Revokes through `JwtAuth`'s own methods, as an app's admin endpoint would.
+#[secure_api_runtime::prelude::secure_endpoint(
+    post("/telemetry/revoke"),
+    public,
+    rate = "unlimited"
+)]
+async fn revoke_directly(
+    jwt: actix_web::web::Data<JwtAuth>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let session = SessionId([0xab; 16]).to_string();
+    jwt.revoke_token("a-token-id", 4_000_000_000)
+        .await
+        .map_err(ApiError::internal)?;
+    jwt.revoke_session(&session)
+        .await
+        .map_err(ApiError::internal)?;
+    jwt.revoke_subject("mallory")
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(actix_web::HttpResponse::NoContent().finish())
+}
+
+#[actix_rt::test]
+async fn jwt_auth_revocations_are_one_revoked_event_each_in_the_request_context() {
+    use actix_web::test;
+    let app = app();
+    let service = test::init_service(
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(app.jwt.clone()))
+            .wrap(app.api.layer())
+            .service(revoke_directly),
+    )
+    .await;
+    let res = test::call_service(
+        &service,
+        test::TestRequest::post()
+            .uri("/telemetry/revoke")
+            .peer_addr("192.0.2.44:5000".parse().unwrap())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let events = app.sink.take();
+    let details: Vec<&AuditDetail> = events.iter().map(|e| &e.detail).collect();
+    assert_eq!(
+        details,
+        [
+            &AuditDetail::Revoked {
+                scope: RevokedScope::Token,
+                subject: None,
+                session: None,
+            },
+            &AuditDetail::Revoked {
+                scope: RevokedScope::Session,
+                subject: None,
+                session: Some("ab".repeat(16)),
+            },
+            &AuditDetail::Revoked {
+                scope: RevokedScope::Subject,
+                subject: Some("mallory".into()),
+                session: None,
+            },
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.endpoint, Some("revoke_directly"));
+        assert_eq!(event.client, Some("192.0.2.44".parse().unwrap()));
+        assert_eq!(event.error_id, None);
+    }
+    assert_eq!(
+        app.counter("secure_api_audit_events_total", &[("event", "revoked")]),
+        3
+    );
+}
