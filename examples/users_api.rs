@@ -36,8 +36,28 @@
 //! 32 bytes; a random one is generated, with a warning, when unset), `KEY_SECRET` (at least
 //! 32 bytes: the secret that rate-limit keys and the refresh-token key are derived from;
 //! random per process when unset), `DEMO_PASSWORD` (the demo users' password; generated and
-//! printed when unset), `RUST_LOG` (default `info`), and for Redis `REDIS_URL`,
-//! `REDIS_KEY_PREFIX` (default `users_api`) and `REDIS_TIMEOUT_MS` (default 50).
+//! printed when unset), `RUST_LOG` (default `info`), `METRICS_BIND` (see below), and for
+//! Redis `REDIS_URL`, `REDIS_KEY_PREFIX` (default `users_api`) and `REDIS_TIMEOUT_MS`
+//! (default 50).
+//!
+//! # Security telemetry
+//!
+//! Every security decision is an audit event, logged with target `secure_api::audit` at
+//! `info` (`warn` for refresh-token reuse and a tripped login limit, `error` for a store
+//! that fails closed), its fields as key-values: `RUST_LOG`'s default (`info`) shows them;
+//! `RUST_LOG=warn,secure_api::audit=info` keeps only them and the warnings.
+//!
+//! With `METRICS_BIND` set (`127.0.0.1:9100`), the app records metrics (decisions by
+//! endpoint and outcome, 429s by tier, audit events, store failures, store latency and
+//! sizes) and a second listener on that address serves them as Prometheus text at
+//! `GET /metrics`. It is never mounted on the public listener (`BIND`), where `/metrics` is
+//! the usual 404 problem: bind it to a loopback or internal address that only the scraper
+//! reaches. Without `METRICS_BIND` no recorder is installed and nothing is counted.
+//!
+//! ```text
+//! METRICS_BIND=127.0.0.1:9100 cargo run --example users_api &
+//! curl -s localhost:9100/metrics | grep secure_api_decisions_total
+//! ```
 //!
 //! # One instance or several
 //!
@@ -88,6 +108,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use hmac::{Hmac, Mac};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secure_api_runtime::api::MIN_KEY_SECRET_LEN;
 use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth, MIN_HMAC_KEY_BYTES};
 use secure_api_runtime::auth::login::LoginGuard;
@@ -391,6 +412,9 @@ pub struct Settings {
     /// `OIDC_ISSUER` and friends: verify an identity provider's tokens instead of issuing
     /// tokens.
     pub oidc: Option<OidcSettings>,
+    /// `METRICS_BIND`: the address of the `/metrics` listener; metrics are recorded only
+    /// when it is set.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 /// The identity provider whose tokens the example verifies (`OIDC_*`).
@@ -416,6 +440,7 @@ impl std::fmt::Debug for Settings {
             .field("redis_key_prefix", &self.redis_key_prefix)
             .field("redis_timeout", &self.redis_timeout)
             .field("oidc", &self.oidc)
+            .field("metrics_bind", &self.metrics_bind)
             .finish_non_exhaustive()
     }
 }
@@ -482,6 +507,7 @@ impl Settings {
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             redis_timeout: None,
             oidc: None,
+            metrics_bind: None,
         }
     }
 
@@ -574,7 +600,17 @@ impl Settings {
                 }
             },
         };
+        let metrics_bind = match var("METRICS_BIND") {
+            None => None,
+            Some(addr) => Some(addr.parse().map_err(|_| {
+                SetupError::Invalid(
+                    "METRICS_BIND",
+                    format!("{addr:?} is not an address and port such as 127.0.0.1:9100"),
+                )
+            })?),
+        };
         Ok(Settings {
+            metrics_bind,
             jwt_secret,
             key_secret,
             trusted_proxies: var("TRUSTED_PROXY").unwrap_or_default(),
@@ -797,17 +833,24 @@ pub fn build_with(
             .build()
             .map_err(|e| SetupError::Invalid("JWT_SECRET", e.to_string()))?,
     };
+    // Metrics only with a `/metrics` listener: the recorder (`install_metrics`) must be
+    // installed before this build, which registers the handles with it.
     let secure = builder
         .jwt(jwt.clone())
+        .metrics(settings.metrics_bind.is_some())
         .try_build()
         .map_err(|e| SetupError::Invalid("KEY_SECRET", e.to_string()))?;
     let users = demo_users(&passwords, demo_password);
     let accounts = users.clone();
+    // Events raised in handlers go through the request's app; `telemetry` names this app
+    // for those raised outside a request, and times and sizes the session store in its
+    // metrics.
     let mut tokens = TokenService::new(
         jwt,
         refresh_store,
         Arc::new(move |session: &SessionInfo| account_status(&accounts, session)),
-    );
+    )
+    .telemetry(&secure);
     if let Some(secret) = &settings.key_secret {
         tokens = tokens
             .refresh_key(refresh_key(secret))
@@ -859,6 +902,40 @@ pub fn provider_routes(cfg: &mut web::ServiceConfig) {
         .service(delete_user);
 }
 
+/// Installs the Prometheus recorder as the process's `metrics` recorder, and returns the
+/// handle that renders what it holds. Call it once, before [`build`] (whose `SecureApi`
+/// registers its counters with the recorder installed then).
+pub fn install_metrics() -> Result<PrometheusHandle, SetupError> {
+    PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| SetupError::Invalid("METRICS_BIND", e.to_string()))
+}
+
+/// `GET /metrics`: the Prometheus text exposition format.
+async fn metrics_text(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}
+
+/// The `/metrics` listener on `listener` (one worker), serving [`install_metrics`]'s
+/// `handle` at `GET /metrics` and nothing else. A server of its own, never mounted on the
+/// public one, so that the address decides who can scrape it.
+pub fn metrics_server(
+    listener: std::net::TcpListener,
+    handle: PrometheusHandle,
+) -> std::io::Result<actix_web::dev::Server> {
+    let handle = web::Data::new(handle);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(handle.clone())
+            .route("/metrics", web::get().to(metrics_text))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run())
+}
+
 /// Prints why the example cannot start and exits with status 2.
 fn refuse(e: impl std::fmt::Display) -> ! {
     eprintln!("users_api: cannot start: {e}");
@@ -889,6 +966,16 @@ async fn main() -> std::io::Result<()> {
         generated
     });
     let with_provider = provider.is_some();
+    // The recorder before the app: its counters are registered at build.
+    let metrics = match settings.metrics_bind {
+        None => None,
+        Some(addr) => {
+            let handle = install_metrics().unwrap_or_else(|e| refuse(e));
+            let listener = std::net::TcpListener::bind(addr)
+                .unwrap_or_else(|e| refuse(format!("METRICS_BIND: cannot listen on {addr}: {e}")));
+            Some((addr, metrics_server(listener, handle)?))
+        }
+    };
     let (secure, state) = build_with(
         &settings,
         &stores,
@@ -928,5 +1015,14 @@ async fn main() -> std::io::Result<()> {
     if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
         server = server.workers(workers);
     }
-    server.bind(bind)?.run().await
+    let server = server.bind(bind)?.run();
+    match metrics {
+        None => server.await,
+        Some((addr, metrics)) => {
+            log::info!("users_api: Prometheus metrics on http://{addr}/metrics");
+            futures_util::future::try_join(server, metrics)
+                .await
+                .map(|_| ())
+        }
+    }
 }

@@ -12,6 +12,7 @@ use super::revocation::{Revocation, RevokedTokens, TokenRef};
 use super::{AuthFailure, DEFAULT_TIER, Principal};
 use crate::clock::{SystemWallClock, WallClock};
 use crate::store::StoreError;
+use crate::telemetry::audit::{AuditDetail, AuditKind, RevokedScope};
 
 /// The longest an access token may live.
 pub const MAX_ACCESS_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -414,6 +415,15 @@ struct Claims {
     tier: Option<String>,
 }
 
+/// The `revoked` event of a revocation made through [`JwtAuth`]'s own methods.
+fn audit_revoked(scope: RevokedScope, subject: Option<&str>, session: Option<String>) {
+    crate::telemetry::emit_from_handler(None, AuditKind::Revoked, None, || AuditDetail::Revoked {
+        scope,
+        subject: subject.map(str::to_owned),
+        session,
+    });
+}
+
 /// Random bytes from the OS generator.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -531,7 +541,23 @@ impl JwtAuth {
 
     /// Revokes the access token with id `token_id` that expires at `expires_at` (its
     /// `exp`): refused until `exp` + leeway, after which it would be refused anyway.
+    ///
+    /// Emits a `revoked` [audit event](crate::telemetry::audit) (scope `token`) through
+    /// the app of the endpoint request being handled, else the process-wide
+    /// [`SecureApi::global`](crate::SecureApi::global).
     pub async fn revoke_token(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.revoke_token_unaudited(token_id, expires_at).await?;
+        audit_revoked(RevokedScope::Token, None, None);
+        Ok(())
+    }
+
+    /// [`revoke_token`](Self::revoke_token) without its event: for callers that emit
+    /// their own (the token service's logout).
+    pub(crate) async fn revoke_token_unaudited(
+        &self,
+        token_id: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
         let now = self.now();
         self.revocation()?
             .revoke_token(token_id, expires_at.saturating_add(self.inner.leeway), now)
@@ -540,7 +566,24 @@ impl JwtAuth {
 
     /// Revokes every access token of session `session_id` (the `sid` of tokens issued by a
     /// [`TokenService`](super::refresh::TokenService)), for as long as any could verify.
+    ///
+    /// Emits a `revoked` [audit event](crate::telemetry::audit) (scope `session`), as
+    /// [`revoke_token`](Self::revoke_token) does.
     pub async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
+        self.revoke_session_unaudited(session_id).await?;
+        audit_revoked(
+            RevokedScope::Session,
+            None,
+            Some(super::refresh::session_label(session_id)),
+        );
+        Ok(())
+    }
+
+    /// [`revoke_session`](Self::revoke_session) without its event.
+    pub(crate) async fn revoke_session_unaudited(
+        &self,
+        session_id: &str,
+    ) -> Result<(), StoreError> {
         let now = self.now();
         self.revocation()?
             .revoke_session(session_id, self.horizon(now), now)
@@ -551,7 +594,17 @@ impl JwtAuth {
     /// second; see [`revocation`](super::revocation) for the one-second granularity). The
     /// entry is kept for the longest access-token lifetime (15 minutes, or a provider's
     /// raised maximum) plus the leeway.
+    ///
+    /// Emits a `revoked` [audit event](crate::telemetry::audit) (scope `subject`), as
+    /// [`revoke_token`](Self::revoke_token) does.
     pub async fn revoke_subject(&self, subject: &str) -> Result<(), StoreError> {
+        self.revoke_subject_unaudited(subject).await?;
+        audit_revoked(RevokedScope::Subject, Some(subject), None);
+        Ok(())
+    }
+
+    /// [`revoke_subject`](Self::revoke_subject) without its event.
+    pub(crate) async fn revoke_subject_unaudited(&self, subject: &str) -> Result<(), StoreError> {
         let now = self.now();
         let until = now + self.inner.max_lifetime + self.inner.leeway;
         self.revocation()?

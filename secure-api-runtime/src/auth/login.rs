@@ -39,6 +39,7 @@ use super::{AuthFailure, unauthorized};
 use crate::api::SecureApi;
 use crate::client_key::Identity;
 use crate::problem::{ApiError, problems};
+use crate::telemetry::audit::{AuditDetail, AuditKind, AuthFailureClass, StoreKind, StoreOutcome};
 use crate::throttle::{Algorithm, Decision, LimitKey, NANOS_PER_SEC, Policy, Rate, StoreError};
 
 /// 10 failed logins per account in any 15 minutes.
@@ -214,6 +215,12 @@ impl LoginGuard {
     /// Unknown and existing usernames are treated alike at every step. A store that cannot
     /// answer is a 503 (fail closed). An attempt whose caller goes away during the check
     /// stays counted.
+    ///
+    /// Each refusal is an [audit event](crate::telemetry::audit), through the app of the
+    /// endpoint request being handled (else this guard's app), with the error id of the
+    /// refusal: `auth_failed` with class `wrong_password` (for unknown users too),
+    /// `login_limited` naming the account by a keyed digest (32 hex digits, never the
+    /// name), and `store_failure` (store `rate_limit`, `failed_closed`).
     pub async fn verify(
         &self,
         username: &str,
@@ -224,8 +231,27 @@ impl LoginGuard {
         let limiter = &self.api.shared().limiter;
         match limiter.acquire(key, &self.policy, 1).await {
             Ok(decision) if decision.allowed => {}
-            Ok(decision) => return Err(throttled(&decision)),
-            Err(e) => return Err(store_unavailable(e)),
+            Ok(decision) => {
+                let err = throttled(&decision);
+                self.emit(AuditKind::LoginLimited, Some(err.id()), || {
+                    AuditDetail::LoginLimited {
+                        account: account_digest(key),
+                    }
+                });
+                return Err(err);
+            }
+            Err(e) => {
+                let class = crate::telemetry::store_error_class(&e);
+                let err = store_unavailable(e);
+                crate::telemetry::store_failure_from_handler(
+                    Some(&self.api),
+                    StoreKind::RateLimit,
+                    StoreOutcome::FailedClosed,
+                    Some(err.id()),
+                    class,
+                );
+                return Err(err);
+            }
         }
         let outcome = self.passwords.check_async(stored, password).await;
         if !matches!(outcome, Ok(false)) {
@@ -239,9 +265,28 @@ impl LoginGuard {
         }
         match outcome {
             Ok(true) => Ok(()),
-            Ok(false) => Err(unauthorized(AuthFailure::Invalid)),
+            Ok(false) => {
+                let err = unauthorized(AuthFailure::Invalid);
+                self.emit(AuditKind::AuthFailed, Some(err.id()), || {
+                    AuditDetail::AuthFailed {
+                        class: AuthFailureClass::WrongPassword,
+                    }
+                });
+                Err(err)
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Emits one event of this guard: through the app of the endpoint request being
+    /// handled, else this guard's app.
+    fn emit(
+        &self,
+        kind: AuditKind,
+        error_id: Option<uuid::Uuid>,
+        detail: impl FnOnce() -> AuditDetail,
+    ) {
+        crate::telemetry::emit_from_handler(Some(&self.api), kind, error_id, detail);
     }
 
     /// The store key of an account name.
@@ -252,6 +297,13 @@ impl LoginGuard {
             .keys
             .key(self.policy_id, &Identity::Account(&name))
     }
+}
+
+/// How a `login_limited` event names the account: the 32 hex digits of its store key, a
+/// keyed hash of the normalised name (the same on every instance sharing the key secret),
+/// never the name.
+fn account_digest(key: LimitKey) -> String {
+    format!("{:016x}{:016x}", key.0[0], key.0[1])
 }
 
 /// The 429 of a throttled account: the same for every account name, known or not.

@@ -39,8 +39,12 @@ use sha2::{Digest as _, Sha256};
 
 use super::jwt::{AccessGrant, AuthConfigError, JwtAuth, MAX_ACCESS_LIFETIME, random_bytes};
 use super::{AuthFailure, Principal, unauthorized};
+use crate::api::SecureApi;
 use crate::problem::{ApiError, problems};
 use crate::store::{StoreError, StoreFuture, StoreUsage};
+use crate::telemetry::audit::{
+    AuditDetail, AuditKind, AuthFailureClass, RevokedScope, StoreKind, StoreOutcome,
+};
 
 /// Default idle lifetime: a session not refreshed for 14 days ends.
 pub const DEFAULT_IDLE_LIFETIME: Duration = Duration::from_secs(14 * 86_400);
@@ -587,6 +591,8 @@ pub struct TokenService {
     key: Hmac<Sha256>,
     /// Whether `store` is already in an app's timing decorator ([`Self::telemetry`]).
     instrumented: bool,
+    /// The app whose telemetry gets events raised outside an endpoint request.
+    audit: Option<SecureApi>,
 }
 
 impl fmt::Debug for TokenService {
@@ -637,10 +643,24 @@ impl TokenService {
             absolute_lifetime: DEFAULT_ABSOLUTE_LIFETIME.as_secs(),
             key: keyed(&random_bytes::<32>()),
             instrumented: false,
+            audit: None,
         }
     }
 
-    /// Reports this service's stores in the [metrics](crate::telemetry::metrics) of `api`,
+    /// Joins this service to the telemetry of `api`.
+    ///
+    /// **Audit events.** `api`'s [audit sink](crate::api::SecureApiBuilder::audit_sink)
+    /// and metrics get this service's events when they are raised outside an endpoint
+    /// request (a background job, a test); inside a `#[secure_endpoint]` handler they
+    /// always go through the request's app, with its endpoint, client and principal.
+    /// Without it, they go to the process-wide [`SecureApi::global`]. The events:
+    /// `refresh_reuse` (an older refresh token presented again, or one token used twice at
+    /// once), `auth_failed` with class `refresh_invalid` (every other refused refresh),
+    /// `revoked` (logout, [`revoke_subject`](Self::revoke_subject)) and `store_failure` (a
+    /// session or revocation store that cannot answer: the request is refused with a 503).
+    /// None carries a token or a hash of one.
+    ///
+    /// **Metrics.** Reports this service's stores in the [metrics](crate::telemetry::metrics) of `api`,
     /// when `api` was built with [`metrics`](crate::api::SecureApiBuilder::metrics) on
     /// (otherwise nothing changes): every call of its session store is timed
     /// (`secure_api_store_call_duration_seconds`, `store="sessions"`), and so are the calls
@@ -666,7 +686,8 @@ impl TokenService {
     /// ```
     ///
     /// [`SecureApi::record_store_gauges`]: crate::api::SecureApi::record_store_gauges
-    pub fn telemetry(mut self, api: &crate::api::SecureApi) -> Self {
+    pub fn telemetry(mut self, api: &SecureApi) -> Self {
+        self.audit = Some(api.clone());
         if !self.instrumented
             && let Some(metrics) = api.store_metrics()
         {
@@ -674,6 +695,68 @@ impl TokenService {
             self.instrumented = true;
         }
         self
+    }
+
+    /// Emits one event of this service.
+    fn emit(
+        &self,
+        kind: AuditKind,
+        error_id: Option<uuid::Uuid>,
+        detail: impl FnOnce() -> AuditDetail,
+    ) {
+        crate::telemetry::emit_from_handler(self.audit.as_ref(), kind, error_id, detail);
+    }
+
+    /// The 503 of `store` failing, emitted as a `store_failure` (failed closed).
+    fn store_failed(&self, store: StoreKind, e: StoreError) -> ApiError {
+        let class = crate::telemetry::store_error_class(&e);
+        let err = unavailable(e);
+        crate::telemetry::store_failure_from_handler(
+            self.audit.as_ref(),
+            store,
+            StoreOutcome::FailedClosed,
+            Some(err.id()),
+            class,
+        );
+        err
+    }
+
+    /// The 503 of the session store failing.
+    fn sessions_failed(&self, e: StoreError) -> ApiError {
+        self.store_failed(StoreKind::Sessions, e)
+    }
+
+    /// The 503 of the revocation store failing.
+    fn revocation_failed(&self, e: StoreError) -> ApiError {
+        self.store_failed(StoreKind::Revocation, e)
+    }
+
+    /// The 401 of a refused refresh token, emitted as `auth_failed` (`refresh_invalid`).
+    fn refused_refresh(&self) -> ApiError {
+        let err = refused();
+        self.emit(AuditKind::AuthFailed, Some(err.id()), || {
+            AuditDetail::AuthFailed {
+                class: AuthFailureClass::RefreshInvalid,
+            }
+        });
+        err
+    }
+
+    /// Ends session `id` after its refresh token was reused, and answers the 401 (or the
+    /// 503 of a store that could not end it), emitted as `refresh_reuse`.
+    async fn reused(&self, session: &Session, concurrent: bool) -> ApiError {
+        let err = match self.end(session.id).await {
+            Ok(()) => refused(),
+            Err(e) => e,
+        };
+        self.emit(AuditKind::RefreshReuse, Some(err.id()), || {
+            AuditDetail::RefreshReuse {
+                subject: session.subject().to_owned(),
+                family: hex(&session.id.0),
+                concurrent,
+            }
+        });
+        err
     }
 
     /// How long a session lives without a refresh (default 14 days).
@@ -795,7 +878,10 @@ impl TokenService {
                 .min(absolute_expires_at),
             absolute_expires_at,
         };
-        self.store.create(session, now).await.map_err(unavailable)?;
+        self.store
+            .create(session, now)
+            .await
+            .map_err(|e| self.sessions_failed(e))?;
         Ok(pair)
     }
 
@@ -808,25 +894,29 @@ impl TokenService {
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ApiError> {
         let Some(presented) = self.open(refresh_token) else {
             log::debug!(target: "secure_api::auth", "refresh refused: not a token of this service");
-            return Err(refused());
+            return Err(self.refused_refresh());
         };
         let now = self.jwt.now();
         let id = presented.session;
-        let Some(session) = self.store.get(id, now).await.map_err(unavailable)? else {
+        let Some(session) = self
+            .store
+            .get(id, now)
+            .await
+            .map_err(|e| self.sessions_failed(e))?
+        else {
             log::debug!(target: "secure_api::auth", "refresh refused: the session has ended");
-            return Err(refused());
+            return Err(self.refused_refresh());
         };
         let presented_hash = hash(refresh_token);
         if presented.generation < session.generation {
             log::warn!(target: "secure_api::auth", "an older refresh token of session {id} was presented again; the session is ended");
-            self.end(id).await?;
-            return Err(refused());
+            return Err(self.reused(&session, false).await);
         }
         if presented.generation != session.generation
             || !same_hash(&presented_hash, &session.token_hash)
         {
             log::warn!(target: "secure_api::auth", "refresh refused: a token of session {id} that it never held");
-            return Err(refused());
+            return Err(self.refused_refresh());
         }
         let info = SessionInfo {
             subject: session.grant.subject.clone(),
@@ -845,7 +935,7 @@ impl TokenService {
                     refusal.refusal().unwrap_or_default()
                 );
                 self.end(id).await?;
-                return Err(refused());
+                return Err(self.refused_refresh());
             }
         };
         grant.subject = session.grant.subject.clone();
@@ -862,25 +952,27 @@ impl TokenService {
             .store
             .advance(id, session.generation, presented_hash, next, now)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.sessions_failed(e))?;
         if !advanced {
             // Spent by a concurrent refresh since it was read (or ended meanwhile): two
             // uses of one token, handled as reuse.
             log::warn!(target: "secure_api::auth", "a refresh token of session {id} was used twice at once; the session is ended");
-            self.end(id).await?;
-            return Err(refused());
+            return Err(self.reused(&session, true).await);
         }
         Ok(pair)
     }
 
     /// Ends session `id` and its access tokens.
     async fn end(&self, id: SessionId) -> Result<(), ApiError> {
-        self.store.remove(id).await.map_err(unavailable)?;
+        self.store
+            .remove(id)
+            .await
+            .map_err(|e| self.sessions_failed(e))?;
         if self.jwt.has_revocation() {
             self.jwt
-                .revoke_session(&id.to_string())
+                .revoke_session_unaudited(&id.to_string())
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.revocation_failed(e))?;
         }
         Ok(())
     }
@@ -902,9 +994,14 @@ impl TokenService {
             {
                 let latest_exp = now + MAX_ACCESS_LIFETIME.as_secs() + self.jwt.leeway().as_secs();
                 self.jwt
-                    .revoke_token(jti, latest_exp)
+                    .revoke_token_unaudited(jti, latest_exp)
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(|e| self.revocation_failed(e))?;
+                self.emit(AuditKind::Revoked, None, || AuditDetail::Revoked {
+                    scope: RevokedScope::Token,
+                    subject: Some(principal.subject.clone()),
+                    session: None,
+                });
             }
             return Ok(());
         };
@@ -913,7 +1010,7 @@ impl TokenService {
                 .store
                 .get(id, now)
                 .await
-                .map_err(unavailable)?
+                .map_err(|e| self.sessions_failed(e))?
                 .map(|s| (id, s)),
             Err(_) => None,
         };
@@ -927,11 +1024,28 @@ impl TokenService {
         // or the session's access tokens are already refused, and a retry finishes the
         // job. Never the other way round, which would leave live access tokens behind a
         // spent refresh token.
-        if self.jwt.has_revocation() {
-            self.jwt.revoke_session(sid).await.map_err(unavailable)?;
+        let revoking = self.jwt.has_revocation();
+        if revoking {
+            self.jwt
+                .revoke_session_unaudited(sid)
+                .await
+                .map_err(|e| self.revocation_failed(e))?;
         }
+        let ended = session.is_some();
         if let Some((id, _)) = session {
-            self.store.remove(id).await.map_err(unavailable)?;
+            self.store
+                .remove(id)
+                .await
+                .map_err(|e| self.sessions_failed(e))?;
+        }
+        // One event for the one decision (not one per store written); none when nothing
+        // was ended (no revocation store, and the session had already ended).
+        if revoking || ended {
+            self.emit(AuditKind::Revoked, None, || AuditDetail::Revoked {
+                scope: RevokedScope::Session,
+                subject: Some(principal.subject.clone()),
+                session: Some(session_label(sid)),
+            });
         }
         Ok(())
     }
@@ -945,14 +1059,38 @@ impl TokenService {
             .store
             .remove_subject(subject)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.sessions_failed(e))?;
         if self.jwt.has_revocation() {
             self.jwt
-                .revoke_subject(subject)
+                .revoke_subject_unaudited(subject)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.revocation_failed(e))?;
         }
+        self.emit(AuditKind::Revoked, None, || AuditDetail::Revoked {
+            scope: RevokedScope::Subject,
+            subject: Some(subject.to_owned()),
+            session: None,
+        });
         Ok(ended)
+    }
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// How events name a session given by its `sid`: the id's 32 hex digits when it is a
+/// session of a [`TokenService`], else the `sid` as given (a provider's session id).
+pub(crate) fn session_label(sid: &str) -> String {
+    match sid.parse::<SessionId>() {
+        Ok(id) => hex(&id.0),
+        Err(_) => sid.to_owned(),
     }
 }
 

@@ -642,6 +642,12 @@ where
         handler(req, payload)
     ));
     match fut.as_mut().await {
+        // A handler's own `Err` arrives as a response holding its error (the macro makes
+        // it one): counted by its problem, as an extractor's error is.
+        Ok(res) if res.error().is_some() => {
+            let scope = fut.as_mut().take_value();
+            handler_answered(api, spec, ip, scope.as_ref().map(|s| &s.req), res)
+        }
         Ok(res) => {
             if let Some(m) = api.shared().telemetry.metrics() {
                 m.decision(spec, Outcome::Allowed);
@@ -650,24 +656,27 @@ where
         }
         Err(err) => {
             let scope = fut.as_mut().take_value();
-            handler_refused(api, spec, ip, scope.as_ref().map(|s| &s.req), err)
+            let res = HttpResponse::from_error(err);
+            handler_answered(api, spec, ip, scope.as_ref().map(|s| &s.req), res)
         }
     }
 }
 
-/// The response of a handler (or its extractors) that failed with `err`, counted and, for
-/// an input refusal, audited.
+/// The response of a handler (or its extractors) that failed, holding its error: counted
+/// and, for an input refusal, audited.
 #[cold]
 #[inline(never)]
-fn handler_refused(
+fn handler_answered(
     api: &SecureApi,
     spec: &'static EndpointSpec,
     ip: IpAddr,
     req: Option<&HttpRequest>,
-    err: actix_web::Error,
+    res: HttpResponse,
 ) -> HttpResponse {
-    let res = HttpResponse::from_error(err);
     let Some(err) = res.error() else {
+        if let Some(m) = api.shared().telemetry.metrics() {
+            m.decision(spec, Outcome::Allowed);
+        }
         return res;
     };
     let extensions = req.map(HttpRequest::extensions);
@@ -677,44 +686,50 @@ fn handler_refused(
         ip,
         principal: extensions.as_ref().and_then(|e| e.get::<Principal>()),
     };
-    let outcome = match err.as_error::<ApiError>() {
-        Some(api_err) => crate::telemetry::classify(api_err.problem()),
-        // actix's own extractors (`web::Json`, `web::Query`, ...): by status.
-        None => match res.status().as_u16() {
+    let Some(api_err) = err.as_error::<ApiError>() else {
+        // actix's own extractors (`web::Json`, `web::Query`, ...), by status. Their
+        // problem is drawn later, by the layer: the event has no error id.
+        let outcome = match res.status().as_u16() {
             400 => Outcome::Malformed,
             413 => Outcome::TooLarge,
             415 => Outcome::UnsupportedMediaType,
             422 => Outcome::Invalid,
             _ => Outcome::Allowed,
-        },
-    };
-    let input = matches!(
-        outcome,
-        Outcome::Invalid | Outcome::Malformed | Outcome::TooLarge | Outcome::UnsupportedMediaType
-    );
-    if !input {
-        // The handler's own refusals (the token service's 401s, the login guard's 429)
-        // raise their events where they are decided.
+        };
         ctx.decision(outcome);
+        if outcome != Outcome::Allowed {
+            let problem = crate::problem::problem_for_status(res.status());
+            api.shared()
+                .telemetry
+                .emit(AuditKind::ValidationFailed, || {
+                    ctx.event(
+                        None,
+                        AuditDetail::ValidationFailed {
+                            status: problem.status(),
+                            problem: crate::telemetry::problem_slug(&problem),
+                            violations: None,
+                        },
+                    )
+                });
+        }
         return res;
-    }
-    match err.as_error::<ApiError>() {
-        Some(api_err) => {
+    };
+    match crate::telemetry::classify(api_err.problem()) {
+        Outcome::Invalid
+        | Outcome::Malformed
+        | Outcome::TooLarge
+        | Outcome::UnsupportedMediaType => {
             input_refused(&ctx, api_err);
         }
-        None => {
-            let problem = crate::problem::problem_for_status(res.status());
-            ctx.refused(
-                outcome,
-                &ApiError::new(problem),
-                AuditKind::ValidationFailed,
-                || AuditDetail::ValidationFailed {
-                    status: problem.status(),
-                    problem: crate::telemetry::problem_slug(&problem),
-                    violations: None,
-                },
-            );
+        // The handler's own 403 (an owner check): an access denial like the rule's.
+        Outcome::Forbidden => {
+            ctx.refused(Outcome::Forbidden, api_err, AuditKind::AccessDenied, || {
+                AuditDetail::AccessDenied
+            })
         }
+        // The refusals of code the handler calls (the token service's 401s and 503s, the
+        // login guard's 429) raise their events where they are decided.
+        outcome => ctx.decision(outcome),
     }
     res
 }
@@ -740,6 +755,8 @@ fn policy_for(
 /// The rate limit of a request: `Ok` with the policy and decision for the `RateLimit`
 /// fields (`None` when unlimited, or let through by a failed store), `Err` with the 429 or
 /// 503 that ends it.
+// `Err` is the response that ends the request, on the path of refusals only.
+#[allow(clippy::result_large_err)]
 async fn check_limit(
     api: &SecureApi,
     spec: &'static EndpointSpec,
@@ -776,6 +793,7 @@ async fn check_limit(
 /// Out of line: the path every allowed request takes stays small.
 #[cold]
 #[inline(never)]
+#[allow(clippy::result_large_err)]
 fn refused(
     ctx: &EventContext<'_>,
     app_policy: OnStoreError,

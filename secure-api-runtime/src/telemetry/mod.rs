@@ -284,3 +284,40 @@ pub(crate) fn emit_from_handler(
         event
     });
 }
+
+/// Emits a store failure raised outside the endpoint runner (the token service, the login
+/// guard), resolved like [`emit_from_handler`]: the `store_failure` event with the request's
+/// context, counted in `secure_api_store_failures_total` and
+/// `secure_api_audit_events_total`. `error` is [`store_error_class`] of the failure.
+pub(crate) fn store_failure_from_handler(
+    fallback: Option<&SecureApi>,
+    store: StoreKind,
+    outcome: StoreOutcome,
+    error_id: Option<uuid::Uuid>,
+    error: &'static str,
+) {
+    let scope = REQUEST.try_with(Clone::clone).ok();
+    let api = match (&scope, fallback) {
+        (Some(scope), _) => SecureApi::of(&scope.req),
+        (None, Some(api)) => api.clone(),
+        (None, None) => SecureApi::global().clone(),
+    };
+    api.shared().telemetry.store_failure(store, outcome, || {
+        let mut event = AuditEvent::new(AuditDetail::StoreFailure {
+            store,
+            outcome,
+            error,
+        });
+        event.error_id = error_id;
+        if let Some(scope) = &scope {
+            event.endpoint = Some(scope.spec.name);
+            event.client = Some(crate::endpoint::client_ip(&api, &scope.req));
+            event.principal = scope
+                .req
+                .extensions()
+                .get::<Principal>()
+                .map(|p| p.subject.clone());
+        }
+        event
+    });
+}
