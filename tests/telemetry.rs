@@ -60,6 +60,34 @@ async fn t_me(principal: Principal) -> String {
     principal.subject
 }
 
+#[derive(serde::Deserialize, SecureInput)]
+struct Owner {
+    #[secure(length(max = 8))]
+    owner: String,
+}
+
+/// Answers with its own errors: 403 unless the principal owns the item, 409 for
+/// `taken`, 422 for `invalid`.
+#[secure_endpoint(get("/t/owned"), auth)]
+async fn t_owned(principal: Principal, q: ValidQuery<Owner>) -> Result<HttpResponse, ApiError> {
+    match q.owner.as_str() {
+        "taken" => Err(ApiError::new(secure_api_runtime::problems::CONFLICT)),
+        "invalid" => {
+            let errors: secure_api_runtime::ValidationErrors =
+                [secure_api_runtime::validation::Violation::new(
+                    "/owner", "reserved",
+                )]
+                .into_iter()
+                .collect();
+            Err(ApiError::validation(errors))
+        }
+        owner => {
+            principal.require_owner_or_role(owner, "admin")?;
+            Ok(HttpResponse::Ok().finish())
+        }
+    }
+}
+
 /// Releases the handler of `t_slow` once set.
 static GATE: AtomicBool = AtomicBool::new(false);
 
@@ -183,7 +211,8 @@ macro_rules! app {
                 .service(t_limited)
                 .service(t_open)
                 .service(t_me)
-                .service(t_slow),
+                .service(t_slow)
+                .service(t_owned),
         )
         .await
     };
@@ -903,4 +932,51 @@ async fn the_log_sink_is_rate_limited_per_kind() {
     assert!(sink.suppressed(AuditKind::AuthFailed) >= 36);
     // Other kinds have their own budget.
     assert_eq!(sink.suppressed(AuditKind::RateLimited), 0);
+}
+
+/// A handler's own errors are counted by their problem; its 403 is an access denial and its
+/// 422 a validation failure, each one event; its other problems are its business.
+#[actix_rt::test]
+async fn a_handlers_own_refusals_are_counted_and_audited_by_their_problem() {
+    let auth = jwt(None);
+    let h = harness(|b| b.jwt(auth.clone()));
+    let app = app!(h.api);
+    let dave = auth.issue(&AccessGrant::new("dave")).unwrap();
+    let get = |owner: &str| {
+        from_client(test::TestRequest::get().uri(&format!("/t/owned?owner={owner}")))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {dave}")))
+    };
+    assert_eq!(send(&app, get("dave")).await.status, 200);
+    let r = send(&app, get("erin")).await;
+    r.assert_problem(403, "forbidden");
+    assert_eq!(
+        h.sink.take(),
+        [expected(
+            Some(instance(&r)),
+            Some("t_owned"),
+            Some("dave".to_owned()),
+            AuditDetail::AccessDenied
+        )]
+    );
+    send(&app, get("taken"))
+        .await
+        .assert_problem(409, "conflict");
+    assert_eq!(h.sink.take(), []);
+    let r = send(&app, get("invalid")).await;
+    r.assert_problem(422, "validation-failed");
+    let events = h.sink.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].error_id, Some(instance(&r)));
+    // The query extractor's own refusal.
+    let r = send(&app, get("much-too-long")).await;
+    r.assert_problem(422, "validation-failed");
+    assert_eq!(h.sink.take().len(), 1);
+    for (outcome, n) in [
+        (Outcome::Allowed, 2),
+        (Outcome::Forbidden, 1),
+        (Outcome::Invalid, 2),
+        (Outcome::Conflict, 0),
+    ] {
+        assert_eq!(h.decisions("t_owned", outcome), n, "{outcome}");
+    }
 }

@@ -843,14 +843,20 @@ async fn the_example_serves_prometheus_metrics_on_metrics_bind_and_never_on_the_
         Some("text/plain; version=0.0.4")
     );
     let text = String::from_utf8(scrape.body).unwrap();
-    // The endpoint runner counted the request once (under which outcome is the runner's
-    // business, tested with it); the login guard raised its event.
+    // The endpoint runner counted the request once, as the 401 it was; the login guard
+    // raised its event.
     let login_decisions: u64 = text
         .lines()
         .filter_map(|l| l.strip_prefix("secure_api_decisions_total{endpoint=\"login\","))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(login_decisions, 1, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l
+                == "secure_api_decisions_total{endpoint=\"login\",outcome=\"unauthenticated\"} 1"),
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l == "secure_api_audit_events_total{event=\"auth_failed\"} 1"),
