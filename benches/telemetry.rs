@@ -12,7 +12,8 @@
 //!   incremented, no event);
 //! - `invalid`: a body that breaks two rules (422; counter, event, audit line while the
 //!   sink's budget lasts, then the budget check alone);
-//! - `limited`: one client over its rate (429; counters, event, budget).
+//! - `limited`: one client over its rate (429; counters, event, budget). The limiter's
+//!   clock is a `FakeClock` that stands still, so the client stays limited.
 //!
 //! Printed: each stack's median over interleaved rounds and the on/off ratios; then
 //! criterion's figures. `TELEMETRY_ONLY=<on|off>:<allowed|invalid|limited>:<n>` sends n
@@ -61,10 +62,14 @@ fn bench(c: &mut Criterion) {
         .target(env_logger::Target::Pipe(Box::new(std::io::sink())))
         .init();
     let system = actix_rt::System::new();
+    // The limiter's clock stands still: the `limited` client stays over its rate however
+    // long a run takes (under callgrind too).
+    let clock = Arc::new(secure_api_runtime::clock::FakeClock::new());
     let builder = || {
         SecureApi::builder()
             .trust_proxies("127.0.0.1/32")
             .unwrap()
+            .clock(clock.clone())
             .log_inventory(false)
     };
     let off = builder().audit_sink(Arc::new(Discard)).build();
