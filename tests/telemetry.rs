@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::dev::Service;
 use actix_web::http::header;
 use actix_web::{App, test};
-use common::{Reply, send};
+use common::{Capture, Reply, send};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
 use secure_api_runtime::auth::revocation::RevokedTokens;
@@ -97,22 +97,6 @@ async fn t_slow() -> HttpResponse {
         actix_web::rt::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     HttpResponse::Created().finish()
-}
-
-/// Keeps every event.
-#[derive(Default)]
-struct Capture(Mutex<Vec<AuditEvent>>);
-
-impl AuditSink for Capture {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
-impl Capture {
-    fn take(&self) -> Vec<AuditEvent> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
 }
 
 fn jwt(revocation: Option<Arc<RevokedTokens>>) -> JwtAuth {
@@ -739,50 +723,6 @@ async fn without_metrics_nothing_is_registered_and_discard_builds_no_event() {
     assert!(snapshotter.snapshot().into_vec().is_empty());
 }
 
-/// Every line logged in this test binary: target, level, message and key-values.
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct CaptureLog;
-
-impl log::Log for CaptureLog {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        struct Kvs(String);
-        impl<'kvs> log::kv::VisitSource<'kvs> for Kvs {
-            fn visit_pair(
-                &mut self,
-                key: log::kv::Key<'kvs>,
-                value: log::kv::Value<'kvs>,
-            ) -> Result<(), log::kv::Error> {
-                self.0.push_str(&format!(" {key}={value}"));
-                Ok(())
-            }
-        }
-        let mut kvs = Kvs(String::new());
-        record.key_values().visit(&mut kvs).unwrap();
-        LINES.lock().unwrap().push(format!(
-            "{} {} {}{}",
-            record.level(),
-            record.target(),
-            record.args(),
-            kvs.0
-        ));
-    }
-
-    fn flush(&self) {}
-}
-
-fn capture_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        log::set_logger(&CaptureLog).unwrap();
-        log::set_max_level(log::LevelFilter::Trace);
-    });
-}
-
 /// Both: the test's capture and the default log sink (with a large budget).
 struct Tee(Capture, secure_api_runtime::telemetry::audit::LogSink);
 
@@ -800,7 +740,7 @@ impl AuditSink for Tee {
 /// structured fields.
 #[actix_rt::test]
 async fn no_secret_reaches_an_event_or_a_log_line_under_hostile_input() {
-    capture_logs();
+    let logs = common::log_capture();
     let auth = jwt(None);
     let tee = Arc::new(Tee(
         Capture::default(),
@@ -872,7 +812,7 @@ async fn no_secret_reaches_an_event_or_a_log_line_under_hostile_input() {
     assert_eq!(events.len(), refusals - 1, "{events:#?}");
     let dump = format!("{events:?}");
     assert!(!dump.contains(MARK), "an event carries a secret: {dump}");
-    let lines = LINES.lock().unwrap().clone();
+    let lines = logs.lines();
     for line in &lines {
         assert!(!line.contains(MARK), "a log line carries a secret: {line}");
         assert!(!line.contains("hunter2"), "{line}");
@@ -905,7 +845,7 @@ async fn no_secret_reaches_an_event_or_a_log_line_under_hostile_input() {
 #[actix_rt::test]
 async fn the_log_sink_is_rate_limited_per_kind() {
     use secure_api_runtime::telemetry::audit::LogSink;
-    capture_logs();
+    let logs = common::log_capture();
     let sink = Arc::new(LogSink::with_budget(1, 3));
     let api = SecureApi::builder()
         .log_inventory(false)
@@ -921,9 +861,8 @@ async fn the_log_sink_is_rate_limited_per_kind() {
     for _ in 0..40 {
         assert_eq!(send(&app, me()).await.status, 401);
     }
-    let written = LINES
-        .lock()
-        .unwrap()
+    let written = logs
+        .lines()
         .iter()
         .filter(|l| l.contains(" event=auth_failed") && l.contains("client=198.51.100.77"))
         .count();

@@ -10,13 +10,15 @@
 
 mod common;
 
+use common::Capture;
+
 #[allow(dead_code, unreachable_pub)]
 #[path = "../examples/users_api.rs"]
 mod users_api;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -32,34 +34,9 @@ use secure_api_runtime::auth::revocation::RevokedTokens;
 use secure_api_runtime::problem::ApiError;
 use secure_api_runtime::store::{StoreError, StoreFuture};
 use secure_api_runtime::telemetry::audit::{
-    AuditDetail, AuditEvent, AuditSink, AuthFailureClass, LogSink, RevokedScope, StoreKind,
-    StoreOutcome,
+    AuditDetail, AuditEvent, AuthFailureClass, LogSink, RevokedScope, StoreKind, StoreOutcome,
 };
 use secure_api_runtime::throttle::{Decision, LimitKey, Policy, RateLimitStore};
-
-/// Keeps every event.
-#[derive(Default)]
-struct Capture(Mutex<Vec<AuditEvent>>);
-
-impl AuditSink for Capture {
-    fn record(&self, event: &AuditEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
-impl Capture {
-    /// The events recorded since the last call.
-    fn take(&self) -> Vec<AuditEvent> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-
-    /// The one event recorded since the last call.
-    fn one(&self) -> AuditEvent {
-        let mut events = self.take();
-        assert_eq!(events.len(), 1, "exactly one event: {events:#?}");
-        events.pop().unwrap()
-    }
-}
 
 /// An app with a capturing sink and metrics counted by a recorder of its own.
 struct App {
@@ -676,42 +653,9 @@ async fn a_rate_limit_store_that_cannot_answer_fails_the_login_closed_as_one_eve
     assert_eq!(app.counter("secure_api_store_failures_total", &labels), 1);
 }
 
-/// Every line written through `log` by this test binary, with its key-values.
-fn log_lines() -> &'static Mutex<Vec<String>> {
-    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        struct Keep;
-        impl log::Log for Keep {
-            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-                true
-            }
-            fn log(&self, record: &log::Record<'_>) {
-                struct Kv<'a>(&'a mut String);
-                impl<'kvs> log::kv::VisitSource<'kvs> for Kv<'_> {
-                    fn visit_pair(
-                        &mut self,
-                        key: log::kv::Key<'kvs>,
-                        value: log::kv::Value<'kvs>,
-                    ) -> Result<(), log::kv::Error> {
-                        self.0.push_str(&format!(" {key}={value}"));
-                        Ok(())
-                    }
-                }
-                let mut line = format!("{} {}", record.target(), record.args());
-                let _ = record.key_values().visit(&mut Kv(&mut line));
-                log_lines().lock().unwrap().push(line);
-            }
-            fn flush(&self) {}
-        }
-        log::set_boxed_logger(Box::new(Keep)).expect("the only logger of this binary");
-        log::set_max_level(log::LevelFilter::Trace);
-        Mutex::new(Vec::new())
-    })
-}
-
 #[actix_rt::test]
 async fn the_default_log_sink_writes_the_events_without_secrets() {
-    let lines = log_lines();
+    let logs = common::log_capture();
     let api = SecureApi::builder()
         .audit_sink(Arc::new(LogSink::new()))
         .log_inventory(false)
@@ -741,7 +685,7 @@ async fn the_default_log_sink_writes_the_events_without_secrets() {
     }
 
     // Every line of the binary, the audit lines and the others.
-    let lines: Vec<String> = lines.lock().unwrap().clone();
+    let lines: Vec<String> = logs.lines();
     let reuse_line = format!("error_id={}", reuse.id());
     let reuse_line = lines
         .iter()

@@ -422,9 +422,27 @@ impl log::Log for LogCapture {
         true
     }
 
+    /// `<level> <target> <message>`, then ` key=value` for each structured key-value.
     fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {} {}", record.level(), record.target(), record.args());
-        self.0.lock().unwrap().push(line);
+        struct Kvs(String);
+        impl<'kvs> log::kv::VisitSource<'kvs> for Kvs {
+            fn visit_pair(
+                &mut self,
+                key: log::kv::Key<'kvs>,
+                value: log::kv::Value<'kvs>,
+            ) -> Result<(), log::kv::Error> {
+                self.0.push_str(&format!(" {key}={value}"));
+                Ok(())
+            }
+        }
+        let mut line = Kvs(format!(
+            "{} {} {}",
+            record.level(),
+            record.target(),
+            record.args()
+        ));
+        record.key_values().visit(&mut line).unwrap();
+        self.0.lock().unwrap().push(line.0);
     }
 
     fn flush(&self) {}
@@ -440,4 +458,28 @@ pub fn log_capture() -> &'static LogCapture {
         log::set_max_level(log::LevelFilter::Trace);
         capture
     })
+}
+
+/// An audit sink that keeps every event (the telemetry tests).
+#[derive(Default)]
+pub struct Capture(std::sync::Mutex<Vec<secure_api_runtime::telemetry::audit::AuditEvent>>);
+
+impl secure_api_runtime::telemetry::audit::AuditSink for Capture {
+    fn record(&self, event: &secure_api_runtime::telemetry::audit::AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Capture {
+    /// The events recorded since the last call.
+    pub fn take(&self) -> Vec<secure_api_runtime::telemetry::audit::AuditEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// The one event recorded since the last call.
+    pub fn one(&self) -> secure_api_runtime::telemetry::audit::AuditEvent {
+        let mut events = self.take();
+        assert_eq!(events.len(), 1, "exactly one event: {events:#?}");
+        events.pop().unwrap()
+    }
 }

@@ -263,25 +263,8 @@ pub(crate) fn emit_from_handler(
     error_id: Option<uuid::Uuid>,
     detail: impl FnOnce() -> AuditDetail,
 ) {
-    let scope = REQUEST.try_with(Clone::clone).ok();
-    let api = match (&scope, fallback) {
-        (Some(scope), _) => SecureApi::of(&scope.req),
-        (None, Some(api)) => api.clone(),
-        (None, None) => SecureApi::global().clone(),
-    };
-    api.shared().telemetry.emit(kind, || {
-        let mut event = AuditEvent::new(detail());
-        event.error_id = error_id;
-        if let Some(scope) = &scope {
-            event.endpoint = Some(scope.spec.name);
-            event.client = Some(crate::endpoint::client_ip(&api, &scope.req));
-            event.principal = scope
-                .req
-                .extensions()
-                .get::<Principal>()
-                .map(|p| p.subject.clone());
-        }
-        event
+    from_handler(fallback, |telemetry, event| {
+        telemetry.emit(kind, || event(error_id, detail()));
     });
 }
 
@@ -296,18 +279,34 @@ pub(crate) fn store_failure_from_handler(
     error_id: Option<uuid::Uuid>,
     error: &'static str,
 ) {
+    from_handler(fallback, |telemetry, event| {
+        telemetry.store_failure(store, outcome, || {
+            event(
+                error_id,
+                AuditDetail::StoreFailure {
+                    store,
+                    outcome,
+                    error,
+                },
+            )
+        });
+    });
+}
+
+/// Calls `emit` with the telemetry of the app an event raised in handler code goes to (see
+/// [`emit_from_handler`]) and a builder of its events with the request's context.
+fn from_handler(
+    fallback: Option<&SecureApi>,
+    emit: impl FnOnce(&Telemetry, &dyn Fn(Option<uuid::Uuid>, AuditDetail) -> AuditEvent),
+) {
     let scope = REQUEST.try_with(Clone::clone).ok();
     let api = match (&scope, fallback) {
         (Some(scope), _) => SecureApi::of(&scope.req),
         (None, Some(api)) => api.clone(),
         (None, None) => SecureApi::global().clone(),
     };
-    api.shared().telemetry.store_failure(store, outcome, || {
-        let mut event = AuditEvent::new(AuditDetail::StoreFailure {
-            store,
-            outcome,
-            error,
-        });
+    let event = |error_id, detail| {
+        let mut event = AuditEvent::new(detail);
         event.error_id = error_id;
         if let Some(scope) = &scope {
             event.endpoint = Some(scope.spec.name);
@@ -319,5 +318,6 @@ pub(crate) fn store_failure_from_handler(
                 .map(|p| p.subject.clone());
         }
         event
-    });
+    };
+    emit(&api.shared().telemetry, &event);
 }
