@@ -226,16 +226,35 @@ where
         Ok(admitted) => admitted,
         Err(res) => return res,
     };
-    let res = call(
-        &admitted.api,
-        spec,
-        admitted.ip,
-        req,
-        admitted.payload,
-        handler,
-    )
-    .await;
-    with_rate_limit_fields(res, admitted.limited)
+    // A future of its own, as in `run_idempotent`: it shares its room with `admit`'s.
+    run_admitted(spec, req, admitted, handler).await
+}
+
+/// The rest of [`run`], for an admitted request. (An `async` block, not an `async fn`:
+/// an `async fn` keeps a second copy of its arguments.)
+#[allow(clippy::manual_async_fn)]
+fn run_admitted<F, Fut>(
+    spec: &'static EndpointSpec,
+    req: HttpRequest,
+    admitted: Admitted,
+    handler: F,
+) -> impl Future<Output = HttpResponse>
+where
+    F: FnOnce(HttpRequest, Payload) -> Fut + 'static,
+    Fut: Future<Output = Result<HttpResponse, actix_web::Error>> + 'static,
+{
+    async move {
+        let res = call(
+            &admitted.api,
+            spec,
+            admitted.ip,
+            req,
+            admitted.payload,
+            handler,
+        )
+        .await;
+        with_rate_limit_fields(res, admitted.limited)
+    }
 }
 
 /// [`run`] for an endpoint with `idempotent`: the same checks, then the idempotency rules
@@ -734,56 +753,62 @@ fn handler_answered(
     res
 }
 
-/// The policy that applies to a request, with its identifier and its tier's index in
-/// `spec.tiers` (`None` for the base policy).
-fn policy_for(
-    api: &SecureApi,
-    spec: &'static EndpointSpec,
-    tier: &str,
-) -> Option<(u64, Policy, Option<usize>)> {
-    if let Some(i) = spec.tiers.iter().position(|t| t.policy.name() == tier) {
-        let t = &spec.tiers[i];
-        return Some((t.id, t.policy, Some(i)));
+/// The policy that applies to a request of `tier`, with its identifier.
+fn policy_for(api: &SecureApi, spec: &'static EndpointSpec, tier: &str) -> Option<(u64, Policy)> {
+    if let Some(t) = tier_index(spec, tier).map(|i| &spec.tiers[i]) {
+        return Some((t.id, t.policy));
     }
     match spec.limit {
         Limit::Unlimited => None,
-        Limit::Policy(p) => Some((spec.policy_id, p, None)),
-        Limit::Default => Some((spec.policy_id, api.shared().default_policy, None)),
+        Limit::Policy(p) => Some((spec.policy_id, p)),
+        Limit::Default => Some((spec.policy_id, api.shared().default_policy)),
     }
+}
+
+/// The index in `spec.tiers` of the policy of `tier`, if the endpoint has one.
+fn tier_index(spec: &EndpointSpec, tier: &str) -> Option<usize> {
+    spec.tiers.iter().position(|t| t.policy.name() == tier)
 }
 
 /// The rate limit of a request: `Ok` with the policy and decision for the `RateLimit`
 /// fields (`None` when unlimited, or let through by a failed store), `Err` with the 429 or
 /// 503 that ends it.
+///
+/// An `async` block, not an `async fn` (which keeps a second copy of its arguments): this
+/// future is part of every request's, which actix boxes.
 // `Err` is the response that ends the request, on the path of refusals only.
-#[allow(clippy::result_large_err)]
-async fn check_limit(
-    api: &SecureApi,
+#[allow(clippy::result_large_err, clippy::manual_async_fn)]
+fn check_limit<'a>(
+    api: &'a SecureApi,
     spec: &'static EndpointSpec,
     ip: IpAddr,
-    subject: Option<&Principal>,
-) -> Result<Option<(Policy, Decision)>, HttpResponse> {
-    let tier = subject.map_or(ANONYMOUS_TIER, |s| s.tier.as_str());
-    let Some((policy_id, policy, tier_index)) = policy_for(api, spec, tier) else {
-        return Ok(None);
-    };
-    let identity = match (spec.key, subject) {
-        (KeyKind::Ip, _) | (_, None) => Identity::Ip(ip),
-        (KeyKind::Auto | KeyKind::Principal, Some(s)) => Identity::Principal(&s.subject),
-        (KeyKind::IpAndPrincipal, Some(s)) => Identity::IpAndPrincipal(ip, &s.subject),
-    };
-    let shared = api.shared();
-    let key = shared.keys.key(policy_id, &identity);
-    match shared.limiter.acquire(key, &policy, spec.cost).await {
-        Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
-        result => {
-            let ctx = EventContext {
-                api,
-                spec,
-                ip,
-                principal: subject,
+    subject: Option<&'a Principal>,
+) -> impl Future<Output = Result<Option<(Policy, Decision)>, HttpResponse>> + 'a {
+    async move {
+        let tier = subject.map_or(ANONYMOUS_TIER, |s| s.tier.as_str());
+        let Some((policy_id, policy)) = policy_for(api, spec, tier) else {
+            return Ok(None);
+        };
+        let shared = api.shared();
+        let key = {
+            let identity = match (spec.key, subject) {
+                (KeyKind::Ip, _) | (_, None) => Identity::Ip(ip),
+                (KeyKind::Auto | KeyKind::Principal, Some(s)) => Identity::Principal(&s.subject),
+                (KeyKind::IpAndPrincipal, Some(s)) => Identity::IpAndPrincipal(ip, &s.subject),
             };
-            refused(&ctx, shared.on_limiter_error, policy, tier_index, result)
+            shared.keys.key(policy_id, &identity)
+        };
+        match shared.limiter.acquire(key, &policy, spec.cost).await {
+            Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
+            result => {
+                let ctx = EventContext {
+                    api,
+                    spec,
+                    ip,
+                    principal: subject,
+                };
+                refused(&ctx, shared.on_limiter_error, policy, result)
+            }
         }
     }
 }
@@ -798,10 +823,12 @@ fn refused(
     ctx: &EventContext<'_>,
     app_policy: OnStoreError,
     policy: Policy,
-    tier_index: Option<usize>,
     result: Result<Decision, StoreError>,
 ) -> Result<Option<(Policy, Decision)>, HttpResponse> {
     let spec = ctx.spec;
+    let tier = ctx.principal.map_or(ANONYMOUS_TIER, |p| p.tier.as_str());
+    // As `policy_for` chose it.
+    let tier_index = tier_index(spec, tier);
     match result {
         Ok(decision) if decision.allowed => Ok(Some((policy, decision))),
         Ok(decision) => {
@@ -819,10 +846,7 @@ fn refused(
                     policy: tier_index
                         .and_then(|i| spec.tiers.get(i))
                         .map_or("default", |t| t.policy.name()),
-                    tier: ctx
-                        .principal
-                        .map_or(ANONYMOUS_TIER, |p| p.tier.as_str())
-                        .to_owned(),
+                    tier: tier.to_owned(),
                     retry_after_secs,
                 }
             });
