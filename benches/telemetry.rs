@@ -75,6 +75,15 @@ fn bench(c: &mut Criterion) {
     let off = builder().audit_sink(Arc::new(Discard)).build();
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
+    // The exporter's upkeep, as an app runs it (the recorder keeps histogram samples until
+    // upkeep folds them in).
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            upkeep.run_upkeep();
+        }
+    });
     let on = metrics::with_local_recorder(&recorder, || {
         builder()
             .audit_sink(Arc::new(LogSink::new()))

@@ -905,10 +905,25 @@ pub fn provider_routes(cfg: &mut web::ServiceConfig) {
 /// Installs the Prometheus recorder as the process's `metrics` recorder, and returns the
 /// handle that renders what it holds. Call it once, before [`build`] (whose `SecureApi`
 /// registers its counters with the recorder installed then).
+///
+/// It also starts the exporter's upkeep (a thread, `metrics-upkeep`, every 5 s): the
+/// recorder keeps every histogram sample (the store latencies) until upkeep folds them in,
+/// so without it an app that is not scraped would grow without bound.
 pub fn install_metrics() -> Result<PrometheusHandle, SetupError> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .install_recorder()
-        .map_err(|e| SetupError::Invalid("METRICS_BIND", e.to_string()))
+        .map_err(|e| SetupError::Invalid("METRICS_BIND", e.to_string()))?;
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|e| SetupError::Invalid("METRICS_BIND", e.to_string()))?;
+    Ok(handle)
 }
 
 /// `GET /metrics`: the Prometheus text exposition format.
