@@ -702,24 +702,46 @@ async fn the_decision_counters_count_a_scripted_run_exactly() {
     }
 }
 
+/// A sink that wants nothing: it is asked, and never given an event.
+#[derive(Default)]
+struct WantsNothing(std::sync::atomic::AtomicUsize);
+
+impl AuditSink for WantsNothing {
+    fn wants(&self, _: AuditKind) -> bool {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        false
+    }
+
+    fn record(&self, event: &AuditEvent) {
+        panic!("an event the sink did not want was recorded: {event:?}");
+    }
+}
+
+/// Without metrics nothing is registered with the recorder; a sink that wants nothing is
+/// asked once per refusal and never given an event.
 #[actix_rt::test]
-async fn without_metrics_nothing_is_registered_and_discard_builds_no_event() {
+async fn without_metrics_nothing_is_registered_and_unwanted_events_are_not_recorded() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
+    let sink = Arc::new(WantsNothing::default());
     let api = metrics::with_local_recorder(&recorder, || {
         SecureApi::builder()
             .log_inventory(false)
-            .audit_sink(Arc::new(secure_api_runtime::telemetry::audit::Discard))
+            .audit_sink(sink.clone())
             .build()
     });
     let app = app!(api);
-    for _ in 0..3 {
-        send(
+    let mut refused = 0;
+    for _ in 0..4 {
+        let r = send(
             &app,
             from_client(test::TestRequest::get().uri("/t/limited")),
         )
         .await;
+        refused += usize::from(r.status == 429);
     }
+    assert_eq!(refused, 2);
+    assert_eq!(sink.0.load(Ordering::SeqCst), 2);
     assert!(snapshotter.snapshot().into_vec().is_empty());
 }
 
