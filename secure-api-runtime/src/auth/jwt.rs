@@ -709,31 +709,12 @@ impl JwtAuth {
     async fn verify_fixed(&self, token: &str) -> Result<Principal, AuthFailure> {
         let now = self.now();
         let (principal, issued_at) = self.decode(token, now)?;
-        let Some(revocation) = self.revocation_store() else {
-            return Ok(principal);
-        };
-        let token = TokenRef {
-            // `decode` refuses tokens without one while there is a revocation store.
-            token_id: principal.token_id.as_deref().unwrap_or_default(),
-            subject: &principal.subject,
-            session_id: principal.session_id.as_deref(),
-            issued_at,
-        };
-        match revocation.is_revoked(token, now).await {
-            Ok(false) => Ok(principal),
-            Ok(true) => {
-                log::debug!(target: "secure_api::auth", "token rejected: revoked");
-                Err(AuthFailure::Revoked)
-            }
-            Err(e) => {
-                log::error!(target: "secure_api::auth", "revocation store failed: {e}");
-                Err(AuthFailure::Unavailable)
-            }
-        }
+        // `decode` refuses tokens without a `jti` while there is a revocation store.
+        self.unless_revoked(principal, issued_at, now).await
     }
 
-    /// The revocation check of a provider's verified token (which may have no `jti`).
-    #[cfg(feature = "oidc")]
+    /// The revocation check of a verified token: of the fixed keys, or of a provider's
+    /// (which may have no `jti`).
     async fn unless_revoked(
         &self,
         principal: Principal,
@@ -752,7 +733,7 @@ impl JwtAuth {
         match revocation.is_revoked(token, now).await {
             Ok(false) => Ok(principal),
             Ok(true) => {
-                log::debug!(target: "secure_api::auth", "provider token rejected: revoked");
+                log::debug!(target: "secure_api::auth", "token rejected: revoked");
                 Err(AuthFailure::Revoked)
             }
             Err(e) => {

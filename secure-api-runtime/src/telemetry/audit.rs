@@ -121,7 +121,8 @@ impl AuditKind {
         }
     }
 
-    const fn index(self) -> usize {
+    /// The kind's position in [`AuditKind::ALL`] (its discriminant), for per-kind arrays.
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 }
