@@ -88,6 +88,26 @@ async fn t_owned(principal: Principal, q: ValidQuery<Owner>) -> Result<HttpRespo
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Plain {
+    n: u32,
+}
+
+/// actix's own extractors, whose errors are not secure-api's. The macro refuses them by
+/// name (they skip validation); an alias is how an app gets one past it.
+type RawJson<T> = actix_web::web::Json<T>;
+type RawQuery<T> = actix_web::web::Query<T>;
+
+#[secure_endpoint(post("/t/plain"), public, max_body = "1KiB")]
+async fn t_plain(body: RawJson<Plain>) -> String {
+    body.n.to_string()
+}
+
+#[secure_endpoint(get("/t/plain"), public)]
+async fn t_plain_query(q: RawQuery<Plain>) -> String {
+    q.n.to_string()
+}
+
 /// Releases the handler of `t_slow` once set.
 static GATE: AtomicBool = AtomicBool::new(false);
 
@@ -196,7 +216,9 @@ macro_rules! app {
                 .service(t_open)
                 .service(t_me)
                 .service(t_slow)
-                .service(t_owned),
+                .service(t_owned)
+                .service(t_plain)
+                .service(t_plain_query),
         )
         .await
     };
@@ -940,4 +962,73 @@ async fn a_handlers_own_refusals_are_counted_and_audited_by_their_problem() {
     ] {
         assert_eq!(h.decisions("t_owned", outcome), n, "{outcome}");
     }
+}
+
+/// The refusals of actix's own extractors (`web::Json`, `web::Query`) are problems whose
+/// `instance` is their event's error id, as secure-api's own are.
+#[actix_rt::test]
+async fn an_actix_extractor_refusal_carries_the_problems_error_id() {
+    let h = harness(|b| b);
+    let app = app!(h.api);
+    let marker = "hunter2-extractor-marker";
+    let plain = |ct: &str, body: String| {
+        from_client(test::TestRequest::post().uri("/t/plain"))
+            .insert_header((header::CONTENT_TYPE, ct.to_owned()))
+            .set_payload(body)
+    };
+    let cases = [
+        (
+            plain("application/json", format!(r#"{{"n": "{marker}"}}"#)),
+            400,
+            "malformed-request",
+        ),
+        (
+            // actix answers a wrong content type with a 400.
+            plain("text/plain", format!(r#"{{"n": "{marker}"}}"#)),
+            400,
+            "malformed-request",
+        ),
+        (
+            plain(
+                "application/json",
+                format!(r#"{{"n": "{}"}}"#, "x".repeat(2048)),
+            ),
+            413,
+            "payload-too-large",
+        ),
+        (
+            from_client(test::TestRequest::get().uri(&format!("/t/plain?n={marker}"))),
+            400,
+            "malformed-request",
+        ),
+    ];
+    for (req, status, slug) in cases {
+        let r = send(&app, req).await;
+        r.assert_problem(status, slug);
+        assert!(!r.text().contains(marker), "{}", r.text());
+        let events = h.sink.take();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].error_id, Some(instance(&r)), "{slug}");
+        assert_eq!(events[0].client, client());
+        assert!(
+            matches!(
+                events[0].detail,
+                AuditDetail::ValidationFailed { status: s, violations: None, .. } if s == status
+            ),
+            "{:?}",
+            events[0].detail
+        );
+        assert!(!format!("{events:?}").contains(marker));
+    }
+    assert_eq!(h.decisions("t_plain", Outcome::Malformed), 2);
+    assert_eq!(h.decisions("t_plain", Outcome::TooLarge), 1);
+    assert_eq!(h.decisions("t_plain_query", Outcome::Malformed), 1);
+    // A good request is allowed and emits nothing.
+    let r = send(
+        &app,
+        from_client(test::TestRequest::get().uri("/t/plain?n=7")),
+    )
+    .await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, "7".to_owned()));
+    assert!(h.sink.take().is_empty());
 }

@@ -300,13 +300,13 @@ fn finish<B>(
             let res = if is_problem(res.headers()) {
                 res
             } else {
-                converted(&res, Some(&err))
+                converted(&res, Some(&err)).0
             };
             return Err(Finished::new(res, headers).into());
         }
         Err(panic) => {
             let cause = format!("handler panicked: {}", panic_message(&*panic));
-            let res = problem_response(problems::INTERNAL_ERROR, Some(&cause));
+            let (res, _) = problem_response(problems::INTERNAL_ERROR, Some(&cause));
             return Err(Finished::new(res, headers).into());
         }
     };
@@ -387,7 +387,7 @@ const KEPT_ON_CONVERSION: [&str; 5] = [
     "ratelimit-policy",
 ];
 
-fn is_problem(headers: &HeaderMap) -> bool {
+pub(crate) fn is_problem(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(PROBLEM_JSON.as_bytes()))
@@ -400,15 +400,18 @@ fn to_problem<B>(res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B>> {
     if !(status.is_client_error() || status.is_server_error()) || is_problem(res.headers()) {
         return res.map_into_left_body();
     }
-    let problem = converted(res.response(), res.response().error());
+    let (problem, _) = converted(res.response(), res.response().error());
     let (req, _) = res.into_parts();
     ServiceResponse::new(req, problem).map_into_right_body()
 }
 
 /// The problem response replacing `original`, keeping the headers in [`KEPT_ON_CONVERSION`]
 /// and logging `error` as the cause: in full for 5xx, and for 4xx only its kind (see
-/// [`client_error_cause`]).
-fn converted<B>(original: &HttpResponse<B>, error: Option<&Error>) -> HttpResponse {
+/// [`client_error_cause`]). Returned with its error id.
+pub(crate) fn converted<B>(
+    original: &HttpResponse<B>,
+    error: Option<&Error>,
+) -> (HttpResponse, uuid::Uuid) {
     let cause = error.map(|e| {
         if original.status().is_client_error() {
             client_error_cause(e)
@@ -416,7 +419,7 @@ fn converted<B>(original: &HttpResponse<B>, error: Option<&Error>) -> HttpRespon
             format!("{e} ({e:?})")
         }
     });
-    let mut problem = problem_response(
+    let (mut problem, id) = problem_response(
         problem_for_status(original.status()),
         cause.as_ref().map(|c| c as _),
     );
@@ -427,7 +430,7 @@ fn converted<B>(original: &HttpResponse<B>, error: Option<&Error>) -> HttpRespon
                 .append(HeaderName::from_static(name), value.clone());
         }
     }
-    problem
+    (problem, id)
 }
 
 /// What is logged for a 4xx error from outside secure-api (actix's extractors, the app's own

@@ -450,16 +450,18 @@ fn problem_body(problem: &ProblemType, id: &uuid::Uuid, extensions: &[Extension]
 }
 
 /// Builds the problem response for a bare problem type under a fresh error id, logging it
-/// with the given cause. Used by the error layer for responses it converts.
+/// with the given cause, and returns it with that id. Used for the responses the error
+/// layer and the endpoint runner convert.
 pub(crate) fn problem_response(
     problem: ProblemType,
     cause: Option<&dyn fmt::Display>,
-) -> HttpResponse {
+) -> (HttpResponse, uuid::Uuid) {
     let err = ApiError::new(problem);
-    match cause {
-        Some(cause) => err.with_cause(cause.to_string()).render(),
-        None => err.render(),
-    }
+    let err = match cause {
+        Some(cause) => err.with_cause(cause.to_string()),
+        None => err,
+    };
+    (err.render(), err.id())
 }
 
 impl fmt::Debug for ApiError {

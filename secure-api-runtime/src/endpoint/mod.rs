@@ -706,8 +706,7 @@ fn handler_answered(
         principal: extensions.as_ref().and_then(|e| e.get::<Principal>()),
     };
     let Some(api_err) = err.as_error::<ApiError>() else {
-        // actix's own extractors (`web::Json`, `web::Query`, ...), by status. Their
-        // problem is drawn later, by the layer: the event has no error id.
+        // actix's own extractors (`web::Json`, `web::Query`, ...), by status.
         let outcome = match res.status().as_u16() {
             400 => Outcome::Malformed,
             413 => Outcome::TooLarge,
@@ -716,21 +715,31 @@ fn handler_answered(
             _ => Outcome::Allowed,
         };
         ctx.decision(outcome);
-        if outcome != Outcome::Allowed {
-            let problem = crate::problem::problem_for_status(res.status());
-            api.shared()
-                .telemetry
-                .emit(AuditKind::ValidationFailed, || {
-                    ctx.event(
-                        None,
-                        AuditDetail::ValidationFailed {
-                            status: problem.status(),
-                            problem: crate::telemetry::problem_slug(&problem),
-                            violations: None,
-                        },
-                    )
-                });
+        if outcome == Outcome::Allowed {
+            return res;
         }
+        // An input refusal: made the problem here, as the layer would, so that the event
+        // carries the id the client is given as `instance`. (A problem the app's own
+        // extractor error handler made is left as it is, and its id is not known here.)
+        let (res, id) = if crate::layer::is_problem(res.headers()) {
+            (res, None)
+        } else {
+            let (converted, id) = crate::layer::converted(&res, Some(err));
+            (converted, Some(id))
+        };
+        let problem = crate::problem::problem_for_status(res.status());
+        api.shared()
+            .telemetry
+            .emit(AuditKind::ValidationFailed, || {
+                ctx.event(
+                    id,
+                    AuditDetail::ValidationFailed {
+                        status: problem.status(),
+                        problem: crate::telemetry::problem_slug(&problem),
+                        violations: None,
+                    },
+                )
+            });
         return res;
     };
     match crate::telemetry::classify(api_err.problem()) {
