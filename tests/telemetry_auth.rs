@@ -27,8 +27,8 @@ use secure_api_runtime::auth::jwt::{AccessGrant, JwtAuth};
 use secure_api_runtime::auth::login::LoginGuard;
 use secure_api_runtime::auth::password::Passwords;
 use secure_api_runtime::auth::refresh::{
-    AccountStatus, Advance, MemoryRefreshStore, RefreshStore, Session, SessionId, SessionInfo,
-    TokenPair, TokenService,
+    AccountCheck, AccountStatus, Advance, MemoryRefreshStore, RefreshStore, Session, SessionId,
+    SessionInfo, TokenPair, TokenService,
 };
 use secure_api_runtime::auth::revocation::RevokedTokens;
 use secure_api_runtime::problem::ApiError;
@@ -650,6 +650,103 @@ async fn a_rate_limit_store_that_cannot_answer_fails_the_login_closed_as_one_eve
     assert_eq!(event.error_id, Some(err.id()));
     assert_no_secret(&[event], &["alice", PASSWORD]);
     let labels = [("store", "rate_limit"), ("outcome", FAILED_CLOSED)];
+    assert_eq!(app.counter("secure_api_store_failures_total", &labels), 1);
+}
+
+/// A rate-limit store that admits every attempt but cannot take a unit back.
+struct NoRefund;
+
+impl RateLimitStore for NoRefund {
+    fn acquire(
+        &self,
+        _: LimitKey,
+        _: &Policy,
+        _: u32,
+    ) -> StoreFuture<'_, Result<Decision, StoreError>> {
+        StoreFuture::ready(Ok(Decision::new(true, 5, 1, 0, 0)))
+    }
+    fn refund(&self, _: LimitKey, _: &Policy, _: u32) -> StoreFuture<'_, Result<(), StoreError>> {
+        StoreFuture::ready(Err(StoreError::Backend("timed out".into())))
+    }
+}
+
+#[actix_rt::test]
+async fn a_refund_the_rate_limit_store_cannot_make_is_an_unaffected_store_failure() {
+    let app = app_with(|b| b.rate_limit_store(Arc::new(NoRefund)));
+    let guard = LoginGuard::new(&app.api, cheap());
+    let stored = guard.passwords().hash(PASSWORD).unwrap();
+    // The right password: the login goes on, the lost refund is one event without an id.
+    guard
+        .verify("alice", Some(&stored), PASSWORD)
+        .await
+        .unwrap();
+    let event = app.sink.one();
+    assert_eq!(
+        event.detail,
+        AuditDetail::StoreFailure {
+            store: StoreKind::RateLimit,
+            outcome: StoreOutcome::Unaffected,
+            error: "backend",
+        }
+    );
+    assert_eq!(event.error_id, None);
+    assert_eq!(event.level(), log::Level::Warn);
+    assert_no_secret(&[event], &["alice", PASSWORD]);
+    // A wrong password is charged, not refunded: only its own event.
+    let err = guard
+        .verify("alice", Some(&stored), "guess")
+        .await
+        .unwrap_err();
+    assert_eq!(status(&err), 401);
+    assert!(matches!(
+        app.sink.one().detail,
+        AuditDetail::AuthFailed {
+            class: AuthFailureClass::WrongPassword
+        }
+    ));
+    let labels = [("store", "rate_limit"), ("outcome", "unaffected")];
+    assert_eq!(app.counter("secure_api_store_failures_total", &labels), 1);
+    let closed = [("store", "rate_limit"), ("outcome", FAILED_CLOSED)];
+    assert_eq!(app.counter("secure_api_store_failures_total", &closed), 0);
+}
+
+/// An account check whose database is down.
+struct AccountsDown;
+
+impl AccountCheck for AccountsDown {
+    fn check(&self, _: SessionInfo) -> StoreFuture<'_, Result<AccountStatus, StoreError>> {
+        StoreFuture::ready(Err(StoreError::Backend("database down".into())))
+    }
+}
+
+#[test]
+fn an_account_check_that_cannot_answer_is_an_accounts_store_failure() {
+    let app = app();
+    let tokens = TokenService::new(
+        app.jwt.clone(),
+        Arc::new(MemoryRefreshStore::new()),
+        Arc::new(AccountsDown),
+    )
+    .refresh_key([5u8; 32])
+    .unwrap()
+    .telemetry(&app.api);
+    let pair = run(tokens.login(AccessGrant::new("alice"))).unwrap();
+    assert!(app.sink.take().is_empty());
+    let err = run(tokens.refresh(&pair.refresh_token)).unwrap_err();
+    assert_eq!(status(&err), 503);
+    let event = app.sink.one();
+    assert_eq!(
+        event.detail,
+        AuditDetail::StoreFailure {
+            store: StoreKind::Accounts,
+            outcome: StoreOutcome::FailedClosed,
+            error: "backend",
+        }
+    );
+    assert_eq!(event.error_id, Some(err.id()));
+    assert_eq!(event.level(), log::Level::Error);
+    assert_no_secret(&[event], &[&pair.refresh_token, &pair.access_token]);
+    let labels = [("store", "accounts"), ("outcome", FAILED_CLOSED)];
     assert_eq!(app.counter("secure_api_store_failures_total", &labels), 1);
 }
 

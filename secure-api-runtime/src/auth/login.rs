@@ -261,6 +261,13 @@ impl LoginGuard {
                     target: "secure_api::login",
                     "could not refund a login attempt to the failure budget: {e}"
                 );
+                crate::telemetry::store_failure_from_handler(
+                    Some(&self.api),
+                    StoreKind::RateLimit,
+                    StoreOutcome::Unaffected,
+                    None,
+                    crate::telemetry::store_error_class(&e),
+                );
             }
         }
         match outcome {

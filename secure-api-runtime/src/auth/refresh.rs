@@ -925,7 +925,11 @@ impl TokenService {
             credentials_version: session.credentials_version,
             grant: session.grant.clone(),
         };
-        let status = self.accounts.check(info).await.map_err(unavailable)?;
+        let status = self
+            .accounts
+            .check(info)
+            .await
+            .map_err(|e| self.store_failed(StoreKind::Accounts, e))?;
         let mut grant = match status {
             AccountStatus::Active(grant) => grant,
             refusal => {

@@ -201,17 +201,21 @@ pub enum StoreKind {
     Sessions,
     /// The revocation store.
     Revocation,
+    /// The app's account check ([`AccountCheck`](crate::auth::refresh::AccountCheck)),
+    /// asked on every refresh: usually the app's user database.
+    Accounts,
 }
 
 impl StoreKind {
-    /// `rate_limit`, `idempotency`, `sessions`, `revocation`: also the `store` label of the
-    /// store metrics.
+    /// `rate_limit`, `idempotency`, `sessions`, `revocation`, `accounts`: also the `store`
+    /// label of the store metrics.
     pub const fn name(self) -> &'static str {
         match self {
             StoreKind::RateLimit => "rate_limit",
             StoreKind::Idempotency => "idempotency",
             StoreKind::Sessions => "sessions",
             StoreKind::Revocation => "revocation",
+            StoreKind::Accounts => "accounts",
         }
     }
 }
@@ -224,14 +228,19 @@ pub enum StoreOutcome {
     FailedClosed,
     /// Let through unchecked: the rate limit's `on_store_error = "allow"`.
     FailedOpen,
+    /// The request's answer did not depend on the call, which was lost: the login guard's
+    /// refund of an attempt that was not a failed guess (the attempt stays charged to the
+    /// account's failure budget).
+    Unaffected,
 }
 
 impl StoreOutcome {
-    /// `failed_closed`, `failed_open`.
+    /// `failed_closed`, `failed_open`, `unaffected`.
     pub const fn name(self) -> &'static str {
         match self {
             StoreOutcome::FailedClosed => "failed_closed",
             StoreOutcome::FailedOpen => "failed_open",
+            StoreOutcome::Unaffected => "unaffected",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! | [`DECISIONS`] `secure_api_decisions_total` | counter | `endpoint`, `outcome` ([`Outcome::name`]) |
 //! | [`RATE_LIMITED`] `secure_api_rate_limited_total` | counter | `endpoint`, `tier` (the refusing policy: a tier's name, or `default`) |
 //! | [`EVENTS`] `secure_api_audit_events_total` | counter | `event` ([`AuditKind::name`](super::audit::AuditKind::name)) |
-//! | [`STORE_FAILURES`] `secure_api_store_failures_total` | counter | `store`, `outcome` (`failed_closed`, `failed_open`) |
+//! | [`STORE_FAILURES`] `secure_api_store_failures_total` | counter | `store`, `outcome` (`failed_closed`, `failed_open`, `unaffected`) |
 //! | [`STORE_DURATION`] `secure_api_store_call_duration_seconds` | histogram | `store`, `backend` |
 //! | [`STORE_ENTRIES`] `secure_api_store_entries` | gauge | `store`, `backend` |
 //! | [`STORE_MAX_ENTRIES`] `secure_api_store_max_entries` | gauge | `store`, `backend` |
@@ -15,7 +15,8 @@
 //! | [`STORE_MAX_BYTES`] `secure_api_store_max_bytes` | gauge | `store`, `backend` |
 //!
 //! The store metrics: `store` is `rate_limit`, `idempotency`, `revocation` or `sessions`
-//! ([`StoreKind::name`](super::audit::StoreKind::name)); `backend` is the store's
+//! ([`StoreKind::name`](super::audit::StoreKind::name)), and for failures also `accounts`
+//! (the app's account check, which is neither timed nor measured); `backend` is the store's
 //! `backend()`: `memory`, `redis`, or `custom` for an app's own store. The histogram
 //! times every call of the rate-limit and idempotency stores, of the revocation store of
 //! the app's [`JwtAuth`](crate::auth::jwt::JwtAuth), and of the session store of a
@@ -172,15 +173,22 @@ pub(crate) struct Metrics {
     endpoints: HashMap<usize, EndpointCounters, foldhash::fast::RandomState>,
     /// By [`AuditKind`], in [`AuditKind::ALL`]'s order.
     events: [Counter; AuditKind::ALL.len()],
-    /// By store, then closed/open.
-    store_failures: [[Counter; 2]; 4],
+    /// By store, then by outcome, in the orders of [`STORES`] and [`STORE_OUTCOMES`].
+    store_failures: [[Counter; STORE_OUTCOMES.len()]; STORES.len()],
 }
 
-const STORES: [StoreKind; 4] = [
+const STORES: [StoreKind; 5] = [
     StoreKind::RateLimit,
     StoreKind::Idempotency,
     StoreKind::Sessions,
     StoreKind::Revocation,
+    StoreKind::Accounts,
+];
+
+const STORE_OUTCOMES: [StoreOutcome; 3] = [
+    StoreOutcome::FailedClosed,
+    StoreOutcome::FailedOpen,
+    StoreOutcome::Unaffected,
 ];
 
 fn store_index(store: StoreKind) -> usize {
@@ -189,6 +197,15 @@ fn store_index(store: StoreKind) -> usize {
         StoreKind::Idempotency => 1,
         StoreKind::Sessions => 2,
         StoreKind::Revocation => 3,
+        StoreKind::Accounts => 4,
+    }
+}
+
+fn store_outcome_index(outcome: StoreOutcome) -> usize {
+    match outcome {
+        StoreOutcome::FailedClosed => 0,
+        StoreOutcome::FailedOpen => 1,
+        StoreOutcome::Unaffected => 2,
     }
 }
 
@@ -203,7 +220,7 @@ impl Metrics {
             endpoints,
             events: AuditKind::ALL.map(|k| metrics::counter!(EVENTS, "event" => k.name())),
             store_failures: STORES.map(|store| {
-                [StoreOutcome::FailedClosed, StoreOutcome::FailedOpen].map(|outcome| {
+                STORE_OUTCOMES.map(|outcome| {
                     metrics::counter!(STORE_FAILURES, "store" => store.name(), "outcome" => outcome.name())
                 })
             }),
@@ -246,8 +263,7 @@ impl Metrics {
 
     /// Counts one store failure.
     pub(crate) fn store_failure(&self, store: StoreKind, outcome: StoreOutcome) {
-        let open = usize::from(outcome == StoreOutcome::FailedOpen);
-        self.store_failures[store_index(store)][open].increment(1);
+        self.store_failures[store_index(store)][store_outcome_index(outcome)].increment(1);
     }
 }
 
