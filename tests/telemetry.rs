@@ -108,6 +108,25 @@ async fn t_plain_query(q: RawQuery<Plain>) -> String {
     q.n.to_string()
 }
 
+/// Two handlers of one name, in modules of their own.
+mod first {
+    use secure_api_runtime::prelude::*;
+
+    #[secure_endpoint(get("/t/dup/first"), auth)]
+    pub async fn t_dup() -> &'static str {
+        "first"
+    }
+}
+
+mod second {
+    use secure_api_runtime::prelude::*;
+
+    #[secure_endpoint(get("/t/dup/second"), public)]
+    pub async fn t_dup() -> &'static str {
+        "second"
+    }
+}
+
 /// Releases the handler of `t_slow` once set.
 static GATE: AtomicBool = AtomicBool::new(false);
 
@@ -218,7 +237,9 @@ macro_rules! app {
                 .service(t_slow)
                 .service(t_owned)
                 .service(t_plain)
-                .service(t_plain_query),
+                .service(t_plain_query)
+                .service(first::t_dup)
+                .service(second::t_dup),
         )
         .await
     };
@@ -1031,4 +1052,43 @@ async fn an_actix_extractor_refusal_carries_the_problems_error_id() {
     .await;
     assert_eq!((r.status.as_u16(), r.text()), (200, "7".to_owned()));
     assert!(h.sink.take().is_empty());
+}
+
+/// Two handlers with one name count into series of their own, named by their module path,
+/// and their events say which one refused.
+#[actix_rt::test]
+async fn handlers_sharing_a_name_are_told_apart_by_their_module_path() {
+    let h = harness(|b| b.jwt(jwt(None)));
+    let app = app!(h.api);
+    let get = |uri: &str| from_client(test::TestRequest::get().uri(uri));
+    let r = send(&app, get("/t/dup/first")).await;
+    r.assert_problem(401, "invalid-credentials");
+    let events = h.sink.take();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].endpoint, Some("telemetry::first::t_dup"));
+    for _ in 0..2 {
+        let r = send(&app, get("/t/dup/second")).await;
+        assert_eq!((r.status.as_u16(), r.text()), (200, "second".to_owned()));
+    }
+    assert_eq!(
+        h.decisions("telemetry::first::t_dup", Outcome::Unauthenticated),
+        1
+    );
+    assert_eq!(h.decisions("telemetry::first::t_dup", Outcome::Allowed), 0);
+    assert_eq!(h.decisions("telemetry::second::t_dup", Outcome::Allowed), 2);
+    // No series of the bare name was registered.
+    let endpoints: Vec<String> = h
+        .totals
+        .lock()
+        .unwrap()
+        .keys()
+        .flat_map(|(_, labels)| labels.iter())
+        .filter(|(k, _)| k == "endpoint")
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert!(endpoints.iter().any(|e| e == "telemetry::second::t_dup"));
+    assert!(!endpoints.iter().any(|e| e == "t_dup"), "{endpoints:?}");
+    // A unique name stays unqualified.
+    send(&app, get("/t/open")).await;
+    assert_eq!(h.decisions("t_open", Outcome::Allowed), 1);
 }

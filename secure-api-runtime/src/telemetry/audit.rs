@@ -356,7 +356,9 @@ pub struct AuditEvent {
     /// The error id of the refusal: the `instance` of its problem response
     /// (`urn:uuid:<id>`) and the id of its line in the error log.
     pub error_id: Option<uuid::Uuid>,
-    /// The endpoint's handler name.
+    /// The endpoint: its handler's name, or `module::path::name` when another endpoint of
+    /// the program has a handler of the same name (as the OpenAPI `operationId`). The
+    /// `endpoint` label of the metrics is the same.
     pub endpoint: Option<&'static str>,
     /// The client's address, as rate limits see it (behind trusted proxies, IPv6 grouped by
     /// prefix).

@@ -29,8 +29,9 @@
 //! [`metrics_interval`](crate::api::SecureApiBuilder::metrics_interval) (10 s) by a
 //! background thread, `secure-api-gauges`, which ends when the app is dropped.
 //!
-//! Every label is bounded: endpoint handler names, the fixed outcomes, tiers and event names
-//! below, store and backend names. No metric carries a client address, a subject or a key.
+//! Every label is bounded: endpoint names (the handler's, module-qualified when two share
+//! it), the fixed outcomes, tiers and event names below, store and backend names. No metric
+//! carries a client address, a subject or a key.
 //! `secure_api_audit_events_total` counts every event, whatever the audit sink takes.
 //!
 //! The handles are registered once, at build, for every `#[secure_endpoint]` in the
@@ -148,8 +149,8 @@ struct EndpointCounters {
 }
 
 impl EndpointCounters {
-    fn register(spec: &EndpointSpec) -> Self {
-        let endpoint = spec.name;
+    fn register(spec: &'static EndpointSpec) -> Self {
+        let endpoint = super::endpoint_name(spec);
         let counter = |name: &'static str, label: &'static str, value: &'static str| {
             let labels = [
                 Label::from_static_parts("endpoint", endpoint),
@@ -250,7 +251,7 @@ impl Metrics {
                 let tier = tier
                     .and_then(|i| spec.tiers.get(i))
                     .map_or("default", |t| t.policy.name());
-                metrics::counter!(RATE_LIMITED, "endpoint" => spec.name, "tier" => tier)
+                metrics::counter!(RATE_LIMITED, "endpoint" => super::endpoint_name(spec), "tier" => tier)
                     .increment(1);
             }
         }
@@ -267,7 +268,7 @@ impl Metrics {
     }
 }
 
-fn spec_key(spec: &'static EndpointSpec) -> usize {
+pub(super) fn spec_key(spec: &'static EndpointSpec) -> usize {
     spec as *const EndpointSpec as usize
 }
 
@@ -277,5 +278,5 @@ fn spec_key(spec: &'static EndpointSpec) -> usize {
 #[cold]
 #[inline(never)]
 fn unregistered(spec: &'static EndpointSpec, outcome: Outcome) {
-    metrics::counter!(DECISIONS, "endpoint" => spec.name, "outcome" => outcome.name()).increment(1);
+    metrics::counter!(DECISIONS, "endpoint" => super::endpoint_name(spec), "outcome" => outcome.name()).increment(1);
 }

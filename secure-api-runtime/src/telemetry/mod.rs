@@ -119,6 +119,38 @@ pub(crate) fn in_request<F: std::future::Future>(
     REQUEST.scope(RequestScope { spec, req }, fut)
 }
 
+/// The name events and metrics give `spec`'s endpoint: the handler's name, or
+/// `module::path::name` (its `module_path!()`) when another endpoint of the program has a
+/// handler of the same name, as the OpenAPI document's `operationId` does. Two handlers
+/// called `create` in different modules thus count into series of their own.
+pub(crate) fn endpoint_name(spec: &'static EndpointSpec) -> &'static str {
+    use crate::endpoint::Registration;
+    /// The qualified names of the endpoints whose handler's name is not unique, by the
+    /// address of their spec: made (and leaked) once per program.
+    static QUALIFIED: std::sync::LazyLock<std::collections::HashMap<usize, &'static str>> =
+        std::sync::LazyLock::new(|| {
+            let mut by_name: std::collections::HashMap<&str, Vec<&Registration>> =
+                std::collections::HashMap::new();
+            for r in ::inventory::iter::<Registration> {
+                by_name.entry(r.spec.name).or_default().push(r);
+            }
+            by_name
+                .into_values()
+                .filter(|same| same.len() > 1)
+                .flatten()
+                .map(|r| {
+                    let name: &'static str =
+                        Box::leak(format!("{}::{}", r.module, r.spec.name).into_boxed_str());
+                    (self::metrics::spec_key(r.spec), name)
+                })
+                .collect()
+        });
+    QUALIFIED
+        .get(&self::metrics::spec_key(spec))
+        .copied()
+        .unwrap_or(spec.name)
+}
+
 /// The context of the events of an endpoint's request: the app, endpoint, client and
 /// principal.
 pub(crate) struct EventContext<'a> {
@@ -133,7 +165,7 @@ impl EventContext<'_> {
     pub(crate) fn event(&self, error_id: Option<uuid::Uuid>, detail: AuditDetail) -> AuditEvent {
         AuditEvent {
             error_id,
-            endpoint: Some(self.spec.name),
+            endpoint: Some(endpoint_name(self.spec)),
             client: Some(self.ip),
             principal: self.principal.map(|p| p.subject.clone()),
             detail,
@@ -309,7 +341,7 @@ fn from_handler(
         let mut event = AuditEvent::new(detail);
         event.error_id = error_id;
         if let Some(scope) = &scope {
-            event.endpoint = Some(scope.spec.name);
+            event.endpoint = Some(endpoint_name(scope.spec));
             event.client = Some(crate::endpoint::client_ip(&api, &scope.req));
             event.principal = scope
                 .req
