@@ -653,6 +653,39 @@ async fn a_rate_limit_store_that_cannot_answer_fails_the_login_closed_as_one_eve
     assert_eq!(app.counter("secure_api_store_failures_total", &labels), 1);
 }
 
+/// Outside a request, a `JwtAuth` revocation is audited by the app built with the verifier,
+/// while that app lives; the app is not kept alive by it.
+#[test]
+fn a_revocation_outside_a_request_goes_to_the_app_built_with_the_verifier() {
+    let app = app();
+    let clone = app.jwt.clone();
+    run(clone.revoke_subject("mallory")).unwrap();
+    let event = app.sink.one();
+    assert_eq!(
+        event.detail,
+        AuditDetail::Revoked {
+            scope: RevokedScope::Subject,
+            subject: Some("mallory".to_owned()),
+            session: None,
+        }
+    );
+    assert_eq!((event.endpoint, event.client), (None, None));
+    let revoked = [("event", "revoked")];
+    assert_eq!(app.counter("secure_api_audit_events_total", &revoked), 1);
+
+    // A second app built with the same verifier does not take its events over.
+    let other = app_with(|b| b.jwt(clone.clone()));
+    run(clone.revoke_token("t-1", 4_000_000_000)).unwrap();
+    assert_eq!(app.sink.take().len(), 1);
+    assert!(other.sink.take().is_empty());
+
+    // Once the app is gone, revoking still works and its sink hears nothing more.
+    let App { api, sink, .. } = app;
+    drop(api);
+    run(clone.revoke_subject("mallory")).unwrap();
+    assert!(sink.take().is_empty());
+}
+
 /// A rate-limit store that admits every attempt but cannot take a unit back.
 struct NoRefund;
 

@@ -202,6 +202,16 @@ impl SecureApi {
         }
     }
 
+    /// A reference to this app that does not keep it alive.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The app of `weak`, while it lives.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<SecureApi> {
+        weak.upgrade().map(|inner| SecureApi { inner })
+    }
+
     pub(crate) fn shared(&self) -> &Shared {
         &self.inner
     }
@@ -744,6 +754,9 @@ impl SecureApiBuilder {
         };
         if let Some(metrics) = &api.inner.store_metrics {
             metrics.start_refresh(&api.inner, self.metrics_interval);
+        }
+        if let Some(jwt) = &api.inner.jwt {
+            jwt.attach(&api);
         }
         if self.strict_inventory {
             let findings = api.inventory().findings();

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::revocation::{Revocation, RevokedTokens, TokenRef};
 use super::{AuthFailure, DEFAULT_TIER, Principal};
+use crate::api::SecureApi;
 use crate::clock::{SystemWallClock, WallClock};
 use crate::store::StoreError;
 use crate::telemetry::audit::{AuditDetail, AuditKind, RevokedScope};
@@ -242,6 +243,7 @@ impl JwtAuthBuilder {
                 max_lifetime: MAX_ACCESS_LIFETIME.as_secs(),
                 revocation: self.revocation,
                 timed_revocation: OnceLock::new(),
+                app: OnceLock::new(),
                 clock: self.clock,
             }),
         })
@@ -302,6 +304,9 @@ struct Inner {
     /// `revocation` in a timing decorator, set by the first app with metrics built with
     /// this verifier (or a clone), for every clone.
     timed_revocation: OnceLock<Arc<dyn Revocation>>,
+    /// The first app built with this verifier (or a clone): where its revocations made
+    /// outside a request are audited. Weak, since the app holds the verifier.
+    app: OnceLock<std::sync::Weak<crate::api::Shared>>,
     clock: Arc<dyn WallClock>,
 }
 
@@ -415,15 +420,6 @@ struct Claims {
     tier: Option<String>,
 }
 
-/// The `revoked` event of a revocation made through [`JwtAuth`]'s own methods.
-fn audit_revoked(scope: RevokedScope, subject: Option<&str>, session: Option<String>) {
-    crate::telemetry::emit_from_handler(None, AuditKind::Revoked, None, || AuditDetail::Revoked {
-        scope,
-        subject: subject.map(str::to_owned),
-        session,
-    });
-}
-
 /// Random bytes from the OS generator.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -521,6 +517,26 @@ impl JwtAuth {
             .or(self.inner.revocation.as_ref())
     }
 
+    /// Makes `api` the app this verifier's revocations outside a request are audited
+    /// through, unless an app was already.
+    pub(crate) fn attach(&self, api: &SecureApi) {
+        self.inner.app.get_or_init(|| api.downgrade());
+    }
+
+    /// The `revoked` event of a revocation made through this verifier's own methods:
+    /// through the app of the request being handled, else the app it was built into, else
+    /// [`SecureApi::global`].
+    fn audit_revoked(&self, scope: RevokedScope, subject: Option<&str>, session: Option<String>) {
+        let app = self.inner.app.get().and_then(SecureApi::upgrade);
+        crate::telemetry::emit_from_handler(app.as_ref(), AuditKind::Revoked, None, || {
+            AuditDetail::Revoked {
+                scope,
+                subject: subject.map(str::to_owned),
+                session,
+            }
+        });
+    }
+
     /// Puts the revocation store in the decorator `wrap` makes of it (a timing one), for
     /// this verifier and every clone of it, unless that was done already.
     pub(crate) fn time_revocation(
@@ -543,11 +559,13 @@ impl JwtAuth {
     /// `exp`): refused until `exp` + leeway, after which it would be refused anyway.
     ///
     /// Emits a `revoked` [audit event](crate::telemetry::audit) (scope `token`) through
-    /// the app of the endpoint request being handled, else the process-wide
-    /// [`SecureApi::global`](crate::SecureApi::global).
+    /// the app of the endpoint request being handled, else the first app this verifier (or
+    /// a clone) was built into with
+    /// [`SecureApiBuilder::jwt`](crate::api::SecureApiBuilder::jwt), else the process-wide
+    /// [`SecureApi::global`].
     pub async fn revoke_token(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
         self.revoke_token_unaudited(token_id, expires_at).await?;
-        audit_revoked(RevokedScope::Token, None, None);
+        self.audit_revoked(RevokedScope::Token, None, None);
         Ok(())
     }
 
@@ -571,7 +589,7 @@ impl JwtAuth {
     /// [`revoke_token`](Self::revoke_token) does.
     pub async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
         self.revoke_session_unaudited(session_id).await?;
-        audit_revoked(
+        self.audit_revoked(
             RevokedScope::Session,
             None,
             Some(super::refresh::session_label(session_id)),
@@ -599,7 +617,7 @@ impl JwtAuth {
     /// [`revoke_token`](Self::revoke_token) does.
     pub async fn revoke_subject(&self, subject: &str) -> Result<(), StoreError> {
         self.revoke_subject_unaudited(subject).await?;
-        audit_revoked(RevokedScope::Subject, Some(subject), None);
+        self.audit_revoked(RevokedScope::Subject, Some(subject), None);
         Ok(())
     }
 
@@ -799,6 +817,7 @@ impl JwtAuth {
                 max_lifetime: max_lifetime.as_secs(),
                 revocation,
                 timed_revocation: OnceLock::new(),
+                app: OnceLock::new(),
                 clock,
             }),
         }
