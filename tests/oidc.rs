@@ -7,6 +7,8 @@
 #![cfg(feature = "oidc")]
 
 mod common;
+#[path = "common/https_idp.rs"]
+mod https_idp;
 #[path = "common/idp.rs"]
 mod idp;
 #[allow(dead_code, unreachable_pub)]
@@ -1203,4 +1205,93 @@ async fn the_example_verifies_provider_tokens_when_oidc_issuer_is_set() {
     idp.set_document_issuer("https://evil.example.com/");
     let err = settings.provider_jwt(&Stores::Memory).await.unwrap_err();
     assert!(err.to_string().contains("evil.example.com"), "{err}");
+}
+
+/// A provider whose certificate a private CA issued: trusted with that CA as the only root,
+/// refused with the public roots or another CA, and the fetch fails before any request.
+#[actix_rt::test]
+async fn a_provider_behind_a_private_ca_is_trusted_only_through_root_certificates() {
+    use https_idp::{CA_PEM, HttpsIdp, OTHER_CA_PEM};
+    use std::sync::atomic::Ordering;
+
+    let k1 = Signer::rsa("k1", Algorithm::RS256, RSA_PRIVATE);
+    let idp = HttpsIdp::start(vec![k1.jwk.clone()]);
+    let clock = clock();
+    let builder = || {
+        JwtAuth::oidc(&idp.issuer)
+            .audience(AUDIENCE)
+            .clock(Arc::new(clock.clone()))
+            .refresh_clock(Arc::new(clock.clone()))
+            .fetch_timeout(Duration::from_secs(5))
+    };
+
+    // The public roots (the default) and another private CA: the handshake fails.
+    for (roots, what) in [
+        (None, "the web PKI roots"),
+        (Some(OTHER_CA_PEM), "another CA"),
+    ] {
+        let b = builder();
+        let b = match roots {
+            Some(pem) => b.root_certificates(pem),
+            None => b,
+        };
+        let err = b.build().await.expect_err(what);
+        let ProviderError::Fetch { url, error } = &err else {
+            panic!("{what}: {err:?}");
+        };
+        assert!(url.ends_with("/.well-known/openid-configuration"), "{url}");
+        let FetchError::Transport(why) = error else {
+            panic!("{what}: {error:?}");
+        };
+        assert!(why.contains("UnknownIssuer"), "{what}: {why}");
+    }
+    assert_eq!(
+        idp.requests.load(Ordering::SeqCst),
+        0,
+        "no request was sent"
+    );
+    assert_eq!(idp.failed_handshakes.load(Ordering::SeqCst), 2);
+
+    // The CA that issued it: discovery and keys over HTTPS, and its tokens verify.
+    let jwt = builder().root_certificates(CA_PEM).build().await.unwrap();
+    assert_eq!(idp.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(jwt.provider_keys().unwrap().status().key_ids, ["k1"]);
+    let token = k1.sign(&json!({
+        "iss": idp.issuer, "aud": AUDIENCE, "sub": "alice",
+        "iat": T0_SECS, "nbf": T0_SECS, "exp": T0_SECS + 300,
+    }));
+    assert_eq!(jwt.verify(&token).await.unwrap().subject, "alice");
+}
+
+/// A root bundle that cannot serve is refused at build, before any fetch, and says why.
+#[actix_rt::test]
+async fn root_certificates_that_cannot_serve_are_refused_at_build() {
+    use https_idp::{CA_PEM, SERVER_KEY};
+
+    let garbage_cert = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let mut with_key = CA_PEM.to_vec();
+    with_key.extend_from_slice(SERVER_KEY);
+    let cases: [(&[u8], &str); 4] = [
+        (b"", "no CERTIFICATE block"),
+        (b"not a pem at all", "no CERTIFICATE block"),
+        (
+            garbage_cert,
+            "certificate 1 cannot be read as a trust anchor",
+        ),
+        (&with_key, "private key"),
+    ];
+    for (pem, why) in cases {
+        // An issuer nothing listens on: the build must fail before fetching.
+        let err = JwtAuth::oidc("https://127.0.0.1:9/realms/none")
+            .audience(AUDIENCE)
+            .root_certificates(pem)
+            .build()
+            .await
+            .expect_err(why);
+        let ProviderError::RootCertificates(message) = &err else {
+            panic!("{why}: {err:?}");
+        };
+        assert!(message.contains(why), "{message}");
+        assert!(err.to_string().starts_with("root_certificates: "), "{err}");
+    }
 }

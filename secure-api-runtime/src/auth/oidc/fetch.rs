@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use ureq::tls::{Certificate, PemItem};
 use url::{Host, Url};
 
 /// Why a fetch from the identity provider failed. Operator-facing (start-up errors, logs);
@@ -139,7 +141,13 @@ impl Fetcher {
     /// `loopback`: the provider is plain `http` on this machine, so no proxy and no
     /// redirects; otherwise only `https`, the proxy of the environment (`HTTPS_PROXY`,
     /// `NO_PROXY`) and at most 3 redirects, all to `https`.
-    pub(crate) fn new(timeout: Duration, max_bytes: usize, loopback: bool) -> Fetcher {
+    /// `roots`: the only certificate authorities trusted, in place of the web PKI's.
+    pub(crate) fn new(
+        timeout: Duration,
+        max_bytes: usize,
+        loopback: bool,
+        roots: Option<Arc<Vec<Certificate<'static>>>>,
+    ) -> Fetcher {
         let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -150,6 +158,13 @@ impl Fetcher {
             .accept("application/json, application/jwk-set+json");
         if loopback {
             config = config.proxy(None);
+        }
+        if let Some(roots) = roots {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(roots))
+                    .build(),
+            );
         }
         Fetcher {
             agent: config.build().new_agent(),
@@ -186,6 +201,35 @@ impl Fetcher {
             })?;
         Ok(Fetched { body, max_age })
     }
+}
+
+/// The certificates of `pem`, each read as a trust anchor here so that one rustls could
+/// not use is refused now rather than skipped (and the provider's certificate then refused
+/// as of an unknown issuer).
+pub(crate) fn root_certificates(pem: &[u8]) -> Result<Arc<Vec<Certificate<'static>>>, String> {
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item.map_err(|e| format!("the PEM cannot be read: {e}"))? {
+            PemItem::Certificate(cert) => {
+                let der = rustls_pki_types::CertificateDer::from(cert.der());
+                webpki::anchor_from_trusted_cert(&der).map_err(|e| {
+                    format!(
+                        "certificate {} cannot be read as a trust anchor ({e})",
+                        roots.len() + 1
+                    )
+                })?;
+                roots.push(cert);
+            }
+            PemItem::PrivateKey(_) => {
+                return Err("the PEM holds a private key: give the certificate authorities' certificates only".to_owned());
+            }
+            _ => {}
+        }
+    }
+    if roots.is_empty() {
+        return Err("the PEM holds no CERTIFICATE block".to_owned());
+    }
+    Ok(Arc::new(roots))
 }
 
 fn transport(e: ureq::Error) -> FetchError {

@@ -45,9 +45,11 @@
 //!   the provider is unreachable from the API, its tokens may still reach it).
 //! - Every fetch has a [timeout](ProviderAuthBuilder::fetch_timeout) (5 s, for the whole
 //!   exchange) and a [size cap](ProviderAuthBuilder::max_response_bytes) (256 KiB). HTTP is
-//!   ureq with rustls (the webpki roots); only `https` URLs are fetched, and plain `http`
-//!   only on a loopback host (`127.0.0.0/8`, `::1`, `localhost`), for tests and local
-//!   development. The discovery document's `jwks_uri` is held to the same rule.
+//!   ureq with rustls (the webpki roots, or only a private CA's with
+//!   [`root_certificates`](ProviderAuthBuilder::root_certificates)); only `https` URLs are
+//!   fetched, and plain `http` only on a loopback host (`127.0.0.0/8`, `::1`,
+//!   `localhost`), for tests and local development. The discovery document's `jwks_uri` is
+//!   held to the same rule.
 //! - Start-up either fails with a [`ProviderError`] saying what went wrong
 //!   ([`Startup::FailFast`], the default) or retries until the first key set arrives
 //!   ([`Startup::WaitFor`]).
@@ -215,6 +217,10 @@ pub enum ProviderError {
     },
     /// The background thread could not be started, or was stopped.
     Stopped,
+    /// The PEM given to
+    /// [`root_certificates`](ProviderAuthBuilder::root_certificates) holds no certificate,
+    /// or one that is not a usable trust anchor.
+    RootCertificates(String),
 }
 
 impl fmt::Display for ProviderError {
@@ -246,6 +252,7 @@ impl fmt::Display for ProviderError {
                 Ok(())
             }
             ProviderError::Stopped => f.write_str("the key refresher thread is not running"),
+            ProviderError::RootCertificates(why) => write!(f, "root_certificates: {why}"),
         }
     }
 }
@@ -288,6 +295,8 @@ pub struct ProviderAuthBuilder {
     timing: Timing,
     fetch_timeout: Duration,
     max_response_bytes: usize,
+    /// PEM of the only certificate authorities trusted for the fetches, if set.
+    root_certificates: Option<Vec<u8>>,
     startup: Startup,
 }
 
@@ -344,6 +353,7 @@ impl ProviderAuthBuilder {
             },
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            root_certificates: None,
             startup: Startup::default(),
         }
     }
@@ -494,6 +504,32 @@ impl ProviderAuthBuilder {
         self
     }
 
+    /// Trusts only the certificate authorities in `pem` (one or more `CERTIFICATE`
+    /// blocks) for this provider's HTTPS fetches, in place of the public web PKI roots
+    /// (Mozilla's, as `webpki-roots` ships them): for a provider whose certificate a
+    /// private CA issued, such as an in-house Keycloak. The provider's certificate must
+    /// chain to one of them and name the URL's host; nothing else is trusted, so a
+    /// certificate a public CA issued for the same host is refused.
+    ///
+    /// [`build`](Self::build) fails with [`ProviderError::RootCertificates`] when `pem`
+    /// holds no certificate, one that cannot be read as a trust anchor, or a private key.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use secure_api_runtime::auth::jwt::JwtAuth;
+    ///
+    /// let jwt = JwtAuth::oidc("https://sso.internal.example/realms/acme")
+    ///     .audience("orders-api")
+    ///     .root_certificates(std::fs::read("/etc/ssl/internal-root-ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
     /// What start-up does when the first key set cannot be had (default
     /// [`Startup::FailFast`]).
     pub fn startup(mut self, startup: Startup) -> Self {
@@ -573,10 +609,17 @@ impl ProviderAuthBuilder {
             .map(|alg| (alg, validation_for(alg, &issuer, &audiences, self.leeway)))
             .collect();
 
+        let roots = match &self.root_certificates {
+            Some(pem) => {
+                Some(fetch::root_certificates(pem).map_err(ProviderError::RootCertificates)?)
+            }
+            None => None,
+        };
+
         let (shared, _) = Shared::new(self.refresh_clock.clone(), self.timing, origin);
         let refresher = Refresher {
             source,
-            fetcher: Fetcher::new(self.fetch_timeout, self.max_response_bytes, loopback),
+            fetcher: Fetcher::new(self.fetch_timeout, self.max_response_bytes, loopback, roots),
             allowed,
             jwks_url: None,
         };
