@@ -87,7 +87,15 @@ fn app_with(
 
 impl App {
     fn tokens(&self, store: impl RefreshStore) -> TokenService {
-        TokenService::new(self.jwt.clone(), Arc::new(store), Arc::new(everyone))
+        self.tokens_checking(store, everyone)
+    }
+
+    fn tokens_checking(
+        &self,
+        store: impl RefreshStore,
+        accounts: impl AccountCheck,
+    ) -> TokenService {
+        TokenService::new(self.jwt.clone(), Arc::new(store), Arc::new(accounts))
             .refresh_key([5u8; 32])
             .unwrap()
             .telemetry(&self.api)
@@ -755,14 +763,7 @@ impl AccountCheck for AccountsDown {
 #[test]
 fn an_account_check_that_cannot_answer_is_an_accounts_store_failure() {
     let app = app();
-    let tokens = TokenService::new(
-        app.jwt.clone(),
-        Arc::new(MemoryRefreshStore::new()),
-        Arc::new(AccountsDown),
-    )
-    .refresh_key([5u8; 32])
-    .unwrap()
-    .telemetry(&app.api);
+    let tokens = app.tokens_checking(MemoryRefreshStore::new(), AccountsDown);
     let pair = run(tokens.login(AccessGrant::new("alice"))).unwrap();
     assert!(app.sink.take().is_empty());
     let err = run(tokens.refresh(&pair.refresh_token)).unwrap_err();
