@@ -219,7 +219,7 @@ pub enum ProviderError {
     Stopped,
     /// The PEM given to
     /// [`root_certificates`](ProviderAuthBuilder::root_certificates) holds no certificate,
-    /// or one that is not a usable trust anchor.
+    /// one that cannot be read as a trust anchor, or a private key.
     RootCertificates(String),
 }
 
