@@ -108,6 +108,32 @@ async fn t_plain_query(q: RawQuery<Plain>) -> String {
     q.n.to_string()
 }
 
+/// Answers with a 401 of its own (`?how=own`), of a failed password check
+/// (`?how=password`), or of an `AuthFailure` (`?how=malformed`).
+#[secure_endpoint(get("/t/own401"), public)]
+async fn t_own_401(q: ValidQuery<How>) -> Result<HttpResponse, ApiError> {
+    use secure_api_runtime::auth::password::Passwords;
+    match q.how.as_str() {
+        "own" => Err(ApiError::new(
+            secure_api_runtime::problems::INVALID_CREDENTIALS,
+        )),
+        "password" => {
+            let passwords = Passwords::with_params(1024, 1, 1).unwrap();
+            let stored = passwords.hash("right").unwrap();
+            passwords.verify(Some(&stored), "hunter2-wrong")?;
+            Ok(HttpResponse::Ok().finish())
+        }
+        "malformed" => Err(secure_api_runtime::auth::AuthFailure::Malformed.into()),
+        _ => Ok(HttpResponse::Ok().finish()),
+    }
+}
+
+#[derive(serde::Deserialize, SecureInput)]
+struct How {
+    #[secure(length(max = 16))]
+    how: String,
+}
+
 /// Two handlers of one name, in modules of their own.
 mod first {
     use secure_api_runtime::prelude::*;
@@ -238,6 +264,7 @@ macro_rules! app {
                 .service(t_owned)
                 .service(t_plain)
                 .service(t_plain_query)
+                .service(t_own_401)
                 .service(first::t_dup)
                 .service(second::t_dup),
         )
@@ -1091,4 +1118,34 @@ async fn handlers_sharing_a_name_are_told_apart_by_their_module_path() {
     // A unique name stays unqualified.
     send(&app, get("/t/open")).await;
     assert_eq!(h.decisions("t_open", Outcome::Allowed), 1);
+}
+
+/// A 401 the handler answers with is one `auth_failed` event, classed by what made it: the
+/// handler's own `ApiError`, a failed password check, an `AuthFailure`.
+#[actix_rt::test]
+async fn a_handlers_own_401_is_one_auth_failed_event_of_its_class() {
+    let h = harness(|b| b);
+    let app = app!(h.api);
+    for (how, class) in [
+        ("own", AuthFailureClass::Handler),
+        ("password", AuthFailureClass::WrongPassword),
+        ("malformed", AuthFailureClass::Malformed),
+    ] {
+        let uri = format!("/t/own401?how={how}");
+        let r = send(&app, from_client(test::TestRequest::get().uri(&uri))).await;
+        r.assert_problem(401, "invalid-credentials");
+        assert_eq!(
+            h.sink.take(),
+            [expected(
+                Some(instance(&r)),
+                Some("t_own_401"),
+                None,
+                AuditDetail::AuthFailed { class }
+            )],
+            "{how}"
+        );
+    }
+    assert_eq!(h.decisions("t_own_401", Outcome::Unauthenticated), 3);
+    let failed = [("event", "auth_failed")];
+    assert_eq!(h.counter(names::EVENTS, &failed), 3);
 }

@@ -271,6 +271,21 @@ struct Inner {
     cause: Option<Box<dyn StdError + Send + Sync>>,
     /// Drawn when first asked for (at the latest, when rendered), then kept.
     id: std::sync::OnceLock<uuid::Uuid>,
+    /// What the audit knows of this error (a 401's class, or that its event is out).
+    audit: AuditMark,
+}
+
+/// What the audit knows of an error that a handler answered with: the endpoint runner
+/// emits the `auth_failed` event of a 401 that carries no [`AuditMark::Emitted`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum AuditMark {
+    /// Nothing: the handler's own error.
+    #[default]
+    None,
+    /// A 401 of secure-api code, of this class, not audited yet.
+    Class(crate::telemetry::audit::AuthFailureClass),
+    /// Its event was emitted where it was decided.
+    Emitted,
 }
 
 impl ApiError {
@@ -283,8 +298,20 @@ impl ApiError {
                 headers: Vec::new(),
                 cause: None,
                 id: std::sync::OnceLock::new(),
+                audit: AuditMark::None,
             }),
         }
+    }
+
+    /// Marks what the audit knows of this error (see [`AuditMark`]).
+    pub(crate) fn with_audit(mut self, mark: AuditMark) -> Self {
+        self.inner.audit = mark;
+        self
+    }
+
+    /// What the audit knows of this error.
+    pub(crate) fn audit_mark(&self) -> AuditMark {
+        self.inner.audit
     }
 
     /// A 500 whose cause is logged, never sent.

@@ -38,7 +38,7 @@ use super::password::Passwords;
 use super::{AuthFailure, unauthorized};
 use crate::api::SecureApi;
 use crate::client_key::Identity;
-use crate::problem::{ApiError, problems};
+use crate::problem::{ApiError, AuditMark, problems};
 use crate::telemetry::audit::{AuditDetail, AuditKind, AuthFailureClass, StoreKind, StoreOutcome};
 use crate::throttle::{Algorithm, Decision, LimitKey, NANOS_PER_SEC, Policy, Rate, StoreError};
 
@@ -273,7 +273,7 @@ impl LoginGuard {
         match outcome {
             Ok(true) => Ok(()),
             Ok(false) => {
-                let err = unauthorized(AuthFailure::Invalid);
+                let err = unauthorized(AuthFailure::Invalid).with_audit(AuditMark::Emitted);
                 self.emit(AuditKind::AuthFailed, Some(err.id()), || {
                     AuditDetail::AuthFailed {
                         class: AuthFailureClass::WrongPassword,

@@ -37,7 +37,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
-use crate::problem::{ApiError, problems};
+use crate::problem::{ApiError, AuditMark, problems};
+use crate::telemetry::audit::AuthFailureClass;
 
 pub(crate) use rule::AuthRequirement;
 
@@ -195,6 +196,12 @@ pub(crate) fn unauthorized(failure: AuthFailure) -> ApiError {
             "Bearer realm=\"api\", error=\"invalid_token\""
         }
     };
+    let class = match failure {
+        AuthFailure::Missing => AuthFailureClass::Missing,
+        AuthFailure::Malformed => AuthFailureClass::Malformed,
+        AuthFailure::Revoked => AuthFailureClass::Revoked,
+        AuthFailure::Invalid | AuthFailure::Unavailable => AuthFailureClass::Invalid,
+    };
     ApiError::new(problems::INVALID_CREDENTIALS)
         .with_header(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
         .with_cause(match failure {
@@ -204,6 +211,7 @@ pub(crate) fn unauthorized(failure: AuthFailure) -> ApiError {
                 "token failed verification"
             }
         })
+        .with_audit(AuditMark::Class(class))
 }
 
 /// The challenge of a 403 that names no scope.

@@ -23,7 +23,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
 use super::{AuthFailure, unauthorized};
-use crate::problem::{ApiError, problems};
+use crate::problem::{ApiError, AuditMark, problems};
+use crate::telemetry::audit::AuthFailureClass;
 
 /// The longest password considered; longer ones are refused (after the same work).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -188,6 +189,12 @@ fn hashing_busy() -> ApiError {
         )
 }
 
+/// The 401 of a failed password check, audited as `wrong_password` when a handler
+/// answers with it.
+fn wrong_password() -> ApiError {
+    unauthorized(AuthFailure::Invalid).with_audit(AuditMark::Class(AuthFailureClass::WrongPassword))
+}
+
 impl Passwords {
     /// argon2id with the OWASP-recommended parameters (19 MiB, 2 passes, 1 lane), one
     /// concurrent hash per core and [`DEFAULT_QUEUED_PER_HASH`] queued per concurrent hash.
@@ -255,7 +262,7 @@ impl Passwords {
         if self.engine.check(stored, &Candidate::new(password))? {
             Ok(())
         } else {
-            Err(unauthorized(AuthFailure::Invalid))
+            Err(wrong_password())
         }
     }
 
@@ -287,7 +294,7 @@ impl Passwords {
         if self.check_async(stored, password).await? {
             Ok(())
         } else {
-            Err(unauthorized(AuthFailure::Invalid))
+            Err(wrong_password())
         }
     }
 

@@ -40,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use super::jwt::{AccessGrant, AuthConfigError, JwtAuth, MAX_ACCESS_LIFETIME, random_bytes};
 use super::{AuthFailure, Principal, unauthorized};
 use crate::api::SecureApi;
-use crate::problem::{ApiError, problems};
+use crate::problem::{ApiError, AuditMark, problems};
 use crate::store::{StoreError, StoreFuture, StoreUsage};
 use crate::telemetry::audit::{
     AuditDetail, AuditKind, AuthFailureClass, RevokedScope, StoreKind, StoreOutcome,
@@ -733,7 +733,7 @@ impl TokenService {
 
     /// The 401 of a refused refresh token, emitted as `auth_failed` (`refresh_invalid`).
     fn refused_refresh(&self) -> ApiError {
-        let err = refused();
+        let err = refused().with_audit(AuditMark::Emitted);
         self.emit(AuditKind::AuthFailed, Some(err.id()), || {
             AuditDetail::AuthFailed {
                 class: AuthFailureClass::RefreshInvalid,
@@ -748,7 +748,8 @@ impl TokenService {
         let err = match self.end(session.id).await {
             Ok(()) => refused(),
             Err(e) => e,
-        };
+        }
+        .with_audit(AuditMark::Emitted);
         self.emit(AuditKind::RefreshReuse, Some(err.id()), || {
             AuditDetail::RefreshReuse {
                 subject: session.subject().to_owned(),

@@ -38,7 +38,7 @@ use crate::auth::{
 };
 use crate::client_key::Identity;
 use crate::input::InputLimits;
-use crate::problem::{ApiError, problems};
+use crate::problem::{ApiError, AuditMark, problems};
 use crate::store::OnStoreError;
 use crate::telemetry::EventContext;
 use crate::telemetry::audit::{AuditDetail, AuditKind, AuthFailureClass, StoreKind};
@@ -755,7 +755,24 @@ fn handler_answered(
                 AuditDetail::AccessDenied
             })
         }
-        // The refusals of code the handler calls (the token service's 401s and 503s, the
+        // A 401: audited here unless the code that decided it (the token service, the
+        // login guard) did; classed by what made it, else as the handler's own.
+        Outcome::Unauthenticated => match api_err.audit_mark() {
+            AuditMark::Emitted => ctx.decision(Outcome::Unauthenticated),
+            mark => {
+                let class = match mark {
+                    AuditMark::Class(class) => class,
+                    _ => AuthFailureClass::Handler,
+                };
+                ctx.refused(
+                    Outcome::Unauthenticated,
+                    api_err,
+                    AuditKind::AuthFailed,
+                    || AuditDetail::AuthFailed { class },
+                )
+            }
+        },
+        // The other refusals of code the handler calls (the token service's 503s, the
         // login guard's 429) raise their events where they are decided.
         outcome => ctx.decision(outcome),
     }

@@ -150,10 +150,14 @@ pub enum AuthFailureClass {
     RefreshInvalid,
     /// A login with a wrong password (or an unknown account: the two are not told apart).
     WrongPassword,
+    /// A 401 that the handler answered with of its own accord: an `invalid-credentials`
+    /// [`ApiError`](crate::problem::ApiError) that secure-api code did not make.
+    Handler,
 }
 
 impl AuthFailureClass {
-    /// `missing`, `malformed`, `invalid`, `revoked`, `refresh_invalid`, `wrong_password`.
+    /// `missing`, `malformed`, `invalid`, `revoked`, `refresh_invalid`, `wrong_password`,
+    /// `handler`.
     pub const fn name(self) -> &'static str {
         match self {
             AuthFailureClass::Missing => "missing",
@@ -162,6 +166,7 @@ impl AuthFailureClass {
             AuthFailureClass::Revoked => "revoked",
             AuthFailureClass::RefreshInvalid => "refresh_invalid",
             AuthFailureClass::WrongPassword => "wrong_password",
+            AuthFailureClass::Handler => "handler",
         }
     }
 }

@@ -32,6 +32,8 @@
 //! | logout, subject revoked | `revoked` (`scope`) | as the handler answers |
 //! | login: wrong password | `auth_failed` (`class = wrong_password`) | as the handler answers (401) |
 //! | login: account's failure budget spent | `login_limited` (`account`, a keyed digest) | as the handler answers (429) |
+//! | a 401 the handler answers with, not audited where it was made (its own, `Passwords::verify`'s, an `AuthFailure`'s) | `auth_failed` (`class`: `handler`, `wrong_password`, or the failure's) | `unauthenticated` |
+//! | a 403 the handler answers with | `access_denied` | `forbidden` |
 
 pub mod audit;
 pub mod metrics;
