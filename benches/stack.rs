@@ -22,6 +22,10 @@ use std::net::Ipv4Addr;
 use actix_web::test;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
+#[path = "common/interleave.rs"]
+mod interleave;
+use interleave::{Caller, caller, knob};
+
 #[allow(dead_code)]
 #[path = "load/bare_users.rs"]
 mod bare;
@@ -71,23 +75,10 @@ fn bench(c: &mut Criterion) {
         request(n.get())
     };
 
-    // Each app's whole stack on one request, to its status (the body read and dropped).
-    macro_rules! caller {
-        ($app:expr) => {
-            Box::new(|req| {
-                system.block_on(async {
-                    let res = test::call_service(&$app, req).await;
-                    let status = res.status();
-                    std::hint::black_box(test::read_body(res).await);
-                    status
-                })
-            }) as Caller<'_>
-        };
-    }
     let stacks = [
-        ("bare", caller!(bare)),
-        ("peer", caller!(peer)),
-        ("secure", caller!(secure)),
+        ("bare", caller(&system, &bare)),
+        ("peer", caller(&system, &peer)),
+        ("secure", caller(&system, &secure)),
     ];
     // STACK_ONLY=<name>:<n> sends n requests through that stack alone and stops, for counting
     // instructions: `valgrind --tool=callgrind` of two runs with different n gives the
@@ -126,44 +117,15 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// One app's whole stack on one request, to its status.
-type Caller<'a> = Box<dyn Fn(actix_http::Request) -> actix_web::http::StatusCode + 'a>;
-
 /// The three stacks measured in turns (15 rounds of 20,000 requests each, the order
-/// rotating), so that a machine whose speed drifts (a shared VM) slows them alike; prints
-/// each one's median and fastest round, and the ratios of the medians. Criterion's figures
-/// after it measure one stack at a time.
+/// rotating; `STACK_ROUNDS` and `STACK_BATCH` change that); prints each one's median and
+/// fastest round, and the ratios of the medians.
 fn interleaved(stacks: &[(&str, Caller<'_>)], next: &dyn Fn() -> actix_http::Request) {
-    // STACK_ROUNDS and STACK_BATCH change the size of the measurement.
-    let knob = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let rounds_wanted = knob("STACK_ROUNDS", 15);
-    let batch = knob("STACK_BATCH", 20_000).max(1);
-    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); stacks.len()];
-    for round in 0..rounds_wanted.max(1) {
-        for k in 0..stacks.len() {
-            let i = (k + round) % stacks.len();
-            let requests: Vec<_> = (0..batch).map(|_| next()).collect();
-            let start = std::time::Instant::now();
-            for req in requests {
-                std::hint::black_box(stacks[i].1(req));
-            }
-            rounds[i].push(start.elapsed().as_secs_f64() * 1e6 / batch as f64);
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[0])
-    };
-    let stats: Vec<(f64, f64)> = rounds.iter_mut().map(median).collect();
+    let rounds = knob("STACK_ROUNDS", 15).max(1);
+    let stats = interleave::interleaved(stacks, next, rounds, knob("STACK_BATCH", 20_000));
     for ((name, _), (med, min)) in stacks.iter().zip(&stats) {
         println!(
-            "interleaved {name:<6} {med:.3} us/request median of {} rounds (fastest {min:.3})",
-            rounds_wanted.max(1)
+            "interleaved {name:<6} {med:.3} us/request median of {rounds} rounds (fastest {min:.3})"
         );
     }
     let secure = stats[2].0;

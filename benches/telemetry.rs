@@ -30,6 +30,10 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use secure_api_runtime::prelude::SecureApi;
 use secure_api_runtime::telemetry::audit::{Discard, LogSink};
 
+#[path = "common/interleave.rs"]
+mod interleave;
+use interleave::{caller, interleaved, knob};
+
 #[allow(dead_code)]
 #[path = "load/users_limits.rs"]
 mod secure;
@@ -51,9 +55,6 @@ fn request(body: &'static str, client: &str) -> actix_http::Request {
         .set_payload(body)
         .to_request()
 }
-
-/// One app's whole stack on one request, to its status.
-type Caller<'a> = Box<dyn Fn(actix_http::Request) -> actix_web::http::StatusCode + 'a>;
 
 fn bench(c: &mut Criterion) {
     // The logger of `on`: the audit target at info, every line formatted, then dropped.
@@ -93,19 +94,7 @@ fn bench(c: &mut Criterion) {
     let off = system.block_on(test::init_service(secure::app(off)));
     let on = system.block_on(test::init_service(secure::app(on)));
 
-    macro_rules! caller {
-        ($app:expr) => {
-            Box::new(|req| {
-                system.block_on(async {
-                    let res = test::call_service(&$app, req).await;
-                    let status = res.status();
-                    std::hint::black_box(test::read_body(res).await);
-                    status
-                })
-            }) as Caller<'_>
-        };
-    }
-    let stacks = [("off", caller!(off)), ("on", caller!(on))];
+    let stacks = [("off", caller(&system, &off)), ("on", caller(&system, &on))];
     let n = Cell::new(0u32);
     type Next<'a> = Box<dyn Fn() -> actix_http::Request + 'a>;
     let paths: [(&str, u16, Next<'_>); 3] = [
@@ -155,40 +144,19 @@ fn bench(c: &mut Criterion) {
             assert_eq!(call(next()).as_u16(), *status, "{name} {path}");
         }
     }
-    let knob = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let rounds_wanted = knob("TELEMETRY_ROUNDS", 15).max(1);
-    let batch = knob("TELEMETRY_BATCH", 20_000).max(1);
+    let rounds = knob("TELEMETRY_ROUNDS", 15).max(1);
+    let batch = knob("TELEMETRY_BATCH", 20_000);
     for (path, _, next) in &paths {
-        let mut rounds = [Vec::new(), Vec::new()];
-        for round in 0..rounds_wanted {
-            for k in 0..2 {
-                let i = (k + round) % 2;
-                let requests: Vec<_> = (0..batch).map(|_| next()).collect();
-                let start = std::time::Instant::now();
-                for req in requests {
-                    std::hint::black_box(stacks[i].1(req));
-                }
-                rounds[i].push(start.elapsed().as_secs_f64() * 1e6 / batch as f64);
-            }
-        }
-        let mut medians = [0.0; 2];
-        for (i, r) in rounds.iter_mut().enumerate() {
-            r.sort_by(f64::total_cmp);
-            medians[i] = r[r.len() / 2];
+        let stats = interleaved(&stacks, next, rounds, batch);
+        for ((name, _), (med, min)) in stacks.iter().zip(&stats) {
             println!(
-                "interleaved {path:<8} {:<3} {:.3} us/request median of {rounds_wanted} rounds (fastest {:.3})",
-                stacks[i].0, medians[i], r[0]
+                "interleaved {path:<8} {name:<3} {med:.3} us/request median of {rounds} rounds (fastest {min:.3})"
             );
         }
+        let ratio = stats[1].0 / stats[0].0;
         println!(
-            "interleaved {path:<8} on / off {:.4} ({:+.1} %)",
-            medians[1] / medians[0],
-            (medians[1] / medians[0] - 1.0) * 100.0
+            "interleaved {path:<8} on / off {ratio:.4} ({:+.1} %)",
+            (ratio - 1.0) * 100.0
         );
     }
     // The exporter saw the decisions (and renders them).
